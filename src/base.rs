@@ -1,0 +1,218 @@
+//! The base image: where it comes from, its verified layers, and the view of
+//! its filesystem that assembly needs (paths, modes, symlinks, accounts).
+//!
+//! Base layer blobs are never re-serialised: the output copies them byte for
+//! byte. Reading them here only verifies them and learns what they hold.
+
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+
+use crate::assemble::Lower;
+use crate::assemble::view::{ViewEntry, ViewKind};
+use crate::digest::Digest;
+use crate::image::ManifestLayer;
+use crate::layout::{HashingReader, Layout, LayoutError, descriptor_digest};
+use crate::platform::Platform;
+use crate::recipe::{BaseRef, ImagePath, Recipe, RecipeError};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BaseError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error("the base layout is unusable")]
+    #[diagnostic(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+/// One platform's base: what assembly builds on and what the manifest lists first.
+#[derive(Default)]
+pub struct BaseImage {
+    /// `base.name` and `base.digest` annotations; `None` for scratch.
+    pub name: Option<String>,
+    pub digest: Option<Digest>,
+    pub config: Option<ImageConfiguration>,
+    /// The base's layers and where their blobs are.
+    pub layers: Vec<(ManifestLayer, PathBuf)>,
+    pub lower: Lower,
+}
+
+pub fn resolve(recipe: &Recipe, platform: &Platform) -> Result<BaseImage, BaseError> {
+    let (path, digest) = match &recipe.base.value {
+        BaseRef::Scratch => return Ok(BaseImage::default()),
+        BaseRef::OciLayout { path, digest } => (path, digest),
+    };
+    let root = recipe.context.join(path);
+    let layout = Layout::open(&root).map_err(|e| match e {
+        LayoutError::NotALayout { .. } => BaseError::Recipe(recipe.error(
+            recipe.base.span,
+            format!("`{}` is not an OCI image layout", root.display()),
+            "no layout here",
+            Some("the path is relative to the recipe's folder; build the base with `strata build -o DIR`".into()),
+        )),
+        other => other.into(),
+    })?;
+    let desc = layout
+        .index
+        .manifests()
+        .iter()
+        .find(|d| descriptor_digest(d).ok() == Some(*digest))
+        .ok_or_else(|| {
+            recipe.error(
+                recipe.base.span,
+                format!("`{}` holds no image with digest {digest}", root.display()),
+                "digest not in the layout",
+                Some(format!("`strata inspect {}` lists the digests it holds", path.display())),
+            )
+        })?;
+    let (manifest_desc, manifest) = layout.manifest_for(desc, platform)?;
+    let config: ImageConfiguration = layout.read_json(manifest.config(), "image config")?;
+    if config.os().to_string() != platform.os || config.architecture().to_string() != platform.architecture {
+        return Err(recipe
+            .error(
+                recipe.base.span,
+                format!(
+                    "the base is {}/{}, but the recipe builds for {platform}",
+                    config.os(),
+                    config.architecture()
+                ),
+                "wrong platform",
+                Some("pick a base for the recipe's platform, or change `platform`".into()),
+            )
+            .into());
+    }
+    let (layers, lower) = read_layers(&layout, &manifest, &config)?;
+    Ok(BaseImage {
+        name: Some(format!("oci:{}", path.display())),
+        digest: Some(descriptor_digest(&manifest_desc).map_err(|m| layout.invalid("manifest", m))?),
+        config: Some(config),
+        layers,
+        lower,
+    })
+}
+
+type Layers = (Vec<(ManifestLayer, PathBuf)>, Lower);
+
+/// Verifies every layer (digest, size and diff_id) while reading its tar
+/// headers into the lower view, applying whiteouts in order.
+fn read_layers(layout: &Layout, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Layers, LayoutError> {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(layout.invalid(
+            "image config",
+            format!("{} diff_ids for {} layers", diff_ids.len(), manifest.layers().len()),
+        ));
+    }
+    let mut lower = Lower::default();
+    let mut layers = Vec::new();
+    for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
+        let digest = descriptor_digest(desc).map_err(|m| layout.invalid("manifest", m))?;
+        let diff_id: Digest = diff_id.parse().map_err(|e: crate::digest::ParseDigestError| layout.invalid("image config", e.to_string()))?;
+        let file = layout.open_blob(&digest, Some(desc.size()))?;
+        let io_err = |source| LayoutError::Io {
+            path: layout.blob_path(&digest),
+            source,
+        };
+        let mut compressed = HashingReader::new(BufReader::new(file));
+        let media_type = desc.media_type().to_string();
+        let actual_diff_id = {
+            let decoder: Box<dyn Read + '_> = if media_type.ends_with("gzip") {
+                Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
+            } else if media_type.ends_with("zstd") {
+                Box::new(zstd::stream::read::Decoder::new(&mut compressed).map_err(io_err)?)
+            } else {
+                Box::new(&mut compressed)
+            };
+            let mut tar = HashingReader::new(decoder);
+            read_tar(&mut tar, &mut lower).map_err(|e| {
+                layout.invalid("layer", format!("{digest} is not a readable tar: {e}"))
+            })?;
+            tar.finish().map_err(io_err)?.0
+        };
+        let (actual, _) = compressed.finish().map_err(io_err)?;
+        layout.check_digest(&digest, actual)?;
+        if actual_diff_id != diff_id {
+            return Err(layout.invalid(
+                "layer",
+                format!("{digest} unpacks to {actual_diff_id}, but the config says {diff_id}"),
+            ));
+        }
+        layers.push((
+            ManifestLayer {
+                media_type,
+                digest,
+                size: desc.size(),
+                diff_id,
+            },
+            layout.blob_path(&digest),
+        ));
+    }
+    Ok((layers, lower))
+}
+
+fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    let mut removals = Vec::new();
+    let mut opaque = Vec::new();
+    let mut additions = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path()?.to_string_lossy().into_owned();
+        let Ok(path) = ImagePath::from_relative(&raw) else {
+            continue;
+        };
+        let name = path.file_name().to_owned();
+        let parent = path.parent().unwrap_or_else(ImagePath::root);
+        if name == ".wh..wh..opq" {
+            opaque.push(parent);
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            removals.push(parent.join(hidden));
+            continue;
+        }
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => ViewKind::Dir,
+            tar::EntryType::Symlink => ViewKind::Symlink(
+                entry
+                    .link_name()?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            tar::EntryType::Regular | tar::EntryType::Link | tar::EntryType::Continuous => ViewKind::File,
+            _ => ViewKind::Other,
+        };
+        let view_entry = ViewEntry {
+            kind,
+            mode: header.mode()? & 0o7777,
+            uid: header.uid()? as u32,
+            gid: header.gid()? as u32,
+        };
+        if view_entry.kind == ViewKind::File && header.entry_type().is_file() {
+            let slot = match path.as_str() {
+                "etc/passwd" => Some(&mut lower.passwd),
+                "etc/group" => Some(&mut lower.group),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                *slot = Some(text);
+            }
+        }
+        additions.push((path, view_entry));
+    }
+    for dir in opaque {
+        lower.view.remove_below(&dir);
+    }
+    for path in removals {
+        lower.view.remove(&path);
+    }
+    for (path, entry) in additions {
+        lower.view.insert(path, entry);
+    }
+    Ok(())
+}

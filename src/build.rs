@@ -1,0 +1,187 @@
+//! The pipeline, end to end: recipe → base → assemble → layers → image → blobs.
+//! Writing the blobs out is the caller's choice (see `output`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::assemble::{self, AssembleError};
+use crate::base::{self, BaseError};
+use crate::cache::Cache;
+use crate::image::labels::{self, Provenance};
+use crate::image::{self, ImageError, ImageSpec, ManifestLayer};
+use crate::layer::compress::Compression;
+use crate::layer::{self, LayerError};
+use crate::output::{Blob, BlobSource, Built, PlatformImage};
+use crate::provenance::{self, EpochError};
+use crate::recipe::Recipe;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Base(#[from] BaseError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Assemble(#[from] AssembleError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Epoch(#[from] EpochError),
+    #[error("`{0}` is not a valid tag")]
+    #[diagnostic(help("tags use letters, digits, `_`, `.` and `-`, up to 128 characters, not starting with `.` or `-`"))]
+    Tag(String),
+}
+
+pub struct BuildOptions {
+    pub compression: Compression,
+    /// Tags besides the recipe's version.
+    pub tags: Vec<String>,
+}
+
+/// Per-layer facts for reports.
+#[derive(Debug, Clone)]
+pub struct LayerReport {
+    pub name: String,
+    pub blob: layer::LayerBlob,
+    pub cached: bool,
+}
+
+pub struct BuildReport {
+    pub built: Built,
+    pub layers: Vec<LayerReport>,
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+pub fn build(recipe: &Recipe, options: &BuildOptions, cache: &Cache) -> Result<BuildReport, BuildError> {
+    let mut timings = Vec::new();
+    let mut tags: Vec<String> = Vec::new();
+    for tag in std::iter::once(&recipe.tag().to_owned()).chain(&options.tags) {
+        if !valid_tag(tag) {
+            return Err(BuildError::Tag(tag.clone()));
+        }
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    let epoch = provenance::epoch(&recipe.context)?;
+    let created = provenance::rfc3339(epoch);
+    let revision = provenance::revision(&recipe.context);
+
+    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
+    let mut images = Vec::new();
+    let mut reports = Vec::new();
+    for platform in &recipe.platforms {
+        let platform = &platform.value;
+        let started = Instant::now();
+        let base = base::resolve(recipe, platform)?;
+        timings.push(("base", started.elapsed()));
+
+        let started = Instant::now();
+        let assembly = assemble::assemble(recipe, &base.lower, epoch)?;
+        timings.push(("assemble", started.elapsed()));
+
+        let started = Instant::now();
+        let mut layers = Vec::new();
+        for plan in &assembly.layers {
+            let built = layer::build(plan, options.compression, cache)?;
+            blobs.insert(built.blob.digest.hex(), Blob {
+                digest: built.blob.digest,
+                size: built.blob.size,
+                source: BlobSource::File(built.path.clone()),
+            });
+            layers.push((ManifestLayer::from(&built.blob), plan.created_by.clone()));
+            reports.push(LayerReport {
+                name: plan.name.clone(),
+                blob: built.blob,
+                cached: built.cached,
+            });
+        }
+        timings.push(("layers", started.elapsed()));
+
+        for (layer, path) in &base.layers {
+            blobs.insert(layer.digest.hex(), Blob {
+                digest: layer.digest,
+                size: layer.size,
+                source: BlobSource::File(path.clone()),
+            });
+        }
+        let provenance = Provenance {
+            created: created.clone(),
+            revision: revision.clone(),
+            base_name: base.name.clone(),
+            base_digest: base.digest.map(|d| d.to_string()),
+        };
+        let annotations = labels::oci_annotations(recipe, &provenance);
+        let base_labels = base
+            .config
+            .as_ref()
+            .and_then(|c| c.config().as_ref())
+            .and_then(|c| c.labels().as_ref());
+        let config_labels = labels::labels(recipe, base_labels, &annotations);
+        let base_layers: Vec<ManifestLayer> = base.layers.iter().map(|(l, _)| l.clone()).collect();
+        let image = image::image(&ImageSpec {
+            platform,
+            base_config: base.config.as_ref(),
+            base_layers: &base_layers,
+            layers: &layers,
+            user: assembly.user.as_deref(),
+            runtime: &recipe.runtime,
+            tre: recipe.tre,
+            created: &created,
+            labels: &config_labels,
+            annotations: &annotations,
+        })?;
+        for json in [&image.config, &image.manifest] {
+            blobs.insert(json.digest.hex(), Blob::json(json));
+        }
+        let mut all_layers = base_layers;
+        all_layers.extend(layers.into_iter().map(|(l, _)| l));
+        images.push(PlatformImage {
+            platform: platform.clone(),
+            config: image.config,
+            manifest: image.manifest,
+            layers: all_layers,
+        });
+    }
+
+    let top = match images.as_slice() {
+        [one] => image::platform_descriptor(&one.manifest, &one.platform)?,
+        many => {
+            let provenance = Provenance {
+                created: created.clone(),
+                revision,
+                ..Provenance::default()
+            };
+            let manifests: Vec<_> = many.iter().map(|i| (i.manifest.clone(), i.platform.clone())).collect();
+            let index = image::index(&manifests, &labels::oci_annotations(recipe, &provenance))?;
+            blobs.insert(index.digest.hex(), Blob::json(&index));
+            index.descriptor()
+        }
+    };
+    Ok(BuildReport {
+        built: Built {
+            blobs: blobs.into_values().collect(),
+            top,
+            tags,
+            images,
+            epoch,
+        },
+        layers: reports,
+        timings,
+    })
+}
+
+/// Tags as the distribution spec allows them: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+}

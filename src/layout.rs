@@ -1,0 +1,248 @@
+//! Reading OCI image layouts: `index.json`, and blobs checked against their
+//! digests and sizes before anything trusts them (as strict as umoci).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use crate::digest::{Digest, HashingWriter};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LayoutError {
+    #[error("`{}` is not an OCI image layout", path.display())]
+    #[diagnostic(help("an OCI layout holds `oci-layout`, `index.json` and `blobs/`: build one with `strata build -o DIR`"))]
+    NotALayout { path: PathBuf },
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("blob {digest} in `{}` is missing", layout.display())]
+    #[diagnostic(help("the layout is incomplete: rebuild or re-copy it"))]
+    Missing { layout: PathBuf, digest: Digest },
+    #[error("blob {digest} in `{}` does not match its digest (its bytes hash to {actual})", layout.display())]
+    #[diagnostic(help("the layout is corrupt or was tampered with: rebuild or re-copy it"))]
+    DigestMismatch {
+        layout: PathBuf,
+        digest: Digest,
+        actual: Digest,
+    },
+    #[error("blob {digest} in `{}` is {actual} bytes, but its descriptor says {expected}", layout.display())]
+    #[diagnostic(help("the layout is corrupt or was tampered with: rebuild or re-copy it"))]
+    SizeMismatch {
+        layout: PathBuf,
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("`{what}` in `{}` is not valid: {message}", layout.display())]
+    Invalid {
+        layout: PathBuf,
+        what: String,
+        message: String,
+    },
+    #[error("no image tagged `{tag}` in `{}` (tags: {known})", layout.display())]
+    #[diagnostic(help("pick one of the listed tags: `DIR:TAG`"))]
+    NoSuchTag {
+        layout: PathBuf,
+        tag: String,
+        known: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, LayoutError>;
+
+pub struct Layout {
+    root: PathBuf,
+    pub index: ImageIndex,
+}
+
+/// The annotation that names a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+impl Layout {
+    pub fn open(root: &Path) -> Result<Layout> {
+        if !root.join("oci-layout").is_file() {
+            return Err(LayoutError::NotALayout {
+                path: root.to_owned(),
+            });
+        }
+        let path = root.join("index.json");
+        let bytes = fs::read(&path).map_err(|source| LayoutError::Io { path, source })?;
+        let index = serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
+            layout: root.to_owned(),
+            what: "index.json".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Layout {
+            root: root.to_owned(),
+            index,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// The descriptor tagged `tag`, or the only one when no tag is given.
+    pub fn find(&self, tag: Option<&str>) -> Result<&Descriptor> {
+        fn tagged<'d>(d: &&'d Descriptor) -> Option<&'d str> {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .map(String::as_str)
+        }
+        let manifests = self.index.manifests();
+        let found = match tag {
+            Some(tag) => manifests.iter().find(|d| tagged(d) == Some(tag)),
+            None if manifests.len() == 1 => manifests.first(),
+            None => None,
+        };
+        found.ok_or_else(|| LayoutError::NoSuchTag {
+            layout: self.root.clone(),
+            tag: tag.unwrap_or("(none given)").to_owned(),
+            known: manifests
+                .iter()
+                .filter_map(|d| tagged(&d))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Opens a blob after checking its size; callers stream it and check the digest.
+    pub fn open_blob(&self, digest: &Digest, size: Option<u64>) -> Result<File> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => LayoutError::Missing {
+                layout: self.root.clone(),
+                digest: *digest,
+            },
+            _ => LayoutError::Io { path: path.clone(), source: e },
+        })?;
+        if let Some(expected) = size {
+            let actual = file
+                .metadata()
+                .map_err(|source| LayoutError::Io { path, source })?
+                .len();
+            if actual != expected {
+                return Err(LayoutError::SizeMismatch {
+                    layout: self.root.clone(),
+                    digest: *digest,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(file)
+    }
+
+    /// Reads a small blob whole, verified.
+    pub fn read_blob(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest, size)?
+            .read_to_end(&mut bytes)
+            .map_err(|source| LayoutError::Io {
+                path: self.blob_path(digest),
+                source,
+            })?;
+        self.check_digest(digest, Digest::of(&bytes))?;
+        Ok(bytes)
+    }
+
+    pub fn check_digest(&self, expected: &Digest, actual: Digest) -> Result<()> {
+        if actual == *expected {
+            Ok(())
+        } else {
+            Err(LayoutError::DigestMismatch {
+                layout: self.root.clone(),
+                digest: *expected,
+                actual,
+            })
+        }
+    }
+
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor, what: &str) -> Result<T> {
+        let digest = descriptor_digest(desc).map_err(|message| self.invalid(what, message))?;
+        let bytes = self.read_blob(&digest, Some(desc.size()))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.invalid(what, e.to_string()))
+    }
+
+    /// The manifest for `platform` under `desc`, following an index if there is one.
+    pub fn manifest_for(
+        &self,
+        desc: &Descriptor,
+        platform: &crate::platform::Platform,
+    ) -> Result<(Descriptor, ImageManifest)> {
+        if is_index(desc.media_type()) {
+            let index: ImageIndex = self.read_json(desc, "image index")?;
+            let chosen = index
+                .manifests()
+                .iter()
+                .find(|d| {
+                    d.platform().as_ref().is_some_and(|p| {
+                        p.os().to_string() == platform.os
+                            && p.architecture().to_string() == platform.architecture
+                            && (platform.variant.is_none() || p.variant() == &platform.variant)
+                    })
+                })
+                .ok_or_else(|| self.invalid("image index", format!("it has no manifest for {platform}")))?;
+            let manifest = self.read_json(chosen, "manifest")?;
+            return Ok((chosen.clone(), manifest));
+        }
+        Ok((desc.clone(), self.read_json(desc, "manifest")?))
+    }
+
+    pub fn invalid(&self, what: &str, message: impl Into<String>) -> LayoutError {
+        LayoutError::Invalid {
+            layout: self.root.clone(),
+            what: what.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+pub fn is_index(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageIndex)
+        || media_type.to_string() == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+pub fn descriptor_digest(desc: &Descriptor) -> std::result::Result<Digest, String> {
+    Digest::try_from(desc.digest()).map_err(|e| e.to_string())
+}
+
+/// A reader that hashes what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    sink: HashingWriter<io::Sink>,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            sink: HashingWriter::new(io::sink()),
+        }
+    }
+
+    /// Reads what is left, then returns the digest and size of everything read.
+    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
+        io::copy(&mut self.inner, &mut self.sink)?;
+        let (_, digest, size) = self.sink.finish();
+        Ok((digest, size))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        io::Write::write_all(&mut self.sink, &buf[..n])?;
+        Ok(n)
+    }
+}

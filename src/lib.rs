@@ -1,0 +1,21 @@
+//! strata: a declarative, daemonless, byte-reproducible OCI image builder.
+//!
+//! The modules follow the pipeline:
+//! `recipe` → `base` → `assemble` → `layer` → `image` → `output`,
+//! wired together by `build`. `cache` holds built blobs by digest; `layout`
+//! reads OCI layouts (bases, `inspect`).
+
+pub mod assemble;
+pub mod base;
+pub mod build;
+pub mod cache;
+pub mod digest;
+pub mod image;
+pub mod inspect;
+pub mod json;
+pub mod layer;
+pub mod layout;
+pub mod output;
+pub mod platform;
+pub mod provenance;
+pub mod recipe;

@@ -1,0 +1,161 @@
+//! The recipe: what an image is, decoded from KDL into typed values that keep
+//! their place in the file so that any later error can point back at it.
+
+mod decode;
+mod diagnostic;
+pub mod path;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use diagnostic::{Invalid, RecipeError, RecipeSource};
+use miette::SourceSpan;
+pub use path::ImagePath;
+
+use crate::digest::Digest;
+use crate::platform::Platform;
+
+/// A value and the place in the recipe it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub source: RecipeSource,
+    /// The folder host paths are relative to: the recipe's own folder.
+    pub context: PathBuf,
+    pub name: Spanned<String>,
+    pub metadata: Metadata,
+    pub labels: Vec<(Spanned<String>, Spanned<String>)>,
+    pub base: Spanned<BaseRef>,
+    pub platforms: Vec<Spanned<Platform>>,
+    pub user: Option<UserSpec>,
+    pub tre: bool,
+    pub layers: Vec<LayerSpec>,
+    pub runtime: Runtime,
+}
+
+/// The values behind the `org.opencontainers.image.*` annotations.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    pub documentation: Option<String>,
+    pub vendor: Option<String>,
+    pub licenses: Option<String>,
+    pub authors: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseRef {
+    Scratch,
+    /// A local OCI image layout and the digest of a manifest or index in it.
+    OciLayout { path: PathBuf, digest: Digest },
+}
+
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    pub name: Spanned<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: ImagePath,
+    pub shell: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    pub name: Spanned<String>,
+    pub ops: Vec<Spanned<Op>>,
+}
+
+/// Who owns an entry: a user name looked up at assembly, or numeric ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Name(String),
+    Ids(u32, u32),
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Copy {
+        src: Spanned<String>,
+        dest: Spanned<String>,
+        mode: Option<u32>,
+        owner: Option<Spanned<Owner>>,
+        exclude: Vec<Spanned<String>>,
+    },
+    File {
+        dest: Spanned<ImagePath>,
+        content: String,
+        mode: Option<u32>,
+        owner: Option<Spanned<Owner>>,
+    },
+    Mkdir {
+        dest: Spanned<ImagePath>,
+        mode: Option<u32>,
+        owner: Option<Spanned<Owner>>,
+    },
+    Symlink {
+        link: Spanned<ImagePath>,
+        target: String,
+    },
+}
+
+/// The runtime part of the image config.
+#[derive(Debug, Clone, Default)]
+pub struct Runtime {
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub expose: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+impl Recipe {
+    /// Reads and decodes the recipe at `path`.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let context = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let source = RecipeSource {
+            path: path.to_owned(),
+            text: Arc::new(text),
+        };
+        decode::decode(source, context)
+    }
+
+    /// The version, or `latest` when the recipe names none.
+    pub fn tag(&self) -> &str {
+        self.metadata.version.as_deref().unwrap_or("latest")
+    }
+
+    pub fn error(
+        &self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<Option<String>>,
+    ) -> RecipeError {
+        self.source.error(span, message, label, help)
+    }
+}

@@ -1,0 +1,132 @@
+//! Paths inside the image.
+
+use std::fmt;
+
+/// A normalised absolute path inside the image, stored without its leading `/`
+/// (the form tar entries use); the root is the empty path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImagePath(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImagePathError {
+    #[error("image paths are absolute: `{0}` must start with `/`")]
+    Relative(String),
+    #[error("`{0}` contains `..`: image paths must not climb out of their folder")]
+    DotDot(String),
+    #[error("`{0}` contains a NUL byte")]
+    Nul(String),
+}
+
+impl ImagePath {
+    pub fn root() -> Self {
+        ImagePath(String::new())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ImagePathError> {
+        let rest = s
+            .strip_prefix('/')
+            .ok_or_else(|| ImagePathError::Relative(s.to_owned()))?;
+        Self::from_relative(rest).map_err(|e| match e {
+            ImagePathError::DotDot(_) => ImagePathError::DotDot(s.to_owned()),
+            other => other,
+        })
+    }
+
+    /// Normalises a path relative to the root, as tar entries write them
+    /// (`./usr/bin/`, `usr/bin`).
+    pub fn from_relative(s: &str) -> Result<Self, ImagePathError> {
+        if s.contains('\0') {
+            return Err(ImagePathError::Nul(s.to_owned()));
+        }
+        let mut parts = Vec::new();
+        for part in s.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => return Err(ImagePathError::DotDot(s.to_owned())),
+                part => parts.push(part),
+            }
+        }
+        Ok(ImagePath(parts.join("/")))
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The path without its leading `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> ImagePath {
+        if self.0.is_empty() {
+            ImagePath(name.to_owned())
+        } else {
+            ImagePath(format!("{}/{name}", self.0))
+        }
+    }
+
+    pub fn parent(&self) -> Option<ImagePath> {
+        if self.0.is_empty() {
+            return None;
+        }
+        Some(match self.0.rfind('/') {
+            Some(i) => ImagePath(self.0[..i].to_owned()),
+            None => ImagePath::root(),
+        })
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
+    }
+
+    /// True when `self` is `other` or lies below it.
+    pub fn starts_with(&self, other: &ImagePath) -> bool {
+        other.0.is_empty()
+            || self.0 == other.0
+            || (self.0.starts_with(&other.0) && self.0.as_bytes()[other.0.len()] == b'/')
+    }
+
+    /// Every proper ancestor, from the top down, without the root.
+    pub fn ancestors(&self) -> impl Iterator<Item = ImagePath> + '_ {
+        self.0
+            .match_indices('/')
+            .map(|(i, _)| ImagePath(self.0[..i].to_owned()))
+    }
+
+    pub fn components(&self) -> impl DoubleEndedIterator<Item = &str> {
+        self.0.split('/').filter(|c| !c.is_empty())
+    }
+}
+
+impl fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises() {
+        let p = ImagePath::parse("/opt//app/./bin/").unwrap();
+        assert_eq!(p.as_str(), "opt/app/bin");
+        assert_eq!(p.to_string(), "/opt/app/bin");
+        assert_eq!(p.parent().unwrap().as_str(), "opt/app");
+        assert_eq!(
+            p.ancestors().map(|a| a.0).collect::<Vec<_>>(),
+            ["opt", "opt/app"]
+        );
+        assert!(p.starts_with(&ImagePath::parse("/opt").unwrap()));
+        assert!(!p.starts_with(&ImagePath::parse("/op").unwrap()));
+        assert!(ImagePath::parse("/").unwrap().is_root());
+    }
+
+    #[test]
+    fn rejects() {
+        assert!(matches!(ImagePath::parse("opt"), Err(ImagePathError::Relative(_))));
+        assert!(matches!(ImagePath::parse("/a/../b"), Err(ImagePathError::DotDot(_))));
+    }
+}
