@@ -214,5 +214,12 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
     for (path, entry) in additions {
         lower.view.insert(path, entry);
     }
+    // A whiteout may have removed the accounts the base had.
+    for (path, slot) in [("etc/passwd", &mut lower.passwd), ("etc/group", &mut lower.group)] {
+        let path = ImagePath::from_relative(path).expect("a constant path");
+        if lower.view.get(&path).is_none() {
+            *slot = None;
+        }
+    }
     Ok(())
 }

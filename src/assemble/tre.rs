@@ -46,6 +46,17 @@ pub fn entries(view: &View, recipe_paths: &[&ImagePath], mtime: u64) -> Vec<Entr
     ] {
         let path = dir(name);
         if view.get(&path).is_none() || TRE_DIRS.contains(&name) {
+            // Mount points must be empty: hide whatever the base put there.
+            if TRE_DIRS.contains(&name) && view.has_children(&path) {
+                out.push(Entry {
+                    path: path.join(".wh..wh..opq"),
+                    kind: Kind::File(Content::inline(Vec::new())),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime,
+                });
+            }
             out.push(Entry::dir(path, mode, 0, 0, mtime));
         }
     }

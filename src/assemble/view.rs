@@ -47,6 +47,13 @@ impl View {
         self.entries.insert(path, entry);
     }
 
+    pub fn has_children(&self, dir: &ImagePath) -> bool {
+        self.entries
+            .range(dir.clone()..)
+            .find(|(p, _)| *p != dir)
+            .is_some_and(|(p, _)| p.starts_with(dir))
+    }
+
     /// Applies a whiteout: `path` and everything below it disappear.
     pub fn remove(&mut self, path: &ImagePath) {
         self.entries.remove(path);
@@ -69,7 +76,12 @@ impl View {
 
     pub fn apply(&mut self, layer: &LayerPlan) {
         for entry in &layer.entries {
-            self.insert(entry.path.clone(), ViewEntry::of(entry));
+            let parent = entry.path.parent().unwrap_or_else(ImagePath::root);
+            match entry.path.file_name() {
+                ".wh..wh..opq" => self.remove_below(&parent),
+                name if name.starts_with(".wh.") => self.remove(&parent.join(&name[4..])),
+                _ => self.insert(entry.path.clone(), ViewEntry::of(entry)),
+            }
         }
     }
 
