@@ -64,12 +64,17 @@ pub fn resolve(recipe: &Recipe, platform: &Platform) -> Result<BaseImage, BaseEr
                 recipe.base.span,
                 format!("`{}` holds no image with digest {digest}", root.display()),
                 "digest not in the layout",
-                Some(format!("`strata inspect {}` lists the digests it holds", path.display())),
+                Some(format!(
+                    "`strata inspect {}` lists the digests it holds",
+                    path.display()
+                )),
             )
         })?;
     let (manifest_desc, manifest) = layout.manifest_for(desc, platform)?;
     let config: ImageConfiguration = layout.read_json(manifest.config(), "image config")?;
-    if config.os().to_string() != platform.os || config.architecture().to_string() != platform.architecture {
+    if config.os().to_string() != platform.os
+        || config.architecture().to_string() != platform.architecture
+    {
         return Err(recipe
             .error(
                 recipe.base.span,
@@ -97,19 +102,31 @@ type Layers = (Vec<(ManifestLayer, PathBuf)>, Lower);
 
 /// Verifies every layer (digest, size and diff_id) while reading its tar
 /// headers into the lower view, applying whiteouts in order.
-fn read_layers(layout: &Layout, manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Layers, LayoutError> {
+fn read_layers(
+    layout: &Layout,
+    manifest: &ImageManifest,
+    config: &ImageConfiguration,
+) -> Result<Layers, LayoutError> {
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         return Err(layout.invalid(
             "image config",
-            format!("{} diff_ids for {} layers", diff_ids.len(), manifest.layers().len()),
+            format!(
+                "{} diff_ids for {} layers",
+                diff_ids.len(),
+                manifest.layers().len()
+            ),
         ));
     }
     let mut lower = Lower::default();
     let mut layers = Vec::new();
     for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
         let digest = descriptor_digest(desc).map_err(|m| layout.invalid("manifest", m))?;
-        let diff_id: Digest = diff_id.parse().map_err(|e: crate::digest::ParseDigestError| layout.invalid("image config", e.to_string()))?;
+        let diff_id: Digest = diff_id
+            .parse()
+            .map_err(|e: crate::digest::ParseDigestError| {
+                layout.invalid("image config", e.to_string())
+            })?;
         let file = layout.open_blob(&digest, Some(desc.size()))?;
         let io_err = |source| LayoutError::Io {
             path: layout.blob_path(&digest),
@@ -117,22 +134,24 @@ fn read_layers(layout: &Layout, manifest: &ImageManifest, config: &ImageConfigur
         };
         let mut compressed = HashingReader::new(BufReader::new(file));
         let media_type = desc.media_type().to_string();
-        let actual_diff_id = {
+        // Read everything first, then judge: a blob whose bytes do not match its
+        // digest is reported as that, not as whatever decoding error it causes.
+        let unpacked: io::Result<Digest> = (|| {
             let decoder: Box<dyn Read + '_> = if media_type.ends_with("gzip") {
                 Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
             } else if media_type.ends_with("zstd") {
-                Box::new(zstd::stream::read::Decoder::new(&mut compressed).map_err(io_err)?)
+                Box::new(zstd::stream::read::Decoder::new(&mut compressed)?)
             } else {
                 Box::new(&mut compressed)
             };
             let mut tar = HashingReader::new(decoder);
-            read_tar(&mut tar, &mut lower).map_err(|e| {
-                layout.invalid("layer", format!("{digest} is not a readable tar: {e}"))
-            })?;
-            tar.finish().map_err(io_err)?.0
-        };
+            read_tar(&mut tar, &mut lower)?;
+            Ok(tar.finish()?.0)
+        })();
         let (actual, _) = compressed.finish().map_err(io_err)?;
         layout.check_digest(&digest, actual)?;
+        let actual_diff_id = unpacked
+            .map_err(|e| layout.invalid("layer", format!("{digest} is not a readable tar: {e}")))?;
         if actual_diff_id != diff_id {
             return Err(layout.invalid(
                 "layer",
@@ -182,7 +201,9 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
                     .map(|l| l.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             ),
-            tar::EntryType::Regular | tar::EntryType::Link | tar::EntryType::Continuous => ViewKind::File,
+            tar::EntryType::Regular | tar::EntryType::Link | tar::EntryType::Continuous => {
+                ViewKind::File
+            }
             _ => ViewKind::Other,
         };
         let view_entry = ViewEntry {
@@ -215,7 +236,10 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
         lower.view.insert(path, entry);
     }
     // A whiteout may have removed the accounts the base had.
-    for (path, slot) in [("etc/passwd", &mut lower.passwd), ("etc/group", &mut lower.group)] {
+    for (path, slot) in [
+        ("etc/passwd", &mut lower.passwd),
+        ("etc/group", &mut lower.group),
+    ] {
         let path = ImagePath::from_relative(path).expect("a constant path");
         if lower.view.get(&path).is_none() {
             *slot = None;

@@ -32,7 +32,9 @@ pub enum BuildError {
     #[diagnostic(transparent)]
     Epoch(#[from] EpochError),
     #[error("`{0}` is not a valid tag")]
-    #[diagnostic(help("tags use letters, digits, `_`, `.` and `-`, up to 128 characters, not starting with `.` or `-`"))]
+    #[diagnostic(help(
+        "tags use letters, digits, `_`, `.` and `-`, up to 128 characters, not starting with `.` or `-`"
+    ))]
     Tag(String),
 }
 
@@ -56,7 +58,11 @@ pub struct BuildReport {
     pub timings: Vec<(&'static str, Duration)>,
 }
 
-pub fn build(recipe: &Recipe, options: &BuildOptions, cache: &Cache) -> Result<BuildReport, BuildError> {
+pub fn build(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<BuildReport, BuildError> {
     let mut timings = Vec::new();
     let mut tags: Vec<String> = Vec::new();
     for tag in std::iter::once(&recipe.tag().to_owned()).chain(&options.tags) {
@@ -88,11 +94,14 @@ pub fn build(recipe: &Recipe, options: &BuildOptions, cache: &Cache) -> Result<B
         let mut layers = Vec::new();
         for plan in &assembly.layers {
             let built = layer::build(plan, options.compression, cache)?;
-            blobs.insert(built.blob.digest.hex(), Blob {
-                digest: built.blob.digest,
-                size: built.blob.size,
-                source: BlobSource::File(built.path.clone()),
-            });
+            blobs.insert(
+                built.blob.digest.hex(),
+                Blob {
+                    digest: built.blob.digest,
+                    size: built.blob.size,
+                    source: BlobSource::File(built.path.clone()),
+                },
+            );
             layers.push((ManifestLayer::from(&built.blob), plan.created_by.clone()));
             reports.push(LayerReport {
                 name: plan.name.clone(),
@@ -103,11 +112,14 @@ pub fn build(recipe: &Recipe, options: &BuildOptions, cache: &Cache) -> Result<B
         timings.push(("layers", started.elapsed()));
 
         for (layer, path) in &base.layers {
-            blobs.insert(layer.digest.hex(), Blob {
-                digest: layer.digest,
-                size: layer.size,
-                source: BlobSource::File(path.clone()),
-            });
+            blobs.insert(
+                layer.digest.hex(),
+                Blob {
+                    digest: layer.digest,
+                    size: layer.size,
+                    source: BlobSource::File(path.clone()),
+                },
+            );
         }
         let provenance = Provenance {
             created: created.clone(),
@@ -156,7 +168,10 @@ pub fn build(recipe: &Recipe, options: &BuildOptions, cache: &Cache) -> Result<B
                 revision,
                 ..Provenance::default()
             };
-            let manifests: Vec<_> = many.iter().map(|i| (i.manifest.clone(), i.platform.clone())).collect();
+            let manifests: Vec<_> = many
+                .iter()
+                .map(|i| (i.manifest.clone(), i.platform.clone()))
+                .collect();
             let index = image::index(&manifests, &labels::oci_annotations(recipe, &provenance))?;
             blobs.insert(index.digest.hex(), Blob::json(&index));
             index.descriptor()

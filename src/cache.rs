@@ -35,7 +35,11 @@ pub struct Cache {
 impl Cache {
     /// `$STRATA_CACHE`, else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
     pub fn from_env() -> Result<Cache, CacheError> {
-        let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let root = var("STRATA_CACHE")
             .or_else(|| var("XDG_CACHE_HOME").map(|p| p.join("strata")))
             .or_else(|| var("HOME").map(|p| p.join(".cache/strata")))
@@ -88,12 +92,21 @@ impl Cache {
         self.root.join(kind).join(format!("{}.json", key.hex()))
     }
 
-    pub fn read_record<T: serde::de::DeserializeOwned>(&self, kind: &str, key: &Digest) -> Option<T> {
+    pub fn read_record<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        key: &Digest,
+    ) -> Option<T> {
         let bytes = fs::read(self.record_path(kind, key)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
-    pub fn write_record<T: serde::Serialize>(&self, kind: &str, key: &Digest, value: &T) -> Result<(), CacheError> {
+    pub fn write_record<T: serde::Serialize>(
+        &self,
+        kind: &str,
+        key: &Digest,
+        value: &T,
+    ) -> Result<(), CacheError> {
         let path = self.record_path(kind, key);
         let io = |source| CacheError::Io {
             path: path.clone(),

@@ -113,7 +113,11 @@ impl<W: Write> HashingWriter<W> {
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, Digest(self.hasher.finalize().into()), self.count)
+        (
+            self.inner,
+            Digest(self.hasher.finalize().into()),
+            self.count,
+        )
     }
 }
 
@@ -143,7 +147,11 @@ mod tests {
         );
         assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!("md5:44136fa355b3678a1146ad16f7e8649e".parse::<Digest>().is_err());
+        assert!(
+            "md5:44136fa355b3678a1146ad16f7e8649e"
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!(d.to_string().to_uppercase().parse::<Digest>().is_err());
     }
 }

@@ -88,7 +88,9 @@ pub fn inspect(layout: &Layout, tag: Option<&str>) -> Result<Inspection, LayoutE
 
 fn count_entries(layout: &Layout, desc: &Descriptor) -> io::Result<u64> {
     let digest = descriptor_digest(desc).map_err(io::Error::other)?;
-    let file = layout.open_blob(&digest, Some(desc.size())).map_err(io::Error::other)?;
+    let file = layout
+        .open_blob(&digest, Some(desc.size()))
+        .map_err(io::Error::other)?;
     let media_type = desc.media_type().to_string();
     let mut reader = HashingReader::new(io::BufReader::new(file));
     let count = {
@@ -109,7 +111,9 @@ fn count_entries(layout: &Layout, desc: &Descriptor) -> io::Result<u64> {
     };
     let (actual, _) = reader.finish()?;
     if actual != digest {
-        return Err(io::Error::other(format!("blob {digest} does not match its digest")));
+        return Err(io::Error::other(format!(
+            "blob {digest} does not match its digest"
+        )));
     }
     Ok(count)
 }
@@ -121,13 +125,26 @@ pub fn render(inspection: &Inspection) -> String {
     let _ = writeln!(out, "image   {}", inspection.digest);
     let _ = writeln!(out, "tags    {}", inspection.tags.join(", "));
     for image in &inspection.images {
-        let _ = writeln!(out, "\nplatform {}  (manifest {})", image.platform, image.manifest);
+        let _ = writeln!(
+            out,
+            "\nplatform {}  (manifest {})",
+            image.platform, image.manifest
+        );
         if let Some(c) = image.config.config() {
-            let list = |v: &Option<Vec<String>>| v.as_ref().map(|v| v.join(" ")).unwrap_or_default();
-            let _ = writeln!(out, "  user        {}", c.user().as_deref().unwrap_or("root"));
+            let list =
+                |v: &Option<Vec<String>>| v.as_ref().map(|v| v.join(" ")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  user        {}",
+                c.user().as_deref().unwrap_or("root")
+            );
             let _ = writeln!(out, "  entrypoint  {}", list(c.entrypoint()));
             let _ = writeln!(out, "  cmd         {}", list(c.cmd()));
-            let _ = writeln!(out, "  workdir     {}", c.working_dir().as_deref().unwrap_or("/"));
+            let _ = writeln!(
+                out,
+                "  workdir     {}",
+                c.working_dir().as_deref().unwrap_or("/")
+            );
             let _ = writeln!(out, "  ports       {}", list(c.exposed_ports()));
             let _ = writeln!(out, "  volumes     {}", list(c.volumes()));
             let _ = writeln!(out, "  env");
@@ -143,7 +160,11 @@ pub fn render(inspection: &Inspection) -> String {
         }
         let _ = writeln!(out, "  layers");
         for l in &image.layers {
-            let _ = writeln!(out, "    {}  {:>10} bytes  {:>6} entries", l.digest, l.size, l.entries);
+            let _ = writeln!(
+                out,
+                "    {}  {:>10} bytes  {:>6} entries",
+                l.digest, l.size, l.entries
+            );
         }
     }
     out

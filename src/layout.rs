@@ -12,7 +12,9 @@ use crate::digest::{Digest, HashingWriter};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LayoutError {
     #[error("`{}` is not an OCI image layout", path.display())]
-    #[diagnostic(help("an OCI layout holds `oci-layout`, `index.json` and `blobs/`: build one with `strata build -o DIR`"))]
+    #[diagnostic(help(
+        "an OCI layout holds `oci-layout`, `index.json` and `blobs/`: build one with `strata build -o DIR`"
+    ))]
     NotALayout { path: PathBuf },
     #[error("cannot read `{}`", path.display())]
     Io {
@@ -124,7 +126,10 @@ impl Layout {
                 layout: self.root.clone(),
                 digest: *digest,
             },
-            _ => LayoutError::Io { path: path.clone(), source: e },
+            _ => LayoutError::Io {
+                path: path.clone(),
+                source: e,
+            },
         })?;
         if let Some(expected) = size {
             let actual = file
@@ -168,7 +173,11 @@ impl Layout {
         }
     }
 
-    pub fn read_json<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor, what: &str) -> Result<T> {
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        desc: &Descriptor,
+        what: &str,
+    ) -> Result<T> {
         let digest = descriptor_digest(desc).map_err(|message| self.invalid(what, message))?;
         let bytes = self.read_blob(&digest, Some(desc.size()))?;
         serde_json::from_slice(&bytes).map_err(|e| self.invalid(what, e.to_string()))
@@ -192,7 +201,9 @@ impl Layout {
                             && (platform.variant.is_none() || p.variant() == &platform.variant)
                     })
                 })
-                .ok_or_else(|| self.invalid("image index", format!("it has no manifest for {platform}")))?;
+                .ok_or_else(|| {
+                    self.invalid("image index", format!("it has no manifest for {platform}"))
+                })?;
             let manifest = self.read_json(chosen, "manifest")?;
             return Ok((chosen.clone(), manifest));
         }

@@ -16,7 +16,11 @@ use strata::output;
 use strata::recipe::Recipe;
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Declarative, daemonless, byte-reproducible OCI image builder")]
+#[command(
+    name = "strata",
+    version,
+    about = "Declarative, daemonless, byte-reproducible OCI image builder"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,6 +68,15 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs and CI output are read by grep and people alike: wrap only on a terminal.
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .wrap_lines(on_terminal)
+                .build(),
+        )
+    }));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
@@ -137,7 +150,10 @@ fn build_command(
             "layers": layers,
             "seconds": started.elapsed().as_secs_f64(),
         });
-        println!("{}", serde_json::to_string_pretty(&result).into_diagnostic()?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).into_diagnostic()?
+        );
     } else {
         for l in &report.layers {
             eprintln!(

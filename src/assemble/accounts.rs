@@ -173,14 +173,20 @@ mod tests {
 
     #[test]
     fn appends_to_the_base() {
-        let mut a = Accounts::from_base(Some("root:x:0:0:root:/root:/bin/bash\n"), Some("root:x:0:\n"));
+        let mut a = Accounts::from_base(
+            Some("root:x:0:0:root:/root:/bin/bash\n"),
+            Some("root:x:0:\n"),
+        );
         a.ensure_user("analyst", 10001, 10001, "/home/analyst", "/sbin/nologin")
             .unwrap();
         assert_eq!(
             String::from_utf8(a.passwd()).unwrap(),
             "root:x:0:0:root:/root:/bin/bash\nanalyst:x:10001:10001:analyst:/home/analyst:/sbin/nologin\n"
         );
-        assert_eq!(String::from_utf8(a.group_file()).unwrap(), "root:x:0:\nanalyst:x:10001:\n");
+        assert_eq!(
+            String::from_utf8(a.group_file()).unwrap(),
+            "root:x:0:\nanalyst:x:10001:\n"
+        );
         assert!(a.ensure_user("root", 5, 5, "/", "/").is_err());
         assert!(a.ensure_user("other", 10001, 5, "/", "/").is_err());
     }

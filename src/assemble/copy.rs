@@ -55,7 +55,12 @@ pub fn expand(recipe: &Recipe, req: &CopyRequest) -> Result<Vec<Entry>, Assemble
                 )
                 .into());
         }
-        Err(source) => return Err(AssembleError::Io { path: written, source }),
+        Err(source) => {
+            return Err(AssembleError::Io {
+                path: written,
+                source,
+            });
+        }
     };
     if !host.starts_with(&context) {
         return Err(recipe

@@ -78,7 +78,10 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
 
     let mut own = LayerBuilder::new(recipe, &view);
     if accounts.changed() {
-        for (path, bytes) in [("etc/passwd", accounts.passwd()), ("etc/group", accounts.group_file())] {
+        for (path, bytes) in [
+            ("etc/passwd", accounts.passwd()),
+            ("etc/group", accounts.group_file()),
+        ] {
             let path = ImagePath::from_relative(path).expect("a constant path");
             if let Some(span) = recipe_spans(&recipe_layers, &path).next() {
                 return Err(recipe
@@ -99,7 +102,10 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
         && view.get(&home).is_none()
         && !recipe_paths.contains(&&home)
     {
-        own.add(Entry::dir(home, 0o755, account.uid, account.gid, mtime), None)?;
+        own.add(
+            Entry::dir(home, 0o755, account.uid, account.gid, mtime),
+            None,
+        )?;
     }
     if recipe.tre {
         for entry in tre::entries(&view, &recipe_paths, mtime) {
@@ -117,7 +123,9 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
         let mut builder = LayerBuilder::new(recipe, &view);
         for (entry, span) in entries {
             if recipe.tre
-                && let Some(dir) = tre::TRE_DIRS.iter().find(|d| entry.path.starts_with(&tre::dir(d)))
+                && let Some(dir) = tre::TRE_DIRS
+                    .iter()
+                    .find(|d| entry.path.starts_with(&tre::dir(d)))
             {
                 return Err(recipe
                     .error(
@@ -147,7 +155,10 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
             }
             builder.add(entry, Some(span))?;
         }
-        let plan = builder.finish(&spec.name.value, &format!("strata: layer {}", spec.name.value))?;
+        let plan = builder.finish(
+            &spec.name.value,
+            &format!("strata: layer {}", spec.name.value),
+        )?;
         view.apply(&plan);
         layers.push(plan);
     }
@@ -172,11 +183,21 @@ fn image_user(
                         u.name.span,
                         "the TRE preset needs a non-root user",
                         "uid 0 is root",
-                        Some("give the user another uid, or turn the preset off with `tre #false`".into()),
+                        Some(
+                            "give the user another uid, or turn the preset off with `tre #false`"
+                                .into(),
+                        ),
                     )
                     .into());
             }
-            (u.name.value.clone(), u.uid, u.gid, u.home.to_string(), u.shell.clone(), u.name.span)
+            (
+                u.name.value.clone(),
+                u.uid,
+                u.gid,
+                u.home.to_string(),
+                u.shell.clone(),
+                u.name.span,
+            )
         }
         None if recipe.tre => (
             tre::DEFAULT_USER.to_owned(),
@@ -217,19 +238,16 @@ fn expand_op(
             Some(Spanned {
                 value: Owner::Name(name),
                 span,
-            }) => accounts
-                .user(name)
-                .map(|a| (a.uid, a.gid))
-                .ok_or_else(|| {
-                    recipe
-                        .error(
-                            *span,
-                            format!("there is no user `{name}`"),
-                            "unknown user",
-                            Some("declare it with `user`, or write `UID:GID`".into()),
-                        )
-                        .into()
-                }),
+            }) => accounts.user(name).map(|a| (a.uid, a.gid)).ok_or_else(|| {
+                recipe
+                    .error(
+                        *span,
+                        format!("there is no user `{name}`"),
+                        "unknown user",
+                        Some("declare it with `user`, or write `UID:GID`".into()),
+                    )
+                    .into()
+            }),
         }
     };
     Ok(match &op.value {
@@ -261,13 +279,24 @@ fn expand_op(
             owner,
         } => {
             let (uid, gid) = ids(owner)?;
-            let mut entry = file(dest.value.clone(), content.as_bytes().to_vec(), mode.unwrap_or(0o444), mtime);
+            let mut entry = file(
+                dest.value.clone(),
+                content.as_bytes().to_vec(),
+                mode.unwrap_or(0o444),
+                mtime,
+            );
             (entry.uid, entry.gid) = (uid, gid);
             vec![entry]
         }
         Op::Mkdir { dest, mode, owner } => {
             let (uid, gid) = ids(owner)?;
-            vec![Entry::dir(dest.value.clone(), mode.unwrap_or(0o755), uid, gid, mtime)]
+            vec![Entry::dir(
+                dest.value.clone(),
+                mode.unwrap_or(0o755),
+                uid,
+                gid,
+                mtime,
+            )]
         }
         Op::Symlink { link, target } => vec![Entry {
             path: link.value.clone(),
@@ -334,12 +363,20 @@ impl<'a> LayerBuilder<'a> {
                 return Ok(());
             }
             let help = match existing_span {
-                Some(s) => format!("an earlier line (byte {}) writes it differently: keep one", s.offset()),
+                Some(s) => format!(
+                    "an earlier line (byte {}) writes it differently: keep one",
+                    s.offset()
+                ),
                 None => "strata writes this path itself: choose another".to_owned(),
             };
             return Err(self
                 .recipe
-                .error(span_or_top, format!("`{}` is written twice", entry.path), "clashes", Some(help))
+                .error(
+                    span_or_top,
+                    format!("`{}` is written twice", entry.path),
+                    "clashes",
+                    Some(help),
+                )
                 .into());
         }
         self.entries.insert(entry.path.clone(), (entry, span));
@@ -360,7 +397,9 @@ impl<'a> LayerBuilder<'a> {
             }
         }
         for parent in parents {
-            self.entries.entry(parent.path.clone()).or_insert((parent, None));
+            self.entries
+                .entry(parent.path.clone())
+                .or_insert((parent, None));
         }
         Ok(LayerPlan {
             name: name.to_owned(),

@@ -185,9 +185,17 @@ mod tests {
 
     #[test]
     fn follows_merged_usr_links() {
-        let v = view(&[("/bin", "usr/bin"), ("/lib64", "/usr/lib64"), ("/a", "b"), ("/b", "a")]);
+        let v = view(&[
+            ("/bin", "usr/bin"),
+            ("/lib64", "/usr/lib64"),
+            ("/a", "b"),
+            ("/b", "a"),
+        ]);
         assert_eq!(v.resolve_parent(&p("/bin/sh")), Some(p("/usr/bin/sh")));
-        assert_eq!(v.resolve_parent(&p("/lib64/ld.so")), Some(p("/usr/lib64/ld.so")));
+        assert_eq!(
+            v.resolve_parent(&p("/lib64/ld.so")),
+            Some(p("/usr/lib64/ld.so"))
+        );
         assert_eq!(v.resolve_parent(&p("/bin")), Some(p("/bin")));
         assert_eq!(v.resolve_parent(&p("/a/x")), None);
     }

@@ -58,7 +58,11 @@ impl JsonBlob {
     }
 
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(self.media_type.clone(), self.bytes.len() as u64, self.digest)
+        Descriptor::new(
+            self.media_type.clone(),
+            self.bytes.len() as u64,
+            self.digest,
+        )
     }
 }
 
@@ -177,15 +181,26 @@ fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
         Some(ep) => (Some(ep.clone()), runtime.cmd.clone()),
         None => (
             base.and_then(|b| b.entrypoint().clone()),
-            runtime.cmd.clone().or_else(|| base.and_then(|b| b.cmd().clone())),
+            runtime
+                .cmd
+                .clone()
+                .or_else(|| base.and_then(|b| b.cmd().clone())),
         ),
     };
 
     let mut config = ConfigBuilder::default();
-    if let Some(user) = spec.user.map(str::to_owned).or_else(|| base.and_then(|b| b.user().clone())) {
+    if let Some(user) = spec
+        .user
+        .map(str::to_owned)
+        .or_else(|| base.and_then(|b| b.user().clone()))
+    {
         config = config.user(user);
     }
-    config = config.env(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+    config = config.env(
+        env.into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+    );
     if let Some(ep) = entrypoint {
         config = config.entrypoint(ep);
     }
@@ -215,7 +230,11 @@ fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
     config = config.labels(to_hash_map(spec.labels));
     let config: Config = config.build().map_err(spec_err("config"))?;
 
-    let mut diff_ids: Vec<String> = spec.base_layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let mut diff_ids: Vec<String> = spec
+        .base_layers
+        .iter()
+        .map(|l| l.diff_id.to_string())
+        .collect();
     diff_ids.extend(spec.layers.iter().map(|(l, _)| l.diff_id.to_string()));
     let rootfs = RootFsBuilder::default()
         .typ("layers")
@@ -261,7 +280,10 @@ fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
 }
 
 /// An image index over per-platform manifests.
-pub fn index(manifests: &[(JsonBlob, Platform)], annotations: &BTreeMap<String, String>) -> Result<JsonBlob> {
+pub fn index(
+    manifests: &[(JsonBlob, Platform)],
+    annotations: &BTreeMap<String, String>,
+) -> Result<JsonBlob> {
     let descriptors = manifests
         .iter()
         .map(|(m, p)| platform_descriptor(m, p))

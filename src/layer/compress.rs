@@ -46,7 +46,9 @@ impl fmt::Display for Compression {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a compression: use `gzip`, `zstd`, or `gzip:LEVEL` (1-9) / `zstd:LEVEL` (1-19)")]
+#[error(
+    "`{0}` is not a compression: use `gzip`, `zstd`, or `gzip:LEVEL` (1-9) / `zstd:LEVEL` (1-19)"
+)]
 pub struct ParseCompressionError(String);
 
 impl FromStr for Compression {
@@ -58,12 +60,20 @@ impl FromStr for Compression {
         let level = |default: i64, max: i64| -> Result<i64, ParseCompressionError> {
             match level {
                 None => Ok(default),
-                Some(l) => l.parse().ok().filter(|l| (1..=max).contains(l)).ok_or_else(err),
+                Some(l) => l
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=max).contains(l))
+                    .ok_or_else(err),
             }
         };
         match algo {
-            "gzip" => Ok(Compression::Gzip { level: level(6, 9)? as u32 }),
-            "zstd" => Ok(Compression::Zstd { level: level(3, 19)? as i32 }),
+            "gzip" => Ok(Compression::Gzip {
+                level: level(6, 9)? as u32,
+            }),
+            "zstd" => Ok(Compression::Zstd {
+                level: level(3, 19)? as i32,
+            }),
             _ => Err(err()),
         }
     }
@@ -112,7 +122,9 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from).max(1)
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .max(1)
 }
 
 const CHUNK: usize = 1 << 20;
@@ -228,7 +240,9 @@ mod tests {
     use super::*;
 
     fn sample(len: usize) -> Vec<u8> {
-        (0..len).map(|i| ((i * 7919) % 251) as u8 ^ (i / 4096) as u8).collect()
+        (0..len)
+            .map(|i| ((i * 7919) % 251) as u8 ^ (i / 4096) as u8)
+            .collect()
     }
 
     #[test]
@@ -239,7 +253,9 @@ mod tests {
             enc.write_all(&data).unwrap();
             let gz = enc.finish().unwrap();
             let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back, data, "length {len}");
         }
     }
@@ -255,8 +271,14 @@ mod tests {
 
     #[test]
     fn parses_names_and_levels() {
-        assert_eq!("zstd".parse::<Compression>().unwrap(), Compression::Zstd { level: 3 });
-        assert_eq!("gzip:9".parse::<Compression>().unwrap(), Compression::Gzip { level: 9 });
+        assert_eq!(
+            "zstd".parse::<Compression>().unwrap(),
+            Compression::Zstd { level: 3 }
+        );
+        assert_eq!(
+            "gzip:9".parse::<Compression>().unwrap(),
+            Compression::Gzip { level: 9 }
+        );
         assert!("gzip:10".parse::<Compression>().is_err());
         assert!("lz4".parse::<Compression>().is_err());
     }

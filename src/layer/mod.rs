@@ -56,7 +56,11 @@ pub struct Built {
 const RECORDS: &str = "layers";
 
 /// Returns the layer's blob from the cache, building it first if needed.
-pub fn build(plan: &LayerPlan, compression: Compression, cache: &Cache) -> Result<Built, LayerError> {
+pub fn build(
+    plan: &LayerPlan,
+    compression: Compression,
+    cache: &Cache,
+) -> Result<Built, LayerError> {
     let key = key(plan, compression);
     if let Some(blob) = cache.read_record::<LayerBlob>(RECORDS, &key)
         && let Some(path) = cache.verified_blob(&blob.digest)
@@ -109,15 +113,23 @@ pub fn write(plan: &LayerPlan, compression: Compression, file: File) -> io::Resu
 /// The layer's identity: everything that decides its bytes.
 pub fn key(plan: &LayerPlan, compression: Compression) -> Digest {
     let mut h = Sha256::new();
-    h.update(format!("strata-layer-v1\0{compression}\0{}\0", env!("CARGO_PKG_VERSION")));
+    h.update(format!(
+        "strata-layer-v1\0{compression}\0{}\0",
+        env!("CARGO_PKG_VERSION")
+    ));
     for e in &plan.entries {
         h.update(e.path.as_str());
-        h.update(format!("\0{:o}\0{}\0{}\0{}\0", e.mode, e.uid, e.gid, e.mtime));
+        h.update(format!(
+            "\0{:o}\0{}\0{}\0{}\0",
+            e.mode, e.uid, e.gid, e.mtime
+        ));
         match &e.kind {
             Kind::Dir => h.update("d"),
             Kind::File(c) => {
                 h.update(format!("f{}\0", c.size));
-                let digest = c.digest.expect("contents are hashed before layers are keyed");
+                let digest = c
+                    .digest
+                    .expect("contents are hashed before layers are keyed");
                 h.update(digest.as_bytes());
             }
             Kind::Symlink(t) => h.update(format!("s{t}")),

@@ -109,7 +109,10 @@ impl<W: Write> TarWriter<W> {
         })?;
         let copied = io::copy(&mut reader.take(size), &mut *self)?;
         if copied != size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("`{name}` is shorter than {size} bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("`{name}` is shorter than {size} bytes"),
+            ));
         }
         self.pad(size)
     }
@@ -155,18 +158,27 @@ impl<W: Write> TarWriter<W> {
             }
         }
         if !pax.is_empty() {
-            let base = h.name.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let base = h
+                .name
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
             let pax_name = format!("PaxHeaders/{}", truncate(base, 88));
-            let block = ustar_block(&Header {
-                name: &pax_name,
-                link: "",
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                size: pax.len() as u64,
-                mtime: h.mtime,
-                flag: TypeFlag::Pax,
-            }, "", &pax_name);
+            let block = ustar_block(
+                &Header {
+                    name: &pax_name,
+                    link: "",
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    size: pax.len() as u64,
+                    mtime: h.mtime,
+                    flag: TypeFlag::Pax,
+                },
+                "",
+                &pax_name,
+            );
             self.write_all(&block)?;
             self.write_all(&pax)?;
             self.pad(pax.len() as u64)?;
@@ -288,9 +300,15 @@ mod tests {
         let longer = format!("/{}", "x".repeat(300));
         let mut w = TarWriter::new(Vec::new());
         w.append(&entry("/bin", Kind::Dir)).unwrap();
-        w.append(&entry("/bin/su", Kind::File(Content::inline(b"hello".to_vec())))).unwrap();
-        w.append(&entry(&long, Kind::File(Content::inline(b"x".to_vec())))).unwrap();
-        w.append(&entry(&longer, Kind::Symlink("t".repeat(150)))).unwrap();
+        w.append(&entry(
+            "/bin/su",
+            Kind::File(Content::inline(b"hello".to_vec())),
+        ))
+        .unwrap();
+        w.append(&entry(&long, Kind::File(Content::inline(b"x".to_vec()))))
+            .unwrap();
+        w.append(&entry(&longer, Kind::Symlink("t".repeat(150))))
+            .unwrap();
         let (bytes, size) = w.finish().unwrap();
         assert_eq!(size as usize, bytes.len());
         assert_eq!(bytes.len() % 512, 0);
@@ -316,7 +334,18 @@ mod tests {
             })
             .collect();
         assert_eq!(got[0].0, "bin/");
-        assert_eq!(got[1], ("bin/su".into(), 0o4755, 2097151, 1_700_000_000, None, "hello".into(), Some(0)));
+        assert_eq!(
+            got[1],
+            (
+                "bin/su".into(),
+                0o4755,
+                3_000_000,
+                1_700_000_000,
+                None,
+                "hello".into(),
+                Some(0)
+            )
+        );
         assert_eq!(got[2].0, long[1..]);
         assert_eq!(got[3].0, longer[1..]);
         assert_eq!(got[3].4, Some(150));

@@ -20,7 +20,9 @@ pub enum ArchiveError {
         source: io::Error,
     },
     #[error("a docker-archive holds one platform, but this build has {0}")]
-    #[diagnostic(help("write an OCI layout or oci-archive for several platforms, or build one `platform`"))]
+    #[diagnostic(help(
+        "write an OCI layout or oci-archive for several platforms, or build one `platform`"
+    ))]
     MultiPlatform(usize),
 }
 
@@ -31,11 +33,29 @@ pub fn write_oci(path: &Path, built: &Built) -> Result<(), ArchiveError> {
         let mut blobs: Vec<&Blob> = built.blobs.iter().collect();
         blobs.sort_by_key(|b| b.digest.hex());
         for blob in blobs {
-            tar.append_reader(&format!("blobs/sha256/{}", blob.digest.hex()), 0o644, built.epoch, blob.size, blob.open()?)?;
+            tar.append_reader(
+                &format!("blobs/sha256/{}", blob.digest.hex()),
+                0o644,
+                built.epoch,
+                blob.size,
+                blob.open()?,
+            )?;
         }
         let index = built.index_json();
-        tar.append_reader("index.json", 0o644, built.epoch, index.len() as u64, &index[..])?;
-        tar.append_reader("oci-layout", 0o644, built.epoch, OCI_LAYOUT.len() as u64, OCI_LAYOUT)
+        tar.append_reader(
+            "index.json",
+            0o644,
+            built.epoch,
+            index.len() as u64,
+            &index[..],
+        )?;
+        tar.append_reader(
+            "oci-layout",
+            0o644,
+            built.epoch,
+            OCI_LAYOUT.len() as u64,
+            OCI_LAYOUT,
+        )
     })
 }
 
@@ -51,7 +71,8 @@ pub fn write_docker(path: &Path, built: &Built, name: &str) -> Result<(), Archiv
         let mut layer_names = Vec::new();
         for layer in &image.layers {
             let name = format!("{}/layer.tar", layer.diff_id.hex());
-            let blob = find(layer.digest).ok_or_else(|| io::Error::other(format!("layer {} is missing", layer.digest)))?;
+            let blob = find(layer.digest)
+                .ok_or_else(|| io::Error::other(format!("layer {} is missing", layer.digest)))?;
             // The tar header needs the size first: unpack to a temporary file.
             let mut tmp = tempfile::tempfile()?;
             let reader = blob.open()?;
@@ -69,14 +90,26 @@ pub fn write_docker(path: &Path, built: &Built, name: &str) -> Result<(), Archiv
             layer_names.push(name);
         }
         let config = &image.config.bytes;
-        tar.append_reader(&config_name, 0o644, built.epoch, config.len() as u64, &config[..])?;
+        tar.append_reader(
+            &config_name,
+            0o644,
+            built.epoch,
+            config.len() as u64,
+            &config[..],
+        )?;
         let repo_tags: Vec<String> = built.tags.iter().map(|t| format!("{name}:{t}")).collect();
         let manifest = serde_json::to_vec(&serde_json::json!([{
             "Config": config_name,
             "RepoTags": repo_tags,
             "Layers": layer_names,
         }]))?;
-        tar.append_reader("manifest.json", 0o644, built.epoch, manifest.len() as u64, &manifest[..])
+        tar.append_reader(
+            "manifest.json",
+            0o644,
+            built.epoch,
+            manifest.len() as u64,
+            &manifest[..],
+        )
     })
 }
 
@@ -110,4 +143,3 @@ fn write_atomically(
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
-

@@ -10,8 +10,8 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::{
-    BaseRef, ImagePath, LayerSpec, Metadata, Op, Owner, Recipe, RecipeError, RecipeSource,
-    Runtime, Spanned, UserSpec,
+    BaseRef, ImagePath, LayerSpec, Metadata, Op, Owner, Recipe, RecipeError, RecipeSource, Runtime,
+    Spanned, UserSpec,
 };
 use crate::platform::Platform;
 
@@ -75,7 +75,12 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         let help = first.and_then(|d| d.help.clone()).or_else(|| {
             Some("recipes are KDL 2.0: strings are quoted, booleans are `#true`/`#false`".into())
         });
-        source.error(span, format!("the recipe is not valid KDL: {detail}"), label, help)
+        source.error(
+            span,
+            format!("the recipe is not valid KDL: {detail}"),
+            label,
+            help,
+        )
     })?;
     let mut decoder = Decoder {
         src: &source,
@@ -91,10 +96,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         runtime: Runtime::default(),
     };
     for node in doc.nodes() {
-        decoder.top_level(Node {
-            node,
-            src: &source,
-        })?;
+        decoder.top_level(Node { node, src: &source })?;
     }
     let whole = SourceSpan::from(0..0);
     let name = decoder.name.ok_or_else(|| {
@@ -215,8 +217,7 @@ impl Decoder<'_> {
                 if key.is_empty() {
                     return Err(node.err("a label key is empty", "here", "name the label"));
                 }
-                if let Some((earlier, _)) = self.labels.iter().find(|(k, _)| k.value == key.value)
-                {
+                if let Some((earlier, _)) = self.labels.iter().find(|(k, _)| k.value == key.value) {
                     return Err(self.src.error(
                         key.span,
                         format!("label `{}` is set twice", key.value),
@@ -288,7 +289,10 @@ impl Decoder<'_> {
             }
             "layer" => {
                 let layer = decode_layer(&node)?;
-                if let Some(earlier) = self.layers.iter().find(|l| l.name.value == layer.name.value)
+                if let Some(earlier) = self
+                    .layers
+                    .iter()
+                    .find(|l| l.name.value == layer.name.value)
                 {
                     return Err(self.src.error(
                         layer.name.span,
@@ -368,9 +372,9 @@ impl Decoder<'_> {
                 let valid = signal.bytes().all(|b| b.is_ascii_digit())
                     || (signal.starts_with("SIG")
                         && signal.len() > 3
-                        && signal[3..]
-                            .bytes()
-                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-'));
+                        && signal[3..].bytes().all(|b| {
+                            b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-'
+                        }));
                 if !valid {
                     return Err(self.src.error(
                         signal.span,
@@ -526,7 +530,9 @@ fn parse_base(node: &Node, value: &Spanned<String>) -> Result<BaseRef> {
             value.span,
             format!("`{}` is not a base strata can read yet", value.value),
             "unsupported base",
-            Some("use `scratch` or a local OCI layout pinned by digest: `oci:PATH@sha256:…`".into()),
+            Some(
+                "use `scratch` or a local OCI layout pinned by digest: `oci:PATH@sha256:…`".into(),
+            ),
         ));
     };
     let Some((path, digest)) = rest.rsplit_once('@') else {
@@ -539,14 +545,16 @@ fn parse_base(node: &Node, value: &Spanned<String>) -> Result<BaseRef> {
             )),
         ));
     };
-    let digest = digest.parse().map_err(|e: crate::digest::ParseDigestError| {
-        node.src.error(
-            value.span,
-            e.to_string(),
-            "bad digest",
-            Some("copy the digest from `strata inspect`".into()),
-        )
-    })?;
+    let digest = digest
+        .parse()
+        .map_err(|e: crate::digest::ParseDigestError| {
+            node.src.error(
+                value.span,
+                e.to_string(),
+                "bad digest",
+                Some("copy the digest from `strata inspect`".into()),
+            )
+        })?;
     if path.is_empty() {
         return Err(node.err(
             "the base names no layout folder",
@@ -579,7 +587,10 @@ fn check_name(node: &Node, value: &Spanned<String>, what: &str) -> Result<()> {
             value.span,
             format!("`{}` is not a valid {what}", value.value),
             "invalid",
-            Some("use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit".into()),
+            Some(
+                "use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit"
+                    .into(),
+            ),
         ))
     }
 }
@@ -731,7 +742,9 @@ impl<'a> Node<'a> {
         for (entry, what) in args.iter().zip(what) {
             out.push(self.string(entry, what)?);
         }
-        Ok(out.try_into().unwrap_or_else(|_| unreachable!("length checked above")))
+        Ok(out
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("length checked above")))
     }
 
     fn single_string(&self, what: &str) -> Result<Spanned<String>> {
@@ -802,7 +815,10 @@ impl<'a> Node<'a> {
                 entry.span(),
                 "modes are written in octal",
                 "decimal number",
-                Some(format!("write `mode=0o{}` if you meant that octal value", mode)),
+                Some(format!(
+                    "write `mode=0o{}` if you meant that octal value",
+                    mode
+                )),
             )),
             Some(_) => Err(self.src.error(
                 entry.span(),
@@ -931,24 +947,60 @@ stop-signal "SIGTERM"
         let base = "name \"x\"\nbase \"scratch\"\n";
         let cases = [
             ("naem \"x\"", "unknown top-level node `naem`"),
-            (&format!("{base}tre \"no\""), "`tre` takes `#true` or `#false`"),
-            (&format!("{base}layer \"a\" {{ copy \"a\" \"/a\" mode=755 }}"), "modes are written in octal"),
-            (&format!("{base}layer \"a\" {{ copy \"a\" \"/a\" mode=0o17777 }}"), "the mode is out of range"),
-            (&format!("{base}layer \"a\" {{ copy \"a\" \"/a\" mdoe=0o644 }}"), "unknown property `mdoe` on `copy`"),
-            (&format!("{base}layer \"a\" {{ copy \"/etc/passwd\" \"/a\" }}"), "`/etc/passwd` is an absolute host path"),
-            (&format!("{base}layer \"a\" {{ file \"etc/x\" \"y\" }}"), "image paths are absolute: `etc/x` must start with `/`"),
-            (&format!("{base}layer \"a\" {{ cpy \"a\" \"/a\" }}"), "unknown layer operation `cpy`"),
-            ("name \"x\"\nbase \"oci:../base\"", "the base `oci:../base` is not pinned by digest"),
-            ("name \"x\"\nbase \"python:3.12\"", "`python:3.12` is not a base strata can read yet"),
-            ("name \"x\"\nname \"y\"\nbase \"scratch\"", "`name` is given more than once"),
+            (
+                &format!("{base}tre \"no\""),
+                "`tre` takes `#true` or `#false`",
+            ),
+            (
+                &format!("{base}layer \"a\" {{ copy \"a\" \"/a\" mode=755 }}"),
+                "modes are written in octal",
+            ),
+            (
+                &format!("{base}layer \"a\" {{ copy \"a\" \"/a\" mode=0o17777 }}"),
+                "the mode is out of range",
+            ),
+            (
+                &format!("{base}layer \"a\" {{ copy \"a\" \"/a\" mdoe=0o644 }}"),
+                "unknown property `mdoe` on `copy`",
+            ),
+            (
+                &format!("{base}layer \"a\" {{ copy \"/etc/passwd\" \"/a\" }}"),
+                "`/etc/passwd` is an absolute host path",
+            ),
+            (
+                &format!("{base}layer \"a\" {{ file \"etc/x\" \"y\" }}"),
+                "image paths are absolute: `etc/x` must start with `/`",
+            ),
+            (
+                &format!("{base}layer \"a\" {{ cpy \"a\" \"/a\" }}"),
+                "unknown layer operation `cpy`",
+            ),
+            (
+                "name \"x\"\nbase \"oci:../base\"",
+                "the base `oci:../base` is not pinned by digest",
+            ),
+            (
+                "name \"x\"\nbase \"python:3.12\"",
+                "`python:3.12` is not a base strata can read yet",
+            ),
+            (
+                "name \"x\"\nname \"y\"\nbase \"scratch\"",
+                "`name` is given more than once",
+            ),
             ("base \"scratch\"", "the recipe has no `name`"),
             ("name \"x\" {", "the recipe is not valid KDL"),
-            (&format!("{base}user \"analyst\" uid=-1"), "`uid` must be a whole number"),
+            (
+                &format!("{base}user \"analyst\" uid=-1"),
+                "`uid` must be a whole number",
+            ),
             (&format!("{base}expose \"http\""), "`http` is not a port"),
         ];
         for (text, expected) in cases {
             let got = message(text);
-            assert!(got.contains(expected), "for {text:?}\n  expected {expected:?}\n  got {got:?}");
+            assert!(
+                got.contains(expected),
+                "for {text:?}\n  expected {expected:?}\n  got {got:?}"
+            );
         }
     }
 

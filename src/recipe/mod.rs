@@ -62,7 +62,10 @@ pub struct Metadata {
 pub enum BaseRef {
     Scratch,
     /// A local OCI image layout and the digest of a manifest or index in it.
-    OciLayout { path: PathBuf, digest: Digest },
+    OciLayout {
+        path: PathBuf,
+        digest: Digest,
+    },
 }
 
 #[derive(Debug, Clone)]

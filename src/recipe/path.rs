@@ -126,7 +126,13 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert!(matches!(ImagePath::parse("opt"), Err(ImagePathError::Relative(_))));
-        assert!(matches!(ImagePath::parse("/a/../b"), Err(ImagePathError::DotDot(_))));
+        assert!(matches!(
+            ImagePath::parse("opt"),
+            Err(ImagePathError::Relative(_))
+        ));
+        assert!(matches!(
+            ImagePath::parse("/a/../b"),
+            Err(ImagePathError::DotDot(_))
+        ));
     }
 }

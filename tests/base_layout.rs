@@ -1,0 +1,138 @@
+//! Bases from a local OCI layout, pinned by digest: the base's layers are
+//! reused byte for byte, its accounts and config are merged, and a tampered
+//! base is refused.
+
+use std::fs;
+
+use crate::util::{TestDir, find_entry, layers, run_in, snapshot, tagged_digest, unpack};
+
+/// Builds `examples/hello` as a base and a recipe on top of it.
+fn base_and_child(t: &TestDir) -> std::path::PathBuf {
+    let base = t.example("hello");
+    t.build(&base, &t.join("base-out"));
+    let digest = tagged_digest(&t.join("base-out"), "1.0.0");
+    t.write("child/extra.txt", "extra\n");
+    t.write(
+        "child/image.kdl",
+        &format!(
+            "name \"child\"\nversion \"0.1\"\nbase \"oci:../base-out@{digest}\"\nuser \"builder\" uid=2000\nlayer \"extra\" {{\n    copy \"extra.txt\" \"/opt/extra.txt\"\n}}\ncmd \"child\"\n"
+        ),
+    )
+}
+
+#[test]
+fn builds_on_a_local_layout() {
+    let t = TestDir::new();
+    let recipe = base_and_child(&t);
+    let out = t.join("out");
+    t.build(&recipe, &out);
+
+    let base_layers = layers(&t.join("base-out"), "1.0.0");
+    let child_layers = layers(&out, "0.1");
+    assert_eq!(child_layers.len(), base_layers.len() + 2);
+    let base_blobs = snapshot(&t.join("base-out/blobs"));
+    let child_blobs = snapshot(&out.join("blobs"));
+    let base_manifest: serde_json::Value = serde_json::from_slice(
+        &base_blobs[&format!(
+            "sha256/{}",
+            tagged_digest(&t.join("base-out"), "1.0.0").trim_start_matches("sha256:")
+        )],
+    )
+    .unwrap();
+    for layer in base_manifest["layers"].as_array().unwrap() {
+        let key = format!(
+            "sha256/{}",
+            layer["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+        );
+        assert_eq!(
+            child_blobs.get(&key),
+            base_blobs.get(&key),
+            "base layer {key} was not copied byte for byte"
+        );
+    }
+
+    let passwd = String::from_utf8(find_entry(&child_layers, "etc/passwd").content).unwrap();
+    assert!(
+        passwd.contains("analyst:x:10001:"),
+        "the base's user is kept: {passwd}"
+    );
+    assert!(
+        passwd.contains("builder:x:2000:2000:"),
+        "the recipe's user is appended: {passwd}"
+    );
+
+    let config = crate::util::config(&out, "0.1");
+    assert_eq!(config["config"]["User"], "2000:2000");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/hello"]),
+        "inherited"
+    );
+    let labels = &config["config"]["Labels"];
+    assert_eq!(
+        labels["org.opencontainers.image.base.digest"],
+        tagged_digest(&t.join("base-out"), "1.0.0")
+    );
+    assert_eq!(labels["org.opencontainers.image.title"], "child");
+
+    let rootfs = unpack(&out, "0.1", &t.join("bundle"));
+    assert_eq!(
+        run_in(&rootfs, 2000, 2000, &["/usr/local/bin/hello", "child"]),
+        "hello from strata uid=2000 gid=2000 child\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/extra.txt")).unwrap(),
+        "extra\n"
+    );
+}
+
+#[test]
+fn a_tampered_base_blob_is_refused() {
+    let t = TestDir::new();
+    let recipe = base_and_child(&t);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            t.join("base-out/blobs/sha256")
+                .join(tagged_digest(&t.join("base-out"), "1.0.0").trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let blob = t.join("base-out/blobs/sha256").join(&layer);
+    let mut bytes = fs::read(&blob).unwrap();
+    let last = bytes.len() - 9;
+    bytes[last] ^= 0xff;
+    fs::write(&blob, bytes).unwrap();
+
+    t.build(&t.example_in("good", "hello"), &t.join("out"));
+    let before = snapshot(&t.join("out"));
+    let stderr = t.build_fails(&recipe, &t.join("out"));
+    assert!(stderr.contains(&format!("blob sha256:{layer}")), "{stderr}");
+    assert!(stderr.contains("does not match its digest"), "{stderr}");
+    assert_eq!(snapshot(&t.join("out")), before);
+}
+
+#[test]
+fn a_digest_not_in_the_layout_is_refused() {
+    let t = TestDir::new();
+    t.build(&t.example("hello"), &t.join("base-out"));
+    let missing = format!("sha256:{}", "ab".repeat(32));
+    let recipe = t.write(
+        "child/image.kdl",
+        &format!("name \"child\"\nbase \"oci:../base-out@{missing}\"\n"),
+    );
+    let stderr = t.build_fails(&recipe, &t.join("out"));
+    assert!(
+        stderr.contains(&format!("holds no image with digest {missing}")),
+        "{stderr}"
+    );
+    assert!(!t.join("out").exists());
+}

@@ -1,0 +1,11 @@
+//! The integration suite: strata's binary against real tools (umoci,
+//! bubblewrap, skopeo, docker-registry, podman), one module per area.
+
+mod util;
+
+mod archives;
+mod bad_input;
+mod base_layout;
+mod examples;
+mod golden;
+mod reproducible;

@@ -1,0 +1,369 @@
+//! Helpers every integration test shares: a scratch folder, the `strata`
+//! binary with a private cache, a real registry on a loopback port, and ways
+//! to unpack and run an image.
+
+#![allow(dead_code)] // each test module uses a different subset
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The epoch every test builds with, unless it tests the epoch itself.
+pub const EPOCH: &str = "1700000000";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary folder for one test, readable by other users (so a build can
+/// run as `nobody`), removed at the end.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        TestDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Copies `examples/NAME` here (outside any git checkout, so builds do not
+    /// pick up the repository's commit) and returns the recipe's path.
+    pub fn example(&self, name: &str) -> PathBuf {
+        self.example_in(name, name)
+    }
+
+    /// Copies `examples/NAME` into `dir` and returns the recipe's path.
+    pub fn example_in(&self, dir: &str, name: &str) -> PathBuf {
+        let dest = self.join(dir);
+        copy_tree(&repo_root().join("examples").join(name), &dest);
+        dest.join("image.kdl")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.join("cache")
+    }
+
+    /// `strata` with this folder's cache and the fixed epoch.
+    pub fn strata(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.env("STRATA_CACHE", self.cache())
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .env("NO_COLOR", "1")
+            .current_dir(self.path());
+        cmd
+    }
+
+    /// Builds `recipe` into the layout `out`, asserting success.
+    pub fn build(&self, recipe: &Path, out: &Path) -> Output {
+        let output = self
+            .strata()
+            .arg("build")
+            .arg(recipe)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert_success(&output, "strata build");
+        output
+    }
+
+    /// Runs a build expected to fail and returns its stderr.
+    pub fn build_fails(&self, recipe: &Path, out: &Path) -> String {
+        let output = self
+            .strata()
+            .arg("build")
+            .arg(recipe)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "the build should have failed:\n{}",
+            text(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(1));
+        text(&output.stderr)
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// Runs a command and returns its stdout, asserting success.
+pub fn run(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert_success(&output, &format!("{cmd:?}"));
+    text(&output.stdout)
+}
+
+pub fn copy_tree(src: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dest.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file of a folder (relative path → bytes), to compare outputs exactly.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The digest `index.json` tags as `tag`.
+pub fn tagged_digest(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `umoci unpack --rootless`: checks the manifest digest and every diff_id.
+pub fn unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--rootless")
+        .arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(bundle));
+    bundle.join("rootfs")
+}
+
+/// Runs `argv` inside `rootfs` with bubblewrap, isolated from the host and the
+/// network, as `uid:gid`.
+pub fn run_in(rootfs: &Path, uid: u32, gid: u32, argv: &[&str]) -> String {
+    run(Command::new("bwrap")
+        .arg("--bind")
+        .arg(rootfs)
+        .args(["/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"])
+        .args(["--uid", &uid.to_string(), "--gid", &gid.to_string(), "--"])
+        .args(argv))
+}
+
+/// The image config of the image tagged `tag`.
+pub fn config(layout: &Path, tag: &str) -> serde_json::Value {
+    let blob = |digest: &str| -> serde_json::Value {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let manifest = blob(&tagged_digest(layout, tag));
+    blob(manifest["config"]["digest"].as_str().unwrap())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The reference registry (`docker-registry`), on a free loopback port,
+/// stopped by its PID when dropped.
+pub struct Registry {
+    child: Child,
+    pub addr: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let storage = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = storage.path().join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed by .ci/run");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            addr,
+            _storage: storage,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One tar header, as a layer holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntry {
+    pub path: String,
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub owner_names: (usize, usize),
+    pub link: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// Every entry of every layer of the image tagged `tag`, layer by layer.
+pub fn layers(layout: &Path, tag: &str) -> Vec<Vec<TarEntry>> {
+    use std::io::Read;
+    let hex = |d: &str| d.strip_prefix("sha256:").unwrap().to_owned();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(hex(&tagged_digest(layout, tag))),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let file = fs::File::open(
+                layout
+                    .join("blobs/sha256")
+                    .join(hex(l["digest"].as_str().unwrap())),
+            )
+            .unwrap();
+            let reader: Box<dyn Read> = if l["mediaType"].as_str().unwrap().ends_with("zstd") {
+                Box::new(zstd::Decoder::new(file).unwrap())
+            } else {
+                Box::new(flate2::read::GzDecoder::new(file))
+            };
+            let mut archive = tar::Archive::new(reader);
+            archive
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let mut e = e.unwrap();
+                    let h = e.header().clone();
+                    let mut content = Vec::new();
+                    e.read_to_end(&mut content).unwrap();
+                    TarEntry {
+                        path: e.path().unwrap().to_string_lossy().into_owned(),
+                        kind: h.entry_type().as_byte() as char,
+                        mode: h.mode().unwrap(),
+                        uid: h.uid().unwrap(),
+                        gid: h.gid().unwrap(),
+                        mtime: h.mtime().unwrap(),
+                        owner_names: (
+                            h.username_bytes().map_or(0, <[u8]>::len),
+                            h.groupname_bytes().map_or(0, <[u8]>::len),
+                        ),
+                        link: e
+                            .link_name()
+                            .unwrap()
+                            .map(|l| l.to_string_lossy().into_owned()),
+                        content,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Finds `path` among all layers, the topmost copy winning.
+pub fn find_entry(layers: &[Vec<TarEntry>], path: &str) -> TarEntry {
+    layers
+        .iter()
+        .rev()
+        .flatten()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("no entry {path}"))
+        .clone()
+}
