@@ -82,4 +82,8 @@ fn docker_archive_loads_with_podman() {
         .stdout,
     );
     assert_eq!(labels.trim(), "hello");
+    let mut run_args = crate::util::PODMAN_RUN.to_vec();
+    run_args.push("hello:1.0.0");
+    let printed = text(&podman(&run_args).output().unwrap().stdout);
+    assert_eq!(printed, "hello from strata uid=10001 gid=10001\n");
 }

@@ -43,7 +43,7 @@ fn build_with(
 }
 
 /// Rewrites every file of `dir` in reverse order (new inodes, new order on
-/// disk), with odd mtimes and group-writable modes.
+/// disk), with odd mtimes, group-writable modes and another owner.
 fn disturb_host_metadata(dir: &Path) {
     let mut files: Vec<_> = Vec::new();
     fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -64,6 +64,7 @@ fn disturb_host_metadata(dir: &Path) {
         fs::remove_file(file).unwrap();
         fs::write(file, bytes).unwrap();
         fs::set_permissions(file, fs::Permissions::from_mode(mode | 0o664)).unwrap();
+        chown(file, Some(1234), Some(4321)).unwrap();
     }
     let status = Command::new("touch")
         .args(["-d", "2001-02-03 04:05:06"])

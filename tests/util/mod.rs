@@ -212,14 +212,23 @@ pub fn run_in(rootfs: &Path, uid: u32, gid: u32, argv: &[&str]) -> String {
         .args(argv))
 }
 
+/// A JSON blob of the layout.
+pub fn json_blob(layout: &Path, digest: &str) -> serde_json::Value {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+}
+
+/// The manifest tagged `tag`.
+pub fn manifest(layout: &Path, tag: &str) -> serde_json::Value {
+    json_blob(layout, &tagged_digest(layout, tag))
+}
+
 /// The image config of the image tagged `tag`.
 pub fn config(layout: &Path, tag: &str) -> serde_json::Value {
-    let blob = |digest: &str| -> serde_json::Value {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-    };
-    let manifest = blob(&tagged_digest(layout, tag));
-    blob(manifest["config"]["digest"].as_str().unwrap())
+    json_blob(
+        layout,
+        manifest(layout, tag)["config"]["digest"].as_str().unwrap(),
+    )
 }
 
 fn free_port() -> u16 {
@@ -366,4 +375,83 @@ pub fn find_entry(layers: &[Vec<TarEntry>], path: &str) -> TarEntry {
         .find(|e| e.path == path)
         .unwrap_or_else(|| panic!("no entry {path}"))
         .clone()
+}
+
+/// podman with private storage (vfs) and the flags this VM needs (see
+/// shared/BRIEF.md: crun fails on its hybrid cgroups).
+pub fn podman(t: &TestDir, args: &[&str]) -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.arg("--root")
+        .arg(t.join("podman/root"))
+        .arg("--runroot")
+        .arg(t.join("podman/run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ])
+        .args(args);
+    cmd
+}
+
+pub const PODMAN_RUN: &[&str] = &[
+    "run",
+    "--rm",
+    "--runtime",
+    "runc",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+    "--network=none",
+];
+
+/// Checks a layout as strictly as umoci does, for media types umoci cannot
+/// read: every blob matches its digest and size, every layer its diff_id.
+pub fn verify_layout(layout: &Path, tag: &str) {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let read = |digest: &str| {
+        fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let sha = |bytes: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let top = tagged_digest(layout, tag);
+    let manifest_bytes = read(&top);
+    assert_eq!(sha(&manifest_bytes), top);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config_bytes = read(config_digest);
+    assert_eq!(sha(&config_bytes), config_digest);
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap();
+    for (layer, diff_id) in manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+    {
+        let digest = layer["digest"].as_str().unwrap();
+        let blob = read(digest);
+        assert_eq!(sha(&blob), digest);
+        assert_eq!(blob.len() as u64, layer["size"].as_u64().unwrap());
+        let mut tar = Vec::new();
+        if layer["mediaType"].as_str().unwrap().ends_with("zstd") {
+            zstd::Decoder::new(&blob[..])
+                .unwrap()
+                .read_to_end(&mut tar)
+                .unwrap();
+        } else {
+            flate2::read::GzDecoder::new(&blob[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+        }
+        assert_eq!(sha(&tar), diff_id.as_str().unwrap());
+    }
 }
