@@ -55,7 +55,8 @@ pub struct LayerReport {
 pub struct BuildReport {
     pub built: Built,
     pub layers: Vec<LayerReport>,
-    pub timings: Vec<(&'static str, Duration)>,
+    /// Time spent per phase, summed over platforms.
+    pub timings: BTreeMap<&'static str, Duration>,
 }
 
 pub fn build(
@@ -63,7 +64,7 @@ pub fn build(
     options: &BuildOptions,
     cache: &Cache,
 ) -> Result<BuildReport, BuildError> {
-    let mut timings = Vec::new();
+    let mut timings = BTreeMap::new();
     let mut tags: Vec<String> = Vec::new();
     for tag in std::iter::once(&recipe.tag().to_owned()).chain(&options.tags) {
         if !valid_tag(tag) {
@@ -84,11 +85,11 @@ pub fn build(
         let platform = &platform.value;
         let started = Instant::now();
         let base = base::resolve(recipe, platform)?;
-        timings.push(("base", started.elapsed()));
+        *timings.entry("base").or_default() += started.elapsed();
 
         let started = Instant::now();
         let assembly = assemble::assemble(recipe, &base.lower, epoch)?;
-        timings.push(("assemble", started.elapsed()));
+        *timings.entry("assemble").or_default() += started.elapsed();
 
         let started = Instant::now();
         let mut layers = Vec::new();
@@ -109,7 +110,7 @@ pub fn build(
                 cached: built.cached,
             });
         }
-        timings.push(("layers", started.elapsed()));
+        *timings.entry("layers").or_default() += started.elapsed();
 
         for (layer, path) in &base.layers {
             blobs.insert(

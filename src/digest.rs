@@ -23,6 +23,11 @@ impl Digest {
         Ok((digest, size))
     }
 
+    /// Finishes a running hash.
+    pub fn from_hasher(hasher: Sha256) -> Self {
+        Digest(hasher.finalize().into())
+    }
+
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }

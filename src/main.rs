@@ -148,6 +148,11 @@ fn build_command(
             "output": dest,
             "manifests": manifests,
             "layers": layers,
+            "timings": report
+                .timings
+                .iter()
+                .map(|(phase, d)| (phase.to_string(), d.as_secs_f64().into()))
+                .collect::<serde_json::Map<_, _>>(),
             "seconds": started.elapsed().as_secs_f64(),
         });
         println!(

@@ -137,5 +137,5 @@ pub fn key(plan: &LayerPlan, compression: Compression) -> Digest {
         }
         h.update("\n");
     }
-    Digest::of(&h.finalize())
+    Digest::from_hasher(h)
 }
