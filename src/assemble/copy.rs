@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobMatcher};
 
 use super::AssembleError;
-use super::entry::{Content, Entry, Kind, Source};
+use super::entry::{Content, Entry, Fingerprint, Kind, Source};
 use crate::recipe::{ImagePath, Recipe, Spanned};
 
 /// What one `copy` line asks for, with owner already resolved to ids.
@@ -114,7 +114,7 @@ fn file_entry(req: &CopyRequest, path: ImagePath, host: PathBuf, meta: &fs::Meta
         kind: Kind::File(Content {
             source: Source::Host(host),
             size: meta.len(),
-            digest: None,
+            fingerprint: Fingerprint::of_metadata(meta),
         }),
         mode,
         uid: req.uid,

@@ -32,8 +32,37 @@ pub enum Kind {
 pub struct Content {
     pub source: Source,
     pub size: u64,
-    /// Filled in before the layer is keyed; see `assemble::hash_contents`.
-    pub digest: Option<Digest>,
+    /// What identifies these bytes in a layer's cache key.
+    pub fingerprint: Fingerprint,
+}
+
+/// Identifies a file's content without necessarily reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fingerprint {
+    Digest(Digest),
+    /// A host file, by where it is and when it last changed, as git's index
+    /// does: any write moves `ctime`, which no user can set back, so a no-op
+    /// rebuild needs no file read at all. Nanosecond times rule out git's
+    /// "racy" same-second case.
+    Stat {
+        dev: u64,
+        ino: u64,
+        mtime_ns: i128,
+        ctime_ns: i128,
+    },
+}
+
+impl Fingerprint {
+    pub fn of_metadata(meta: &std::fs::Metadata) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Fingerprint::Stat {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +76,7 @@ impl Content {
         let bytes: Arc<[u8]> = bytes.into();
         Content {
             size: bytes.len() as u64,
-            digest: Some(Digest::of(&bytes)),
+            fingerprint: Fingerprint::Digest(Digest::of(&bytes)),
             source: Source::Inline(bytes),
         }
     }

@@ -15,12 +15,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use miette::SourceSpan;
-use rayon::prelude::*;
 
 use self::accounts::Accounts;
-use self::entry::{Content, Entry, Kind, LayerPlan, Source};
+use self::entry::{Content, Entry, Kind, LayerPlan};
 use self::view::{View, ViewKind};
-use crate::digest::Digest;
 use crate::recipe::{ImagePath, Op, Owner, Recipe, RecipeError, Spanned};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -163,7 +161,6 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
         layers.push(plan);
     }
 
-    hash_contents(&mut layers)?;
     Ok(Assembly {
         layers,
         user: user.map(|(_, ids)| ids),
@@ -407,30 +404,4 @@ impl<'a> LayerBuilder<'a> {
             entries: self.entries.into_values().map(|(e, _)| e).collect(),
         })
     }
-}
-
-/// Hashes every host file named by the layers, on all cores. The digests key
-/// the layer cache, so a no-op rebuild reads files but writes nothing.
-fn hash_contents(layers: &mut [LayerPlan]) -> Result<(), AssembleError> {
-    layers
-        .par_iter_mut()
-        .flat_map(|l| l.entries.par_iter_mut())
-        .try_for_each(|entry| {
-            if let Kind::File(Content {
-                source: Source::Host(path),
-                size,
-                digest: digest @ None,
-            }) = &mut entry.kind
-            {
-                let io = |source| AssembleError::Io {
-                    path: path.clone(),
-                    source,
-                };
-                let file = std::fs::File::open(&*path).map_err(io)?;
-                let (d, n) = Digest::of_reader(file).map_err(io)?;
-                *size = n;
-                *digest = Some(d);
-            }
-            Ok(())
-        })
 }

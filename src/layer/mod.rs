@@ -2,8 +2,8 @@
 //!
 //! tar writer → sha256 (diff_id) → compressor → sha256 (digest) → file.
 //! Nothing is read twice and nothing is held in memory beyond a few chunks.
-//! A layer's key hashes its entries (with content digests) and compression;
-//! a key already in the cache skips the work.
+//! A layer's key hashes its entries (with content fingerprints) and
+//! compression; a key already in the cache skips the work.
 
 pub mod compress;
 pub mod tar;
@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use self::compress::{Compression, Encoder};
 use self::tar::TarWriter;
-use crate::assemble::entry::{Kind, LayerPlan};
+use crate::assemble::entry::{Fingerprint, Kind, LayerPlan};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
 
@@ -127,10 +127,15 @@ pub fn key(plan: &LayerPlan, compression: Compression) -> Digest {
             Kind::Dir => h.update("d"),
             Kind::File(c) => {
                 h.update(format!("f{}\0", c.size));
-                let digest = c
-                    .digest
-                    .expect("contents are hashed before layers are keyed");
-                h.update(digest.as_bytes());
+                match c.fingerprint {
+                    Fingerprint::Digest(d) => h.update(d.as_bytes()),
+                    Fingerprint::Stat {
+                        dev,
+                        ino,
+                        mtime_ns,
+                        ctime_ns,
+                    } => h.update(format!("{dev}:{ino}:{mtime_ns}:{ctime_ns}")),
+                }
             }
             Kind::Symlink(t) => h.update(format!("s{t}")),
             Kind::Hardlink(t) => h.update(format!("h{}", t.as_str())),

@@ -89,7 +89,7 @@ fn prepare(root: &Path) -> Result<()> {
 
 fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
     let dest = blobs_dir.join(blob.digest.hex());
-    if is_intact(&dest, &blob.digest, blob.size) {
+    if is_same_file(&blob.source, &dest) || is_intact(&dest, &blob.digest, blob.size) {
         return Ok(());
     }
     let tmp = staging.path().join(blob.digest.hex());
@@ -104,6 +104,18 @@ fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
     }
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_at(&tmp))?;
     fs::rename(&tmp, &dest).map_err(io_at(&dest))
+}
+
+/// A blob hard-linked from the cache was verified when the cache handed it out.
+fn is_same_file(source: &BlobSource, dest: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let BlobSource::File(src) = source else {
+        return false;
+    };
+    match (fs::metadata(src), fs::metadata(dest)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 fn is_intact(path: &Path, digest: &Digest, size: u64) -> bool {
