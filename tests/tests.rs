@@ -6,6 +6,7 @@ mod util;
 mod archives;
 mod bad_input;
 mod base_layout;
+mod cache;
 mod compression;
 mod examples;
 mod golden;
