@@ -5,11 +5,13 @@
 //! wired together by `build`. `cache` holds built blobs by digest; `layout`
 //! reads OCI layouts (bases, `inspect`).
 
+pub mod apt;
 pub mod assemble;
 pub mod base;
 pub mod build;
 pub mod cache;
 pub mod digest;
+pub mod fetch;
 pub mod image;
 pub mod inspect;
 pub mod json;

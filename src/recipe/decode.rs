@@ -10,8 +10,8 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::{
-    BaseRef, ImagePath, LayerSpec, Metadata, Op, Owner, Recipe, RecipeError, RecipeSource, Runtime,
-    Spanned, UserSpec,
+    BaseRef, DebianSpec, ImagePath, LayerSpec, Metadata, Op, Owner, PackageRequest, Recipe,
+    RecipeError, RecipeSource, RepositorySpec, Runtime, Spanned, UserSpec,
 };
 use crate::platform::Platform;
 
@@ -40,7 +40,11 @@ const TOP_LEVEL: &[&str] = &[
     "expose",
     "volume",
     "stop-signal",
+    "debian",
 ];
+
+const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+const DEBIAN_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
 
 const LAYER_OPS: &[&str] = &["copy", "file", "mkdir", "symlink"];
 
@@ -94,6 +98,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         tre: true,
         layers: Vec::new(),
         runtime: Runtime::default(),
+        debian: None,
     };
     for node in doc.nodes() {
         decoder.top_level(Node { node, src: &source })?;
@@ -137,6 +142,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         tre: decoder.tre,
         layers: decoder.layers,
         runtime: decoder.runtime,
+        debian: decoder.debian,
     })
 }
 
@@ -153,6 +159,7 @@ struct Decoder<'a> {
     tre: bool,
     layers: Vec<LayerSpec>,
     runtime: Runtime,
+    debian: Option<DebianSpec>,
 }
 
 impl Decoder<'_> {
@@ -385,6 +392,7 @@ impl Decoder<'_> {
                 }
                 self.runtime.stop_signal = Some(signal.value);
             }
+            "debian" => self.debian = Some(decode_debian(&node)?),
             other => return Err(node.unknown(other, TOP_LEVEL, "top-level node")),
         }
         Ok(())
@@ -425,6 +433,190 @@ fn decode_user(node: &Node) -> Result<UserSpec> {
         home,
         shell,
     })
+}
+
+/// `debian "bookworm" mirror=… updates=#true security=#true components="main" { … }`
+fn decode_debian(node: &Node) -> Result<DebianSpec> {
+    node.check_props(&[
+        "mirror",
+        "security-mirror",
+        "updates",
+        "security",
+        "components",
+        "keyring",
+    ])?;
+    let suite = node.single_string("release codename")?;
+    if suite.is_empty()
+        || !suite
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(node.src.error(
+            suite.span,
+            format!("`{}` is not a Debian release name", suite.value),
+            "invalid suite",
+            Some("write a codename such as `bookworm`".into()),
+        ));
+    }
+    let url = |name: &str, default: &str| -> Result<String> {
+        let value = node.prop_string(name)?;
+        match value {
+            None => Ok(default.to_owned()),
+            Some(v) => check_url(node, &v),
+        }
+    };
+    let mirror = url("mirror", DEBIAN_MIRROR)?;
+    let security_mirror = url("security-mirror", DEBIAN_SECURITY_MIRROR)?;
+    let components = match node.prop_string("components")? {
+        Some(c) => c.split_whitespace().map(str::to_owned).collect(),
+        None => vec!["main".to_owned()],
+    };
+    let keyring = node.prop_string("keyring")?.map(|k| PathBuf::from(k.value));
+    let mut repositories = Vec::new();
+    let default_repo = |suite: String, url: &str| RepositorySpec {
+        span: node.node.span(),
+        url: url.to_owned(),
+        suite,
+        components: components.clone(),
+        keyring: keyring.clone(),
+    };
+    repositories.push(default_repo(suite.value.clone(), &mirror));
+    if node.prop_bool("updates")?.unwrap_or(true) {
+        repositories.push(default_repo(format!("{}-updates", suite.value), &mirror));
+    }
+    if node.prop_bool("security")?.unwrap_or(true) {
+        repositories.push(default_repo(
+            format!("{}-security", suite.value),
+            &security_mirror,
+        ));
+    }
+    let mut install: Vec<Spanned<PackageRequest>> = Vec::new();
+    let mut keep_docs = false;
+    for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
+        let child = Node {
+            node: child,
+            src: node.src,
+        };
+        match child.name() {
+            "install" => {
+                child.no_props_or_children()?;
+                for arg in child.string_args("package", 1)? {
+                    let (name, version) = match arg.split_once('=') {
+                        Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                        None => (arg.value.clone(), None),
+                    };
+                    let valid_name = name.len() >= 2
+                        && name.as_bytes()[0].is_ascii_alphanumeric()
+                        && name.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
+                        });
+                    if !valid_name || version.as_ref().is_some_and(|v| v.is_empty()) {
+                        return Err(node.src.error(
+                            arg.span,
+                            format!("`{}` is not a package name", arg.value),
+                            "invalid package",
+                            Some(
+                                "write `name` or `name=version`, e.g. `curl=7.88.1-10+deb12u14`"
+                                    .into(),
+                            ),
+                        ));
+                    }
+                    if install.iter().any(|p| p.name == name) {
+                        return Err(node.src.error(
+                            arg.span,
+                            format!("`{name}` is listed twice"),
+                            "duplicate",
+                            Some("list each package once".into()),
+                        ));
+                    }
+                    install.push(Spanned {
+                        value: PackageRequest { name, version },
+                        span: arg.span,
+                    });
+                }
+            }
+            "repository" => {
+                child.check_props(&["suite", "components", "keyring"])?;
+                child.no_children()?;
+                let url = check_url(&child, &child.single_string("repository URL")?)?;
+                let suite = child.prop_string("suite")?.ok_or_else(|| {
+                    child.err(
+                        "a repository needs a `suite`",
+                        "no suite",
+                        "add `suite=\"stable\"` (the folder under `dists/`)",
+                    )
+                })?;
+                let components = child.prop_string("components")?.map_or_else(
+                    || vec!["main".to_owned()],
+                    |c| c.split_whitespace().map(str::to_owned).collect(),
+                );
+                repositories.push(RepositorySpec {
+                    span: child.node.span(),
+                    url,
+                    suite: suite.value,
+                    components,
+                    keyring: child
+                        .prop_string("keyring")?
+                        .map(|k| PathBuf::from(k.value)),
+                });
+            }
+            "keep-docs" => {
+                child.check_props(&[])?;
+                child.no_children()?;
+                keep_docs = match child.args().as_slice() {
+                    [] => true,
+                    [entry] => entry.value().as_bool().ok_or_else(|| {
+                        child.err(
+                            "`keep-docs` takes `#true` or `#false`",
+                            "not a boolean",
+                            "write `keep-docs #true`",
+                        )
+                    })?,
+                    _ => {
+                        return Err(child.err(
+                            "`keep-docs` takes one value",
+                            "too many values",
+                            "write `keep-docs #true`",
+                        ));
+                    }
+                };
+            }
+            other => {
+                return Err(child.unknown(
+                    other,
+                    &["install", "repository", "keep-docs"],
+                    "`debian` entry",
+                ));
+            }
+        }
+    }
+    if install.is_empty() {
+        return Err(node.err(
+            "the `debian` block installs nothing",
+            "no `install` line",
+            "add `install \"package\"` lines in braces, or remove the block",
+        ));
+    }
+    Ok(DebianSpec {
+        span: node.node.span(),
+        suite,
+        repositories,
+        install,
+        keep_docs,
+    })
+}
+
+fn check_url(node: &Node, value: &Spanned<String>) -> Result<String> {
+    let ok = (value.starts_with("http://") || value.starts_with("https://")) && value.len() > 8;
+    if !ok {
+        return Err(node.src.error(
+            value.span,
+            format!("`{}` is not an http(s) URL", value.value),
+            "invalid URL",
+            Some("write e.g. `http://deb.debian.org/debian`".into()),
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
 }
 
 fn decode_layer(node: &Node) -> Result<LayerSpec> {
@@ -779,6 +971,20 @@ impl<'a> Node<'a> {
             .filter(|(n, _)| *n == name)
             .map(|(_, e)| self.string(e, &format!("`{name}` property")))
             .collect()
+    }
+
+    fn prop_bool(&self, name: &str) -> Result<Option<bool>> {
+        let Some(entry) = self.prop(name) else {
+            return Ok(None);
+        };
+        entry.value().as_bool().map(Some).ok_or_else(|| {
+            self.src.error(
+                entry.span(),
+                format!("`{name}` must be `#true` or `#false`"),
+                "not a boolean",
+                Some(format!("write `{name}=#false`")),
+            )
+        })
     }
 
     fn prop_u32(&self, name: &str) -> Result<Option<u32>> {

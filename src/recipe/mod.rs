@@ -43,6 +43,35 @@ pub struct Recipe {
     pub tre: bool,
     pub layers: Vec<LayerSpec>,
     pub runtime: Runtime,
+    pub debian: Option<DebianSpec>,
+}
+
+/// The `debian` block: where packages come from and which to install.
+#[derive(Debug, Clone)]
+pub struct DebianSpec {
+    pub span: SourceSpan,
+    /// The release codename (`bookworm`): names the default repositories.
+    pub suite: Spanned<String>,
+    pub repositories: Vec<RepositorySpec>,
+    pub install: Vec<Spanned<PackageRequest>>,
+    pub keep_docs: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySpec {
+    pub span: SourceSpan,
+    pub url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    /// `None`: the Debian archive keyring.
+    pub keyring: Option<PathBuf>,
+}
+
+/// `name` or `name=version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRequest {
+    pub name: String,
+    pub version: Option<String>,
 }
 
 /// The values behind the `org.opencontainers.image.*` annotations.

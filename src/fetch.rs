@@ -1,0 +1,228 @@
+//! Downloads into the content-addressed cache: parallel, retried with
+//! backoff, and checked against the expected sha256 and size while streaming,
+//! so a wrong byte never reaches the cache. All network access of the package
+//! stage goes through here; everything after it works offline.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::cache::{Cache, CacheError};
+use crate::digest::{Digest, HashingWriter};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FetchError {
+    #[error("cannot download `{url}`: {message}")]
+    #[diagnostic(help("check the URL and the network; strata retried {RETRIES} times"))]
+    Http { url: String, message: String },
+    #[error(
+        "`{url}` does not match its expected sha256: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
+    )]
+    #[diagnostic(help(
+        "the server sent different bytes than its signed index lists: the mirror may be out of sync or tampered with; nothing was cached"
+    ))]
+    Mismatch {
+        url: String,
+        expected: Digest,
+        expected_size: u64,
+        actual: Digest,
+        actual_size: u64,
+    },
+    #[error("offline, and {} file(s) are not in the cache: {}", missing.len(), missing.join(", "))]
+    #[diagnostic(help("run the same build once without `--offline` to fill the cache"))]
+    Offline { missing: Vec<String> },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot start the download runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// One file to download and what it must hash to.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub url: String,
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+const RETRIES: u32 = 4;
+const PARALLEL: usize = 8;
+
+pub struct Fetcher {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    cache: Cache,
+    offline: bool,
+}
+
+impl Fetcher {
+    pub fn new(cache: Cache, offline: bool) -> Result<Fetcher, FetchError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(FetchError::Runtime)?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| FetchError::Http {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
+        Ok(Fetcher {
+            client,
+            runtime,
+            cache,
+            offline,
+        })
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+
+    /// Fetches a small file whole (an `InRelease`), with retries.
+    pub fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        if self.offline {
+            return Err(FetchError::Offline {
+                missing: vec![url.to_owned()],
+            });
+        }
+        self.runtime.block_on(retry(url, || async {
+            let response = self.client.get(url).send().await?.error_for_status()?;
+            Ok(response.bytes().await?.to_vec())
+        }))
+    }
+
+    /// Makes sure every download is in the cache, fetching what is missing in
+    /// parallel; returns the cached paths in the same order.
+    pub fn fetch_all(&self, downloads: &[Download]) -> Result<Vec<PathBuf>, FetchError> {
+        let missing: Vec<&Download> = downloads
+            .iter()
+            .filter(|d| self.cache.verified_blob(&d.sha256).is_none())
+            .collect();
+        if self.offline && !missing.is_empty() {
+            return Err(FetchError::Offline {
+                missing: missing.iter().map(|d| d.url.clone()).collect(),
+            });
+        }
+        self.runtime.block_on(
+            stream::iter(missing)
+                .map(|d| self.download(d))
+                .buffer_unordered(PARALLEL)
+                .try_collect::<Vec<()>>(),
+        )?;
+        Ok(downloads
+            .iter()
+            .map(|d| self.cache.blob_path(&d.sha256))
+            .collect())
+    }
+
+    async fn download(&self, d: &Download) -> Result<(), FetchError> {
+        let tmp = self.cache.temp_file()?;
+        let (digest, size) = retry(&d.url, || async {
+            let mut response = self.client.get(&d.url).send().await?.error_for_status()?;
+            let file = tmp.reopen().map_err(Failure::Io)?;
+            file.set_len(0).map_err(Failure::Io)?;
+            let mut sink = HashingWriter::new(std::io::BufWriter::new(file));
+            while let Some(chunk) = response.chunk().await? {
+                sink.write_all(&chunk).map_err(Failure::Io)?;
+            }
+            let (mut writer, digest, size) = sink.finish();
+            writer.flush().map_err(Failure::Io)?;
+            Ok((digest, size))
+        })
+        .await?;
+        if digest != d.sha256 || size != d.size {
+            return Err(FetchError::Mismatch {
+                url: d.url.clone(),
+                expected: d.sha256,
+                expected_size: d.size,
+                actual: digest,
+                actual_size: size,
+            });
+        }
+        self.cache.commit_blob(tmp, &digest)?;
+        Ok(())
+    }
+}
+
+/// Why one attempt failed; `retry` decides whether to try again.
+enum Failure {
+    Http(reqwest::Error),
+    Io(std::io::Error),
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        Failure::Http(e)
+    }
+}
+
+impl Failure {
+    /// Connection trouble, timeouts, 5xx and 429 are worth another try;
+    /// a 404 or a local error is not.
+    fn transient(&self) -> bool {
+        match self {
+            Failure::Http(e) => {
+                e.is_connect()
+                    || e.is_timeout()
+                    || e.is_body()
+                    || e.is_request()
+                    || e.status()
+                        .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+            }
+            Failure::Io(_) => false,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Http(e) => {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    text.push_str(": ");
+                    text.push_str(&s.to_string());
+                    source = s.source();
+                }
+                text
+            }
+            Failure::Io(e) => e.to_string(),
+        }
+    }
+}
+
+async fn retry<T, F, Fut>(url: &str, mut attempt: F) -> Result<T, FetchError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(failure) if failure.transient() && tries < RETRIES => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            Err(failure) => {
+                return Err(FetchError::Http {
+                    url: url.to_owned(),
+                    message: failure.message(),
+                });
+            }
+        }
+    }
+}
