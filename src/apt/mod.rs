@@ -4,4 +4,5 @@
 pub mod control;
 pub mod index;
 pub mod relation;
+pub mod solve;
 pub mod version;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::version::Version;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Lt,
     Le,
