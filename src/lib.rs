@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod json;
 pub mod layer;
 pub mod layout;
+pub mod lock;
 pub mod output;
 pub mod platform;
 pub mod provenance;
