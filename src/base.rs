@@ -212,17 +212,13 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
             uid: header.uid()? as u32,
             gid: header.gid()? as u32,
         };
-        if view_entry.kind == ViewKind::File && header.entry_type().is_file() {
-            let slot = match path.as_str() {
-                "etc/passwd" => Some(&mut lower.passwd),
-                "etc/group" => Some(&mut lower.group),
-                _ => None,
-            };
-            if let Some(slot) = slot {
-                let mut text = String::new();
-                entry.read_to_string(&mut text)?;
-                *slot = Some(text);
-            }
+        if view_entry.kind == ViewKind::File && header.entry_type().is_file() && Lower::wants(&path)
+        {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            lower
+                .files
+                .insert(path.clone(), String::from_utf8_lossy(&bytes).into_owned());
         }
         additions.push((path, view_entry));
     }
@@ -235,15 +231,8 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
     for (path, entry) in additions {
         lower.view.insert(path, entry);
     }
-    // A whiteout may have removed the accounts the base had.
-    for (path, slot) in [
-        ("etc/passwd", &mut lower.passwd),
-        ("etc/group", &mut lower.group),
-    ] {
-        let path = ImagePath::from_relative(path).expect("a constant path");
-        if lower.view.get(&path).is_none() {
-            *slot = None;
-        }
-    }
+    // A whiteout may have removed files read from an earlier layer.
+    let view = &lower.view;
+    lower.files.retain(|path, _| view.get(path).is_some());
     Ok(())
 }

@@ -35,12 +35,29 @@ pub enum AssembleError {
     },
 }
 
-/// What the base contributes to assembly.
+/// What the base contributes to assembly: its paths, and the text of the
+/// few files strata merges into (accounts, the dpkg database).
 #[derive(Debug, Clone, Default)]
 pub struct Lower {
     pub view: View,
-    pub passwd: Option<String>,
-    pub group: Option<String>,
+    pub files: BTreeMap<ImagePath, String>,
+}
+
+impl Lower {
+    /// The files whose text assembly needs from the base.
+    pub fn wants(path: &ImagePath) -> bool {
+        matches!(
+            path.as_str(),
+            "etc/passwd" | "etc/group" | "var/lib/dpkg/status"
+        ) || path
+            .parent()
+            .is_some_and(|p| p.as_str() == "var/lib/dpkg/status.d")
+    }
+
+    pub fn text(&self, path: &str) -> Option<&str> {
+        let path = ImagePath::from_relative(path).ok()?;
+        self.files.get(&path).map(String::as_str)
+    }
 }
 
 /// The layers to write and the user the image runs as.
@@ -52,7 +69,7 @@ pub struct Assembly {
 }
 
 pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, AssembleError> {
-    let mut accounts = Accounts::from_base(lower.passwd.as_deref(), lower.group.as_deref());
+    let mut accounts = Accounts::from_base(lower.text("etc/passwd"), lower.text("etc/group"));
     let user = image_user(recipe, &mut accounts)?;
 
     // Expand the recipe first: strata's own layer leaves alone what it writes.
