@@ -4,14 +4,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
+use crate::apt;
 use crate::assemble::{self, AssembleError};
-use crate::base::{self, BaseError};
+use crate::base::{self, BaseError, BaseImage};
 use crate::cache::Cache;
+use crate::fetch::Fetcher;
 use crate::image::labels::{self, Provenance};
 use crate::image::{self, ImageError, ImageSpec, ManifestLayer};
 use crate::layer::compress::Compression;
 use crate::layer::{self, LayerError};
+use crate::lock::{self, Lock, LockError};
 use crate::output::{Blob, BlobSource, Built, PlatformImage};
+use crate::platform::Platform;
 use crate::provenance::{self, EpochError};
 use crate::recipe::Recipe;
 
@@ -31,6 +37,12 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Epoch(#[from] EpochError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Apt(#[from] apt::AptError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] LockError),
     #[error("`{0}` is not a valid tag")]
     #[diagnostic(help(
         "tags use letters, digits, `_`, `.` and `-`, up to 128 characters, not starting with `.` or `-`"
@@ -42,6 +54,70 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// Tags besides the recipe's version.
     pub tags: Vec<String>,
+    /// Where the recipe's lock lives (`image.lock` beside `image.kdl`).
+    pub lock_path: PathBuf,
+    /// A missing or stale lock is an error instead of being re-resolved.
+    pub locked: bool,
+    /// Use the cache only: no network at all.
+    pub offline: bool,
+}
+
+/// The lock to build from: the one on disk when it matches the recipe, else
+/// a fresh resolution, written beside the recipe (unless `--locked`).
+fn current_lock(
+    recipe: &Recipe,
+    bases: &[(Platform, BaseImage)],
+    options: &BuildOptions,
+    fetcher: &Fetcher,
+) -> Result<(Lock, bool), BuildError> {
+    let path = &options.lock_path;
+    let on_disk = Lock::read(path)?;
+    let exists = on_disk.is_some();
+    if let Some(lock) = on_disk.filter(|l| Some(l.inputs) == lock::inputs(recipe)) {
+        return Ok((lock, false));
+    }
+    if options.locked {
+        return Err(if exists {
+            LockError::Stale { path: path.clone() }
+        } else {
+            LockError::Missing { path: path.clone() }
+        }
+        .into());
+    }
+    Ok((resolve_lock(recipe, bases, fetcher)?, true))
+}
+
+/// Resolves the recipe's packages afresh and writes the lock (`strata lock`).
+pub fn lock(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<Option<Lock>, BuildError> {
+    if recipe.debian.is_none() {
+        return Ok(None);
+    }
+    let mut bases = Vec::new();
+    for platform in &recipe.platforms {
+        bases.push((
+            platform.value.clone(),
+            base::resolve(recipe, &platform.value)?,
+        ));
+    }
+    let fetcher = Fetcher::new(cache.clone(), options.offline).map_err(apt::AptError::from)?;
+    let lock = resolve_lock(recipe, &bases, &fetcher)?;
+    lock.write(&options.lock_path)?;
+    Ok(Some(lock))
+}
+
+fn resolve_lock(
+    recipe: &Recipe,
+    bases: &[(Platform, BaseImage)],
+    fetcher: &Fetcher,
+) -> Result<Lock, BuildError> {
+    let lowers: Vec<(Platform, &crate::assemble::Lower)> =
+        bases.iter().map(|(p, b)| (p.clone(), &b.lower)).collect();
+    let lock = apt::resolve(recipe, &lowers, fetcher)?.expect("the recipe has a `debian` block");
+    Ok(lock)
 }
 
 /// Per-layer facts for reports.
@@ -54,6 +130,8 @@ pub struct LayerReport {
 
 pub struct BuildReport {
     pub built: Built,
+    /// The lock used, and whether this build (re)wrote it.
+    pub lock: Option<(Lock, bool)>,
     pub layers: Vec<LayerReport>,
     /// Time spent per phase, summed over platforms.
     pub timings: BTreeMap<&'static str, Duration>,
@@ -78,22 +156,51 @@ pub fn build(
     let created = provenance::rfc3339(epoch);
     let revision = provenance::revision(&recipe.context);
 
+    let started = Instant::now();
+    let mut bases = Vec::new();
+    for platform in &recipe.platforms {
+        bases.push((
+            platform.value.clone(),
+            base::resolve(recipe, &platform.value)?,
+        ));
+    }
+    *timings.entry("base").or_default() += started.elapsed();
+
+    let packages = match &recipe.debian {
+        Some(_) => {
+            let started = Instant::now();
+            let fetcher =
+                Fetcher::new(cache.clone(), options.offline).map_err(apt::AptError::from)?;
+            let (lock, written) = current_lock(recipe, &bases, options, &fetcher)?;
+            *timings.entry("resolve").or_default() += started.elapsed();
+            Some((fetcher, lock, written))
+        }
+        None => None,
+    };
+
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     let mut images = Vec::new();
     let mut reports = Vec::new();
-    for platform in &recipe.platforms {
-        let platform = &platform.value;
-        let started = Instant::now();
-        let base = base::resolve(recipe, platform)?;
-        *timings.entry("base").or_default() += started.elapsed();
+    for (platform, base) in &bases {
+        let mut lower = base.lower.clone();
+        let mut plans = Vec::new();
+        if let Some((fetcher, lock, _)) = &packages {
+            let started = Instant::now();
+            if let Some(plan) = apt::layer(recipe, lock, platform, &lower, fetcher, epoch)? {
+                lower.view.apply(&plan);
+                plans.push(plan);
+            }
+            *timings.entry("packages").or_default() += started.elapsed();
+        }
 
         let started = Instant::now();
-        let assembly = assemble::assemble(recipe, &base.lower, epoch)?;
+        let assembly = assemble::assemble(recipe, &lower, epoch)?;
+        plans.extend(assembly.layers);
         *timings.entry("assemble").or_default() += started.elapsed();
 
         let started = Instant::now();
         let mut layers = Vec::new();
-        for plan in &assembly.layers {
+        for plan in &plans {
             let built = layer::build(plan, options.compression, cache)?;
             blobs.insert(
                 built.blob.digest.hex(),
@@ -178,7 +285,12 @@ pub fn build(
             index.descriptor()
         }
     };
+    // A fresh lock is written only once the whole build has succeeded.
+    if let Some((_, lock, true)) = &packages {
+        lock.write(&options.lock_path)?;
+    }
     Ok(BuildReport {
+        lock: packages.map(|(_, lock, written)| (lock, written)),
         built: Built {
             blobs: blobs.into_values().collect(),
             top,

@@ -55,6 +55,16 @@ impl Cache {
         Ok(Cache { root })
     }
 
+    /// A named folder inside the cache, created when missing.
+    pub fn dir(&self, name: &str) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).map_err(|source| CacheError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }

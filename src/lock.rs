@@ -138,7 +138,7 @@ pub fn inputs(recipe: &Recipe) -> Option<Digest> {
 
 impl Lock {
     pub fn render(&self) -> String {
-        let q = |s: &str| KdlValue::String(s.to_owned()).to_string();
+        let q = quote;
         let mut out =
             String::from("// Written by `strata lock`: commit it; do not edit it by hand.\n");
         let _ = writeln!(out, "lock-version {LOCK_VERSION}");
@@ -278,6 +278,25 @@ impl Lock {
             platforms,
         }))
     }
+}
+
+/// A KDL string, always quoted so that every value reads the same way.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 struct NodeReader<'a, F> {

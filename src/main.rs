@@ -12,6 +12,7 @@ use strata::cache::Cache;
 use strata::inspect;
 use strata::layer::compress::Compression;
 use strata::layout::Layout;
+use strata::lock;
 use strata::output;
 use strata::recipe::Recipe;
 
@@ -46,6 +47,17 @@ enum Command {
         /// Print the result as JSON on stdout
         #[arg(long)]
         json: bool,
+        /// Fail instead of re-resolving when the lock is missing or stale
+        #[arg(long)]
+        locked: bool,
+        /// Build from the cache alone, without any network access
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Resolve the recipe's Debian packages and write the lock beside it
+    Lock {
+        /// The recipe (a KDL file such as `image.kdl`)
+        recipe: PathBuf,
     },
     /// Show what an OCI layout holds: config, layers, labels
     Inspect {
@@ -95,23 +107,57 @@ fn run(cli: Cli) -> Result<(), Report> {
             format,
             compression,
             json,
-        } => build_command(&recipe, output, tags, format, compression, json),
+            locked,
+            offline,
+        } => {
+            let options = BuildOptions {
+                compression,
+                tags,
+                lock_path: lock::path_for(&recipe),
+                locked,
+                offline,
+            };
+            build_command(&recipe, output, format, &options, json)
+        }
+        Command::Lock { recipe } => lock_command(&recipe),
         Command::Inspect { image, json } => inspect_command(&image, json),
     }
+}
+
+fn lock_command(recipe_path: &Path) -> Result<(), Report> {
+    let recipe = Recipe::load(recipe_path)?;
+    let cache = Cache::from_env()?;
+    let options = BuildOptions {
+        compression: Compression::default(),
+        tags: Vec::new(),
+        lock_path: lock::path_for(recipe_path),
+        locked: false,
+        offline: false,
+    };
+    match strata::build::lock(&recipe, &options, &cache)? {
+        Some(lock) => {
+            let count: usize = lock.platforms.values().map(Vec::len).sum();
+            eprintln!(
+                "locked {count} package(s) → {}",
+                options.lock_path.display()
+            );
+        }
+        None => eprintln!("the recipe installs no packages: nothing to lock"),
+    }
+    Ok(())
 }
 
 fn build_command(
     recipe_path: &Path,
     output: Option<PathBuf>,
-    tags: Vec<String>,
     format: Format,
-    compression: Compression,
+    options: &BuildOptions,
     json: bool,
 ) -> Result<(), Report> {
     let started = Instant::now();
     let recipe = Recipe::load(recipe_path)?;
     let cache = Cache::from_env()?;
-    let report = build(&recipe, &BuildOptions { compression, tags }, &cache)?;
+    let report = build(&recipe, options, &cache)?;
     let built = &report.built;
     let dest = output.unwrap_or_else(|| match format {
         Format::Oci => PathBuf::from("out"),

@@ -12,5 +12,6 @@ mod examples;
 mod golden;
 mod inspect;
 mod interrupted;
+mod packages;
 mod platforms;
 mod reproducible;

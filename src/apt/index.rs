@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::control::for_each_paragraph;
 use super::version::Version;
+use crate::digest::Digest;
 
 /// A package as an index lists it. Relationship fields stay unparsed until
 /// the solver looks at the package: most of the ~60,000 never are.
@@ -22,7 +23,7 @@ pub struct Package {
     pub breaks: Option<String>,
     pub filename: String,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Digest,
     /// Which repository offers it (an index into the resolver's list).
     pub repository: usize,
     /// The source package name, when it differs from the binary's.
@@ -82,9 +83,8 @@ pub fn parse(reader: impl BufRead, arch: &str, repository: usize) -> io::Result<
                 .ok_or_else(|| invalid("Size"))?,
             sha256: p
                 .get("SHA256")
-                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                .ok_or_else(|| invalid("SHA256"))?
-                .to_owned(),
+                .and_then(super::parse_hex_digest)
+                .ok_or_else(|| invalid("SHA256"))?,
             repository,
             source: p
                 .get("Source")

@@ -1,8 +1,300 @@
-//! Debian packages: signed repositories, the solver, and installation by
-//! extraction (never by running dpkg or a maintainer script).
+//! Debian packages: signed repositories, a real solver, a lock, and
+//! installation by extraction — never by running dpkg, apt or a maintainer
+//! script.
+//!
+//! `resolve` turns the recipe's `debian` block into a [`Lock`] (network:
+//! `InRelease` + `Packages`); `layer` turns a lock into the package layer
+//! (network only for `.deb`s missing from the cache).
 
 pub mod control;
+pub mod deb;
 pub mod index;
+pub mod install;
 pub mod relation;
+pub mod repo;
+pub mod signature;
 pub mod solve;
 pub mod version;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use self::index::Package;
+use self::repo::{Release, RepoError};
+use self::solve::{Installed, Request, SolveError, Universe};
+use crate::assemble::Lower;
+use crate::assemble::entry::LayerPlan;
+use crate::cache::CacheError;
+use crate::digest::Digest;
+use crate::fetch::{Download, FetchError, Fetcher};
+use crate::lock::{Lock, LockedPackage, LockedRepository};
+use crate::platform::Platform;
+use crate::recipe::Recipe;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AptError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Solve(#[from] SolveError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Deb(#[from] deb::DebError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Install(#[from] install::InstallError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cache(#[from] CacheError),
+    #[error("Debian has no architecture for the platform `{0}`")]
+    #[diagnostic(help(
+        "Debian packages exist for linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/ppc64le and linux/s390x"
+    ))]
+    Platform(String),
+    #[error("the lock has no packages for `{0}`")]
+    #[diagnostic(help("run `strata lock` again"))]
+    LockPlatform(String),
+}
+
+/// Debian's name for a platform's architecture.
+pub fn debian_arch(platform: &Platform) -> Result<&'static str, AptError> {
+    Ok(
+        match (platform.architecture.as_str(), platform.variant.as_deref()) {
+            ("amd64", _) => "amd64",
+            ("arm64", _) => "arm64",
+            ("arm", Some("v7")) => "armhf",
+            ("arm", Some("v5")) => "armel",
+            ("386", _) => "i386",
+            ("ppc64le", _) => "ppc64el",
+            ("s390x", _) => "s390x",
+            _ => return Err(AptError::Platform(platform.to_string())),
+        },
+    )
+}
+
+/// Resolves the recipe's packages for each platform (with what its base
+/// already has) against the signed repositories.
+pub fn resolve(
+    recipe: &Recipe,
+    platforms: &[(Platform, &Lower)],
+    fetcher: &Fetcher,
+) -> Result<Option<Lock>, AptError> {
+    let (Some(debian), Some(inputs)) = (&recipe.debian, crate::lock::inputs(recipe)) else {
+        return Ok(None);
+    };
+    let releases: Vec<Release> = debian
+        .repositories
+        .par_iter()
+        .map(|spec| {
+            let keyring = repo::load_keyring(spec, &recipe.context)?;
+            repo::fetch_release(fetcher, spec, &keyring)
+        })
+        .collect::<Result<_, RepoError>>()?;
+    let requests: Vec<Request> = debian
+        .install
+        .iter()
+        .map(|p| Request {
+            name: p.name.clone(),
+            version: p.version.clone(),
+        })
+        .collect();
+
+    let mut locked = BTreeMap::new();
+    for (platform, lower) in platforms {
+        let arch = debian_arch(platform)?;
+        let mut indexes = Vec::new();
+        for (repo_index, (spec, release)) in debian.repositories.iter().zip(&releases).enumerate() {
+            for component in &spec.components {
+                let (download, compression) = release.packages(component, arch)?;
+                indexes.push((repo_index, download, compression));
+            }
+        }
+        let downloads: Vec<Download> = indexes.iter().map(|(_, d, _)| d.clone()).collect();
+        let paths = fetcher.fetch_all(&downloads)?;
+        let lists: Vec<Vec<Arc<Package>>> = indexes
+            .par_iter()
+            .zip(paths.par_iter())
+            .map(|((repo_index, download, compression), path)| {
+                repo::read_packages(path, &download.url, *compression, arch, *repo_index)
+            })
+            .collect::<Result<_, RepoError>>()?;
+        let universe = Universe::new(lists.into_iter().flatten().collect(), installed(lower))?;
+        let chosen = solve::solve(&universe, &requests)?;
+        let packages = chosen
+            .iter()
+            .map(|p| LockedPackage {
+                name: p.name.clone(),
+                version: p.version.to_string(),
+                architecture: p.architecture.clone(),
+                repository: releases[p.repository].url.clone(),
+                path: p.filename.clone(),
+                size: p.size,
+                sha256: p.sha256,
+            })
+            .collect();
+        locked.insert(platform.to_string(), packages);
+    }
+    Ok(Some(Lock {
+        inputs,
+        repositories: releases
+            .iter()
+            .map(|r| LockedRepository {
+                url: r.url.clone(),
+                suite: r.suite.clone(),
+                inrelease: r.inrelease,
+                date: r.date.clone(),
+                version: r.version.clone(),
+            })
+            .collect(),
+        platforms: locked,
+    }))
+}
+
+/// The packages the base's dpkg database lists as installed.
+fn installed(lower: &Lower) -> Vec<Installed> {
+    let mut out = Vec::new();
+    let texts = lower
+        .files
+        .iter()
+        .filter(|(p, _)| {
+            p.as_str() == "var/lib/dpkg/status"
+                || (p.as_str().starts_with("var/lib/dpkg/status.d/")
+                    && !p.as_str().ends_with(".md5sums"))
+        })
+        .map(|(_, text)| text);
+    for text in texts {
+        let _ = control::for_each_paragraph(text.as_bytes(), |p| {
+            let installed = p.get("Status").is_none_or(|s| s.ends_with(" installed"));
+            if let (true, Some(name), Some(version)) = (
+                installed,
+                p.get("Package"),
+                p.get("Version")
+                    .and_then(|v| version::Version::parse(v).ok()),
+            ) {
+                out.push(Installed {
+                    name: name.to_owned(),
+                    version,
+                    provides: p.get("Provides").map(str::to_owned),
+                });
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// What the cache keeps of an unpacked package, next to its data tar.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UnpackRecord {
+    control: deb::Control,
+    entries: Vec<deb::DataEntry>,
+}
+
+/// Fetches and unpacks the platform's locked packages and plans their layer.
+pub fn layer(
+    recipe: &Recipe,
+    lock: &Lock,
+    platform: &Platform,
+    lower: &Lower,
+    fetcher: &Fetcher,
+    mtime: u64,
+) -> Result<Option<LayerPlan>, AptError> {
+    let Some(debian) = &recipe.debian else {
+        return Ok(None);
+    };
+    let packages = lock
+        .platforms
+        .get(&platform.to_string())
+        .ok_or_else(|| AptError::LockPlatform(platform.to_string()))?;
+    let downloads: Vec<Download> = packages
+        .iter()
+        .map(|p| Download {
+            url: p.url(),
+            sha256: p.sha256,
+            size: p.size,
+        })
+        .collect();
+    let paths = fetcher.fetch_all(&downloads)?;
+    let cache = fetcher.cache();
+    let dir = cache.dir("debs")?;
+    let unpacked: Vec<install::Unpacked> = packages
+        .par_iter()
+        .zip(paths.par_iter())
+        .map(|(locked, deb_path)| unpack_cached(&dir, locked, deb_path))
+        .collect::<Result<_, AptError>>()?;
+    let release_version = lock
+        .repositories
+        .iter()
+        .find(|r| r.suite == debian.suite.value)
+        .and_then(|r| r.version.as_deref());
+    let plan = install::plan(
+        &unpacked,
+        lower,
+        &install::Options {
+            architecture: debian_arch(platform)?,
+            suite: &debian.suite,
+            release_version,
+            keep_docs: debian.keep_docs,
+            mtime,
+        },
+    )?;
+    Ok(Some(plan))
+}
+
+fn unpack_cached(
+    dir: &std::path::Path,
+    locked: &LockedPackage,
+    deb_path: &std::path::Path,
+) -> Result<install::Unpacked, AptError> {
+    let hex = locked.sha256.hex();
+    let tar: PathBuf = dir.join(format!("{hex}.tar"));
+    let record_path = dir.join(format!("{hex}.json"));
+    let cached = std::fs::read(&record_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<UnpackRecord>(&bytes).ok())
+        .filter(|_| tar.is_file());
+    let record = match cached {
+        Some(record) => record,
+        None => {
+            let unpacked = deb::unpack(deb_path, &tar)?;
+            let record = UnpackRecord {
+                control: unpacked.control,
+                entries: unpacked.entries,
+            };
+            let bytes = serde_json::to_vec(&record).expect("an unpack record always serialises");
+            // Written last, through a rename: a record means the tar is complete.
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| CacheError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+            std::fs::write(tmp.path(), bytes).map_err(|source| CacheError::Io {
+                path: record_path.clone(),
+                source,
+            })?;
+            tmp.persist(&record_path).map_err(|e| CacheError::Io {
+                path: record_path.clone(),
+                source: e.error,
+            })?;
+            record
+        }
+    };
+    Ok(install::Unpacked {
+        locked: locked.clone(),
+        control: record.control,
+        entries: record.entries,
+        data_tar: tar,
+    })
+}
+
+/// sha256 digests as Debian indexes write them (bare hex).
+pub fn parse_hex_digest(hex: &str) -> Option<Digest> {
+    format!("sha256:{hex}").parse().ok()
+}

@@ -18,7 +18,9 @@ use crate::recipe::RepositorySpec;
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RepoError {
     #[error("the signature of `{url}` does not verify")]
-    #[diagnostic(help("the repository is not signed by a key in the keyring `{keyring}`: check `keyring=`, or the file was altered in transit"))]
+    #[diagnostic(help(
+        "the repository is not signed by a key in the keyring `{keyring}`: check `keyring=`, or the file was altered in transit"
+    ))]
     Signature {
         url: String,
         keyring: String,
@@ -26,7 +28,9 @@ pub enum RepoError {
         source: SignatureError,
     },
     #[error("cannot read the keyring `{}`", path.display())]
-    #[diagnostic(help("`keyring=` takes a path relative to the recipe, to a binary or armored OpenPGP keyring"))]
+    #[diagnostic(help(
+        "`keyring=` takes a path relative to the recipe, to a binary or armored OpenPGP keyring"
+    ))]
     Keyring {
         path: std::path::PathBuf,
         #[source]
@@ -40,7 +44,9 @@ pub enum RepoError {
         arch: String,
     },
     #[error("`{url}` expired on {until}")]
-    #[diagnostic(help("its `Valid-Until` has passed: the mirror is stale or the signed file was replayed; try again later or another mirror"))]
+    #[diagnostic(help(
+        "its `Valid-Until` has passed: the mirror is stale or the signed file was replayed; try again later or another mirror"
+    ))]
     Expired { url: String, until: String },
     #[error("`{url}` is malformed: {message}")]
     Malformed { url: String, message: String },
@@ -75,9 +81,11 @@ pub fn load_keyring(spec: &RepositorySpec, context: &Path) -> Result<Keyring, Re
         None => (Path::new(SYSTEM).to_owned(), true),
     };
     match std::fs::read(&path) {
-        Ok(bytes) => Keyring::from_bytes(&bytes, &path.display().to_string()).map_err(|e| RepoError::Keyring {
-            path,
-            source: std::io::Error::other(e.to_string()),
+        Ok(bytes) => Keyring::from_bytes(&bytes, &path.display().to_string()).map_err(|e| {
+            RepoError::Keyring {
+                path,
+                source: std::io::Error::other(e.to_string()),
+            }
         }),
         // Hosts without Debian's keyring package use the copy inside strata.
         Err(e) if fallback && e.kind() == std::io::ErrorKind::NotFound => Ok(Keyring::debian()),
@@ -92,7 +100,11 @@ fn keyring_name(spec: &RepositorySpec) -> String {
     )
 }
 
-pub fn fetch_release(fetcher: &Fetcher, spec: &RepositorySpec, keyring: &Keyring) -> Result<Release, RepoError> {
+pub fn fetch_release(
+    fetcher: &Fetcher,
+    spec: &RepositorySpec,
+    keyring: &Keyring,
+) -> Result<Release, RepoError> {
     let url = format!("{}/dists/{}/InRelease", spec.url, spec.suite);
     let bytes = fetcher.get(&url)?;
     let malformed = |message: String| RepoError::Malformed {
@@ -100,11 +112,14 @@ pub fn fetch_release(fetcher: &Fetcher, spec: &RepositorySpec, keyring: &Keyring
         message,
     };
     let text = String::from_utf8(bytes.clone()).map_err(|_| malformed("not UTF-8 text".into()))?;
-    let signed = signature::verify_inrelease(&text, keyring, SystemTime::now()).map_err(|source| RepoError::Signature {
-        url: url.clone(),
-        keyring: keyring_name(spec),
-        source,
-    })?;
+    let signed =
+        signature::verify_inrelease(&text, keyring, SystemTime::now()).map_err(|source| {
+            RepoError::Signature {
+                url: url.clone(),
+                keyring: keyring_name(spec),
+                source,
+            }
+        })?;
     let mut release = None;
     for_each_paragraph(signed.as_bytes(), |p| {
         if release.is_none() {
@@ -119,7 +134,8 @@ pub fn fetch_release(fetcher: &Fetcher, spec: &RepositorySpec, keyring: &Keyring
         Ok(())
     })
     .map_err(|e| malformed(e.to_string()))?;
-    let (date, version, codename, valid_until, sums) = release.ok_or_else(|| malformed("the signed text is empty".into()))?;
+    let (date, version, codename, valid_until, sums) =
+        release.ok_or_else(|| malformed("the signed text is empty".into()))?;
     if let Some(until) = valid_until
         && let Some(deadline) = parse_release_date(&until)
         && deadline < SystemTime::now()
@@ -130,7 +146,7 @@ pub fn fetch_release(fetcher: &Fetcher, spec: &RepositorySpec, keyring: &Keyring
     for line in sums.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         if let [hash, size, path] = parts.as_slice()
-            && let (Ok(digest), Ok(size)) = (format!("sha256:{hash}").parse::<Digest>(), size.parse::<u64>())
+            && let (Some(digest), Ok(size)) = (super::parse_hex_digest(hash), size.parse::<u64>())
         {
             files.insert((*path).to_owned(), (digest, size));
         }
@@ -160,7 +176,11 @@ pub enum IndexCompression {
 impl Release {
     /// The index to download for `component` on `arch`: gzip when listed (it
     /// decodes twice as fast as xz), else xz, else plain.
-    pub fn packages(&self, component: &str, arch: &str) -> Result<(Download, IndexCompression), RepoError> {
+    pub fn packages(
+        &self,
+        component: &str,
+        arch: &str,
+    ) -> Result<(Download, IndexCompression), RepoError> {
         let base = format!("{component}/binary-{arch}/Packages");
         [
             (".gz", IndexCompression::Gzip),
@@ -204,7 +224,9 @@ pub fn read_packages(
     let file = File::open(path).map_err(err)?;
     let reader: Box<dyn Read> = match compression {
         IndexCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
-        IndexCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(BufReader::new(file))),
+        IndexCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+            BufReader::new(file),
+        )),
         IndexCompression::None => Box::new(file),
     };
     index::parse(BufReader::with_capacity(1 << 20, reader), arch, repository).map_err(err)
@@ -224,7 +246,10 @@ mod tests {
     #[test]
     fn reads_release_dates() {
         let t = super::parse_release_date("Sat, 11 Jul 2026 10:16:37 UTC").unwrap();
-        let secs = t.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let secs = t
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert_eq!(secs, 1_783_764_997);
         assert!(super::parse_release_date("yesterday").is_none());
     }

@@ -528,7 +528,7 @@ mod tests {
             breaks: get("Breaks"),
             filename: format!("pool/{name}_{version}.deb"),
             size: 1,
-            sha256: "0".repeat(64),
+            sha256: crate::digest::Digest::of(name.as_bytes()),
             repository: 0,
             source: None,
         })

@@ -69,6 +69,12 @@ impl Fingerprint {
 pub enum Source {
     Host(PathBuf),
     Inline(Arc<[u8]>),
+    /// Bytes at `offset` of a file strata unpacked into its cache (a
+    /// package's data tar), `size` long.
+    Slice {
+        path: PathBuf,
+        offset: u64,
+    },
 }
 
 impl Content {

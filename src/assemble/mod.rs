@@ -397,28 +397,31 @@ impl<'a> LayerBuilder<'a> {
         Ok(())
     }
 
-    fn finish(mut self, name: &str, created_by: &str) -> Result<LayerPlan, AssembleError> {
-        let mut parents = Vec::new();
-        for (path, (entry, _)) in &self.entries {
-            for ancestor in path.ancestors() {
-                let in_lower = self
-                    .view
-                    .get(&ancestor)
-                    .is_some_and(|e| e.kind == ViewKind::Dir);
-                if !in_lower && !self.entries.contains_key(&ancestor) {
-                    parents.push(Entry::dir(ancestor, 0o755, 0, 0, entry.mtime));
-                }
-            }
-        }
-        for parent in parents {
-            self.entries
-                .entry(parent.path.clone())
-                .or_insert((parent, None));
-        }
+    fn finish(self, name: &str, created_by: &str) -> Result<LayerPlan, AssembleError> {
+        let mut entries: BTreeMap<ImagePath, Entry> =
+            self.entries.into_iter().map(|(p, (e, _))| (p, e)).collect();
+        add_parents(&mut entries, self.view);
         Ok(LayerPlan {
             name: name.to_owned(),
             created_by: created_by.to_owned(),
-            entries: self.entries.into_values().map(|(e, _)| e).collect(),
+            entries: entries.into_values().collect(),
         })
+    }
+}
+
+/// Adds the directories a layer's entries need that neither the layer nor
+/// the layers below have (root-owned, 0755, as `mkdir -p` would make them).
+pub fn add_parents(entries: &mut BTreeMap<ImagePath, Entry>, view: &View) {
+    let mut parents = Vec::new();
+    for (path, entry) in entries.iter() {
+        for ancestor in path.ancestors() {
+            let in_lower = view.get(&ancestor).is_some_and(|e| e.kind == ViewKind::Dir);
+            if !in_lower && !entries.contains_key(&ancestor) {
+                parents.push(Entry::dir(ancestor, 0o755, 0, 0, entry.mtime));
+            }
+        }
+    }
+    for parent in parents {
+        entries.entry(parent.path.clone()).or_insert(parent);
     }
 }

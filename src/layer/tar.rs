@@ -8,7 +8,7 @@
 //! does not fit, and the two zero blocks that end the archive.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 
 use crate::assemble::entry::{Entry, Kind, Source};
 
@@ -71,6 +71,17 @@ impl<W: Write> TarWriter<W> {
         if let Kind::File(content) = &entry.kind {
             match &content.source {
                 Source::Inline(bytes) => self.write_all(bytes)?,
+                Source::Slice { path, offset } => {
+                    let mut file = File::open(path)?;
+                    file.seek(io::SeekFrom::Start(*offset))?;
+                    let copied = io::copy(&mut file.take(content.size), &mut *self)?;
+                    if copied != content.size {
+                        return Err(io::Error::other(format!(
+                            "`{}` is truncated",
+                            path.display()
+                        )));
+                    }
+                }
                 Source::Host(path) => {
                     let mut file = File::open(path)?;
                     let copied = io::copy(&mut (&mut file).take(content.size), &mut *self)?;

@@ -455,3 +455,13 @@ pub fn verify_layout(layout: &Path, tag: &str) {
         assert_eq!(sha(&tar), diff_id.as_str().unwrap());
     }
 }
+
+pub mod apt;
+
+/// Replaces `from` with `to` in the file at `path`.
+pub fn edit_file(path: &Path, from: &str, to: &str) -> PathBuf {
+    let text = fs::read_to_string(path).unwrap().replace(from, to);
+    assert!(text.contains(to));
+    fs::write(path, &text).unwrap();
+    path.to_owned()
+}

@@ -1,0 +1,300 @@
+//! Debian packages from a local signed repository that the test builds and
+//! serves: trust (signatures and hashes), the solver, the lock, and what the
+//! installed image holds.
+
+use std::fs;
+
+use crate::util::apt::{AptRepo, Pkg};
+use crate::util::{TestDir, find_entry, layers, run, run_in, snapshot, unpack};
+
+/// A repository exercising alternatives, virtual packages, versions,
+/// pre-depends, conflicts, merged-/usr paths, docs and setuid files.
+fn standard_repo(t: &TestDir) -> (AptRepo, String) {
+    let hello = fs::read(crate::util::repo_root().join("examples/hello/hello")).unwrap();
+    let mut repo = AptRepo::new(t, "good");
+    repo.add(&Pkg {
+        name: "hello-bin",
+        version: "1.0",
+        arch: "amd64",
+        fields: &[],
+        files: &[
+            ("/usr/bin/hello", &hello, 0o755),
+            ("/bin/legacy", b"#!/bin/sh\n", 0o755),
+            ("/usr/bin/suid", b"x", 0o4755),
+        ],
+    });
+    repo.add(&Pkg {
+        name: "app",
+        version: "1.0",
+        arch: "all",
+        fields: &[
+            ("Pre-Depends", "hello-bin"),
+            ("Depends", "libfoo (>= 2) | libbar, mail-transport-agent"),
+        ],
+        files: &[
+            ("/usr/share/app/data.txt", b"app data\n", 0o644),
+            ("/usr/share/doc/app/copyright", b"MIT\n", 0o644),
+            ("/usr/share/doc/app/changelog", b"changes\n", 0o644),
+            ("/usr/share/man/man1/app.1", b".TH\n", 0o644),
+        ],
+    });
+    for version in ["1.0", "2.0", "3.0"] {
+        let breaks: &[(&str, &str)] = if version == "3.0" {
+            &[("Breaks", "app")]
+        } else {
+            &[]
+        };
+        repo.add(&Pkg {
+            name: "libfoo",
+            version,
+            arch: "amd64",
+            fields: breaks,
+            files: &[(
+                "/usr/lib/x86_64-linux-gnu/libfoo.so",
+                version.as_bytes(),
+                0o644,
+            )],
+        });
+    }
+    repo.add(&Pkg {
+        name: "tiny-mta",
+        version: "0.1",
+        arch: "amd64",
+        fields: &[("Provides", "mail-transport-agent")],
+        files: &[("/usr/sbin/sendmail", b"mta", 0o755)],
+    });
+    repo.add(&Pkg {
+        name: "rival",
+        version: "1.0",
+        arch: "amd64",
+        fields: &[("Conflicts", "tiny-mta")],
+        files: &[],
+    });
+    repo.publish("stable");
+    let url = repo.serve();
+    repo.export_key(&t.join("image/keys/repo.gpg"));
+    (repo, url)
+}
+
+fn recipe(t: &TestDir, url: &str, install: &str) -> std::path::PathBuf {
+    t.write(
+        "image/image.kdl",
+        &format!(
+            "name \"pkgs\"\nversion \"1\"\nbase \"scratch\"\nplatform \"linux/amd64\"\ndebian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install {install}\n}}\nentrypoint \"/usr/bin/hello\"\n"
+        ),
+    )
+}
+
+#[test]
+fn installs_the_closure_from_a_signed_repository() {
+    let t = TestDir::new();
+    let (_repo, url) = standard_repo(&t);
+    let recipe = recipe(&t, &url, "\"app\"");
+    let out = t.join("out");
+    t.build(&recipe, &out);
+
+    let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
+    let locked: Vec<&str> = lock
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("package \""))
+        .map(|l| l.split('"').next().unwrap())
+        .collect();
+    assert_eq!(locked, ["app", "hello-bin", "libfoo", "tiny-mta"], "{lock}");
+    assert!(
+        lock.contains("package \"libfoo\" version=\"2.0\""),
+        "the highest version that app allows: {lock}"
+    );
+    assert!(lock.contains("sha256=\"sha256:"), "{lock}");
+
+    let rootfs = unpack(&out, "1", &t.join("bundle"));
+    assert_eq!(
+        run_in(&rootfs, 65532, 65532, &["/usr/bin/hello"]),
+        "hello from strata uid=65532 gid=65532\n"
+    );
+    assert_eq!(
+        fs::read_link(rootfs.join("bin")).unwrap().to_str(),
+        Some("usr/bin")
+    );
+    assert!(
+        rootfs.join("usr/bin/legacy").is_file(),
+        "./bin/legacy maps through merged /usr"
+    );
+    assert!(rootfs.join("usr/share/doc/app/copyright").is_file());
+    assert!(!rootfs.join("usr/share/doc/app/changelog").exists());
+    assert!(!rootfs.join("usr/share/man").exists());
+    let status = fs::read_to_string(rootfs.join("var/lib/dpkg/status.d/app")).unwrap();
+    assert!(
+        status.contains("Package: app\nStatus: install ok installed\n")
+            && status.contains("Version: 1.0"),
+        "{status}"
+    );
+    assert!(rootfs.join("var/lib/dpkg/status.d/app.md5sums").is_file());
+    assert!(rootfs.join("etc/os-release").is_file() && rootfs.join("etc/debian_version").is_file());
+
+    let layers = layers(&out, "1");
+    let suid = find_entry(&layers, "usr/bin/suid");
+    assert_eq!((suid.mode, suid.uid), (0o4755, 0), "setuid survives");
+}
+
+#[test]
+fn the_solver_explains_a_conflict() {
+    let t = TestDir::new();
+    let (_repo, url) = standard_repo(&t);
+    let recipe = recipe(&t, &url, "\"app\" \"rival\"");
+    let stderr = t.build_fails(&recipe, &t.join("out"));
+    assert!(stderr.contains("cannot be installed together"), "{stderr}");
+    assert!(
+        stderr.contains("rival") && stderr.contains("tiny-mta"),
+        "{stderr}"
+    );
+    assert!(
+        !t.join("image/image.lock").exists(),
+        "no lock for an unsolvable recipe"
+    );
+    assert!(!t.join("out").exists());
+}
+
+#[test]
+fn pins_and_missing_packages() {
+    let t = TestDir::new();
+    let (_repo, url) = standard_repo(&t);
+    t.build(&recipe(&t, &url, "\"libfoo=1.0\""), &t.join("out"));
+    let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
+    assert!(
+        lock.contains("package \"libfoo\" version=\"1.0\""),
+        "{lock}"
+    );
+
+    let stderr = t.build_fails(&recipe(&t, &url, "\"nope\""), &t.join("out2"));
+    assert!(
+        stderr.contains("no repository has a package `nope`"),
+        "{stderr}"
+    );
+}
+
+/// Builds after `tamper` changed the served repository; returns stderr and
+/// checks that neither the output nor the lock appeared.
+fn fails_after(tamper: impl FnOnce(&TestDir, &AptRepo), expected: &[&str]) {
+    let t = TestDir::new();
+    let (repo, url) = standard_repo(&t);
+    tamper(&t, &repo);
+    let stderr = t.build_fails(&recipe(&t, &url, "\"app\""), &t.join("out"));
+    for needle in expected {
+        assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
+    }
+    assert!(!t.join("out").exists(), "output written after a failure");
+    assert!(
+        !t.join("image/image.lock").exists(),
+        "lock written after a failure"
+    );
+}
+
+#[test]
+fn a_tampered_release_is_refused() {
+    fails_after(
+        |_, repo| {
+            let path = repo.root.join("dists/stable/InRelease");
+            let text = fs::read_to_string(&path)
+                .unwrap()
+                .replace("Origin: strata-test", "Origin: strata-evil");
+            fs::write(path, text).unwrap();
+        },
+        &["does not verify", "dists/stable/InRelease"],
+    );
+}
+
+#[test]
+fn a_repository_signed_by_another_key_is_refused() {
+    fails_after(
+        |t, _| {
+            let other = AptRepo::new(t, "other");
+            other.export_key(&t.join("image/keys/repo.gpg"));
+        },
+        &["does not verify", "keys/repo.gpg"],
+    );
+}
+
+#[test]
+fn an_index_that_does_not_match_the_release_is_refused() {
+    fails_after(
+        |_, repo| {
+            let path = repo.root.join("dists/stable/main/binary-amd64/Packages");
+            let mut text = fs::read_to_string(&path).unwrap();
+            text.push_str("\nPackage: injected\nVersion: 1\nArchitecture: all\nFilename: x\nSize: 1\nSHA256: 00\n");
+            fs::write(path, text).unwrap();
+        },
+        &["Packages` does not match its expected sha256"],
+    );
+}
+
+#[test]
+fn a_package_that_does_not_match_the_index_is_refused() {
+    fails_after(
+        |_, repo| {
+            let path = repo.root.join("pool/main/app_1.0_all.deb");
+            let mut bytes = fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            fs::write(path, bytes).unwrap();
+        },
+        &["app_1.0_all.deb` does not match its expected sha256"],
+    );
+}
+
+#[test]
+fn locked_offline_and_cached_builds_agree() {
+    let t = TestDir::new();
+    let (mut repo, url) = standard_repo(&t);
+    let recipe = recipe(&t, &url, "\"app\"");
+    run(t.strata().arg("lock").arg(&recipe));
+    let lock = fs::read(t.join("image/image.lock")).unwrap();
+
+    t.build(&recipe, &t.join("cold"));
+    // The repository goes away: the lock and the cache are enough.
+    drop(std::mem::replace(&mut repo, AptRepo::new(&t, "unused")));
+    let warm = t
+        .strata()
+        .args(["build", "--locked", "--offline", "-o"])
+        .arg(t.join("warm"))
+        .arg(&recipe)
+        .output()
+        .unwrap();
+    crate::util::assert_success(&warm, "offline build");
+    assert!(snapshot(&t.join("cold")) == snapshot(&t.join("warm")));
+    assert_eq!(
+        fs::read(t.join("image/image.lock")).unwrap(),
+        lock,
+        "a current lock is not rewritten"
+    );
+
+    // A changed install list makes the lock stale: `--locked` refuses.
+    let stale = crate::util::edit_file(&recipe, "\"app\"", "\"app\" \"libfoo\"");
+    let out = t
+        .strata()
+        .args(["build", "--locked", "-o"])
+        .arg(t.join("x"))
+        .arg(&stale)
+        .output()
+        .unwrap();
+    assert!(
+        crate::util::text(&out.stderr).contains("does not match the recipe"),
+        "{}",
+        crate::util::text(&out.stderr)
+    );
+
+    // Offline with an empty cache names what is missing.
+    crate::util::edit_file(&recipe, "\"app\" \"libfoo\"", "\"app\"");
+    let out = t
+        .strata()
+        .env("STRATA_CACHE", t.join("empty-cache"))
+        .args(["build", "--offline", "-o"])
+        .arg(t.join("y"))
+        .arg(&recipe)
+        .output()
+        .unwrap();
+    let stderr = crate::util::text(&out.stderr);
+    assert!(
+        stderr.contains("offline") && stderr.contains("app_1.0_all.deb"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,181 @@
+//! A local signed apt repository, made by the test: packages built with
+//! `dpkg-deb`, `Packages` and `Release` written here, `InRelease` signed with
+//! a throwaway key by gpg, served over HTTP on a free loopback port.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+
+use super::{TestDir, run};
+
+pub struct AptRepo {
+    pub root: PathBuf,
+    gnupg: PathBuf,
+    work: PathBuf,
+    /// Paragraphs of the `Packages` index, in the order added.
+    paragraphs: Vec<String>,
+    server: Option<(Child, u16)>,
+}
+
+/// A package to build: control fields beyond the basics, and files.
+pub struct Pkg<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub arch: &'a str,
+    pub fields: &'a [(&'a str, &'a str)],
+    pub files: &'a [(&'a str, &'a [u8], u32)],
+}
+
+impl AptRepo {
+    pub fn new(t: &TestDir, name: &str) -> AptRepo {
+        let root = t.join(&format!("{name}/repo"));
+        let gnupg = t.join(&format!("{name}/gnupg"));
+        let work = t.join(&format!("{name}/work"));
+        for dir in [&root, &gnupg, &work] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        fs::set_permissions(&gnupg, fs::Permissions::from_mode(0o700)).unwrap();
+        let repo = AptRepo {
+            root,
+            gnupg,
+            work,
+            paragraphs: Vec::new(),
+            server: None,
+        };
+        run(repo.gpg().args([
+            "--quick-gen-key",
+            "--passphrase",
+            "",
+            "strata test <test@example.org>",
+            "ed25519",
+            "sign",
+            "1y",
+        ]));
+        repo
+    }
+
+    fn gpg(&self) -> Command {
+        let mut cmd = Command::new("gpg");
+        cmd.env("GNUPGHOME", &self.gnupg)
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback"]);
+        cmd
+    }
+
+    /// Writes this repository's public key (binary) to `dest`.
+    pub fn export_key(&self, dest: &Path) {
+        let key = self.gpg().arg("--export").output().unwrap();
+        assert!(key.status.success() && !key.stdout.is_empty());
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::write(dest, key.stdout).unwrap();
+    }
+
+    pub fn add(&mut self, pkg: &Pkg) {
+        let tree = self.work.join(format!("{}_{}", pkg.name, pkg.version));
+        let _ = fs::remove_dir_all(&tree);
+        fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+        let mut control = format!(
+            "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: strata tests <test@example.org>\nDescription: test package {}\n",
+            pkg.name, pkg.version, pkg.arch, pkg.name
+        );
+        for (k, v) in pkg.fields {
+            control.push_str(&format!("{k}: {v}\n"));
+        }
+        fs::write(tree.join("DEBIAN/control"), &control).unwrap();
+        let mut md5sums = String::new();
+        for (path, content, mode) in pkg.files {
+            let dest = tree.join(path.trim_start_matches('/'));
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::write(&dest, content).unwrap();
+            fs::set_permissions(&dest, fs::Permissions::from_mode(*mode)).unwrap();
+            md5sums.push_str(&format!(
+                "{}  {}\n",
+                hex::encode(md5::Md5::digest(content)),
+                path.trim_start_matches('/')
+            ));
+        }
+        fs::write(tree.join("DEBIAN/md5sums"), md5sums).unwrap();
+        let rel = format!("pool/main/{}_{}_{}.deb", pkg.name, pkg.version, pkg.arch);
+        let deb = self.root.join(&rel);
+        fs::create_dir_all(deb.parent().unwrap()).unwrap();
+        run(Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "--build"])
+            .arg(&tree)
+            .arg(&deb));
+        let bytes = fs::read(&deb).unwrap();
+        control.push_str(&format!(
+            "Filename: {rel}\nSize: {}\nSHA256: {}\n",
+            bytes.len(),
+            hex::encode(sha2::Sha256::digest(&bytes))
+        ));
+        self.paragraphs.push(control);
+    }
+
+    /// Writes `Packages`, `Release` and the signed `InRelease` for `suite`.
+    pub fn publish(&self, suite: &str) {
+        let dists = self.root.join("dists").join(suite);
+        let index_dir = dists.join("main/binary-amd64");
+        fs::create_dir_all(&index_dir).unwrap();
+        let packages = self.paragraphs.join("\n");
+        fs::write(index_dir.join("Packages"), &packages).unwrap();
+        let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+        let release = format!(
+            "Origin: strata-test\nSuite: {suite}\nCodename: {suite}\nDate: Mon, 01 Jan 2024 00:00:00 UTC\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n",
+            sha(packages.as_bytes()),
+            packages.len()
+        );
+        fs::write(dists.join("Release"), &release).unwrap();
+        run(self
+            .gpg()
+            .arg("--clearsign")
+            .arg("--digest-algo")
+            .arg("SHA256")
+            .arg("-o")
+            .arg(dists.join("InRelease"))
+            .arg(dists.join("Release")));
+    }
+
+    /// Serves the repository on a free loopback port; returns its URL.
+    pub fn serve(&mut self) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the test repository did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.server = Some((child, port));
+        format!("http://127.0.0.1:{port}")
+    }
+}
+
+impl Drop for AptRepo {
+    fn drop(&mut self) {
+        if let Some((child, _)) = &mut self.server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
