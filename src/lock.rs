@@ -188,6 +188,10 @@ impl Lock {
             .unwrap_or(Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
         std::fs::write(tmp.path(), self.render()).map_err(err)?;
+        // A lock is shared through version control: readable like any source file.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
         Ok(())
     }

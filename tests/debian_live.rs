@@ -1,0 +1,163 @@
+//! Against the real Debian 12 mirror: Python with its TLS stack runs offline
+//! as the recipe's user, pandas computes, scanners (Syft, Trivy) see exactly
+//! the locked packages, and cold, warm and unprivileged builds of one lock
+//! give one digest.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::chown;
+use std::process::Command;
+
+use crate::util::{EPOCH, TestDir, assert_success, run, run_in, snapshot, unpack};
+
+/// `(name, version)` of every package in a lock.
+fn locked_packages(lock: &std::path::Path) -> BTreeSet<(String, String)> {
+    fs::read_to_string(lock)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("package \""))
+        .map(|l| {
+            let name = l.split('"').next().unwrap().to_owned();
+            let version = l
+                .split("version=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned();
+            (name, version)
+        })
+        .collect()
+}
+
+fn tool(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("`{var}` is not set: run the suite with `bash .ci/run`, which installs it")
+    })
+}
+
+#[test]
+fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
+    let t = TestDir::new();
+    let recipe = t.example("python");
+    let out = t.join("out");
+    t.build(&recipe, &out);
+
+    let rootfs = unpack(&out, "3.11", &t.join("bundle"));
+    let printed = run_in(
+        &rootfs,
+        10001,
+        10001,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import ssl, sqlite3, json, zlib; print(ssl.OPENSSL_VERSION)",
+        ],
+    );
+    assert!(printed.starts_with("OpenSSL 3."), "{printed}");
+    let check = run_in(
+        &rootfs,
+        10001,
+        10001,
+        &["/usr/bin/python3", "/opt/app/check.py"],
+    );
+    assert!(check.contains("\"ca_certificates\": true"), "{check}");
+
+    let locked = locked_packages(&t.join("python/image.lock"));
+    assert!(locked.iter().any(|(n, _)| n == "python3-minimal"));
+
+    let syft: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_SYFT"))
+        .args(["scan", "-q", "-o", "json"])
+        .arg(format!("oci-dir:{}", out.display()))))
+    .unwrap();
+    let by_syft: BTreeSet<(String, String)> = syft["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "deb")
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(by_syft, locked, "Syft's packages differ from the lock");
+
+    let trivy: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_TRIVY"))
+        .args(["image", "--quiet", "--format", "cyclonedx", "--cache-dir"])
+        .arg(t.join("trivy-cache"))
+        .arg("--input")
+        .arg(&out)))
+    .unwrap();
+    let components = trivy["components"].as_array().unwrap();
+    let os = components
+        .iter()
+        .find(|c| c["type"] == "operating-system")
+        .expect("Trivy detects the OS");
+    assert_eq!(os["name"], "debian");
+    let by_trivy: BTreeSet<(String, String)> = components
+        .iter()
+        .filter(|c| c["type"] == "library")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(by_trivy, locked, "Trivy's packages differ from the lock");
+}
+
+#[test]
+fn pandas_computes_offline() {
+    let t = TestDir::new();
+    let recipe = t.example("tre-python");
+    let out = t.join("out");
+    t.build(&recipe, &out);
+    let rootfs = unpack(&out, "1.0.0", &t.join("bundle"));
+    let printed = run_in(
+        &rootfs,
+        10001,
+        10001,
+        &["/usr/bin/python3", "/opt/analysis/summarise.py"],
+    );
+    assert_eq!(printed, "site,count,mean\na,2,2.0\nb,3,4.0\n");
+}
+
+#[test]
+fn one_lock_gives_one_digest_cold_warm_and_unprivileged() {
+    let t = TestDir::new();
+    let recipe = t.example("python");
+    run(t.strata().arg("lock").arg(&recipe));
+    t.build(&recipe, &t.join("cold"));
+    t.build(&recipe, &t.join("warm"));
+    let cold = snapshot(&t.join("cold"));
+    assert!(
+        cold == snapshot(&t.join("warm")),
+        "a warm build differs from the cold one"
+    );
+
+    for dir in ["cache-nobody", "nobody"] {
+        fs::create_dir_all(t.join(dir)).unwrap();
+        chown(t.join(dir), Some(65534), Some(65534)).unwrap();
+    }
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .args(["build", "--locked", "-o"])
+        .arg(t.join("nobody/out"))
+        .arg(&recipe)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("STRATA_CACHE", t.join("cache-nobody"))
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert_success(&output, "build as nobody");
+    assert!(
+        cold == snapshot(&t.join("nobody/out")),
+        "the unprivileged build differs"
+    );
+}
