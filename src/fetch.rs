@@ -3,7 +3,7 @@
 //! so a wrong byte never reaches the cache. All network access of the package
 //! stage goes through here; everything after it works offline.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -127,6 +127,37 @@ impl Fetcher {
             .collect())
     }
 
+    /// Reads a file as it downloads, so that decoding overlaps the transfer.
+    /// The bytes are hashed and cached on the way; the reader reports the end
+    /// only once the whole file matched its digest, and an error otherwise, so
+    /// nothing read from it can be trusted before it is verified. A cached
+    /// file is read from the cache. Streams are not retried: on an error,
+    /// callers fall back to [`Fetcher::fetch_all`], which is.
+    pub fn open(&self, d: &Download) -> Result<Box<dyn Read + Send>, FetchError> {
+        if let Some(path) = self.cache.verified_blob(&d.sha256) {
+            let file =
+                std::fs::File::open(&path).map_err(|source| CacheError::Io { path, source })?;
+            return Ok(Box::new(file));
+        }
+        if self.offline {
+            return Err(FetchError::Offline {
+                missing: vec![d.url.clone()],
+            });
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
+        let (client, cache, d) = (self.client.clone(), self.cache.clone(), d.clone());
+        self.runtime.spawn(async move {
+            let result = stream_into_cache(&client, &cache, &d, &tx).await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        });
+        Ok(Box::new(ChannelReader {
+            rx,
+            chunk: bytes::Bytes::new(),
+        }))
+    }
+
     async fn download(&self, d: &Download) -> Result<(), FetchError> {
         let tmp = self.cache.temp_file()?;
         let (digest, size) = retry(&d.url, || async {
@@ -153,6 +184,70 @@ impl Fetcher {
         }
         self.cache.commit_blob(tmp, &digest)?;
         Ok(())
+    }
+}
+
+async fn stream_into_cache(
+    client: &reqwest::Client,
+    cache: &Cache,
+    d: &Download,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+) -> Result<(), FetchError> {
+    let http = |e: reqwest::Error| FetchError::Http {
+        url: d.url.clone(),
+        message: Failure::Http(e).message(),
+    };
+    let tmp = cache.temp_file()?;
+    let io = |source| CacheError::Io {
+        path: tmp.path().to_owned(),
+        source,
+    };
+    let mut sink = HashingWriter::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
+    let mut response = client
+        .get(&d.url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(http)?;
+    while let Some(chunk) = response.chunk().await.map_err(http)? {
+        sink.write_all(&chunk).map_err(io)?;
+        if tx.send(Ok(chunk)).await.is_err() {
+            // The reader gave up: keep nothing.
+            return Ok(());
+        }
+    }
+    let (mut writer, digest, size) = sink.finish();
+    writer.flush().map_err(io)?;
+    if digest != d.sha256 || size != d.size {
+        return Err(FetchError::Mismatch {
+            url: d.url.clone(),
+            expected: d.sha256,
+            expected_size: d.size,
+            actual: digest,
+            actual_size: size,
+        });
+    }
+    cache.commit_blob(tmp, &digest)?;
+    Ok(())
+}
+
+/// The consuming end of a streamed download.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.chunk = chunk?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
     }
 }
 

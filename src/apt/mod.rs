@@ -117,15 +117,24 @@ pub fn resolve(
                 indexes.push((repo_index, download, compression));
             }
         }
-        let downloads: Vec<Download> = indexes.iter().map(|(_, d, _)| d.clone()).collect();
-        let paths = fetcher.fetch_all(&downloads)?;
-        let lists: Vec<Vec<Arc<Package>>> = indexes
-            .par_iter()
-            .zip(paths.par_iter())
-            .map(|((repo_index, download, compression), path)| {
-                repo::read_packages(path, &download.url, *compression, arch, *repo_index)
-            })
-            .collect::<Result<_, RepoError>>()?;
+        // Each index downloads, decompresses and parses at once, on its own threads.
+        let lists: Vec<Vec<Arc<Package>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = indexes
+                .iter()
+                .map(|(repo_index, download, compression)| {
+                    scope.spawn(move || {
+                        read_index(fetcher, download, *compression, arch, *repo_index)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<_, AptError>>()
+        })?;
         let universe = Universe::new(lists.into_iter().flatten().collect(), installed(lower))?;
         let chosen = solve::solve(&universe, &requests)?;
         let packages = chosen
@@ -156,6 +165,47 @@ pub fn resolve(
             .collect(),
         platforms: locked,
     }))
+}
+
+/// One index, streamed; if the stream fails, the file is fetched again with
+/// retries and read from the cache.
+fn read_index(
+    fetcher: &Fetcher,
+    download: &Download,
+    compression: repo::IndexCompression,
+    arch: &str,
+    repo_index: usize,
+) -> Result<Vec<Arc<Package>>, AptError> {
+    let streamed = fetcher
+        .open(download)
+        .map_err(AptError::from)
+        .and_then(|raw| {
+            Ok(repo::read_packages(
+                raw,
+                &download.url,
+                compression,
+                arch,
+                repo_index,
+            )?)
+        });
+    match streamed {
+        Ok(list) => Ok(list),
+        Err(AptError::Fetch(FetchError::Offline { missing })) => {
+            Err(FetchError::Offline { missing }.into())
+        }
+        Err(_) => {
+            let path = fetcher.fetch_all(std::slice::from_ref(download))?.remove(0);
+            let file =
+                std::fs::File::open(&path).map_err(|source| CacheError::Io { path, source })?;
+            Ok(repo::read_packages(
+                Box::new(file),
+                &download.url,
+                compression,
+                arch,
+                repo_index,
+            )?)
+        }
+    }
 }
 
 /// The packages the base's dpkg database lists as installed.

@@ -2,7 +2,6 @@
 //! signed text vouches for by sha256.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -209,27 +208,86 @@ impl Release {
     }
 }
 
-/// Reads a verified index file from the cache.
+/// Reads an index as it arrives: decompression runs on its own thread so
+/// that it overlaps parsing (the two cost about the same).
 pub fn read_packages(
-    path: &Path,
+    raw: Box<dyn Read + Send>,
     url: &str,
     compression: IndexCompression,
     arch: &str,
     repository: usize,
 ) -> Result<Vec<Arc<Package>>, RepoError> {
-    let err = |source| RepoError::Index {
+    let decoded: Box<dyn Read + Send> = match compression {
+        IndexCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(raw))),
+        IndexCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+            BufReader::new(raw),
+        )),
+        IndexCompression::None => raw,
+    };
+    index::parse(
+        BufReader::with_capacity(1 << 20, ThreadedReader::spawn(decoded)),
+        arch,
+        repository,
+    )
+    .map_err(|source| RepoError::Index {
         url: url.to_owned(),
         source,
-    };
-    let file = File::open(path).map_err(err)?;
-    let reader: Box<dyn Read> = match compression {
-        IndexCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
-        IndexCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
-            BufReader::new(file),
-        )),
-        IndexCompression::None => Box::new(file),
-    };
-    index::parse(BufReader::with_capacity(1 << 20, reader), arch, repository).map_err(err)
+    })
+}
+
+/// Runs a reader on another thread, handing its output over in chunks.
+struct ThreadedReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl ThreadedReader {
+    fn spawn(mut inner: Box<dyn Read + Send>) -> ThreadedReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; 256 * 1024];
+                match inner.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if tx.send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        ThreadedReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ThreadedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Err(_) => return Ok(0),
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.pos = 0;
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Release dates are RFC 2822 (`Sat, 11 Jul 2026 10:16:37 UTC`).

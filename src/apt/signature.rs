@@ -14,10 +14,6 @@ impl Keyring {
         Keyring
     }
 }
-pub fn verify_inrelease(
-    _text: &str,
-    _keyring: &Keyring,
-    _now: std::time::SystemTime,
-) -> Result<String, SignatureError> {
+pub fn verify_inrelease(_text: &str, _keyring: &Keyring, _now: std::time::SystemTime) -> Result<String, SignatureError> {
     Err(SignatureError::Unavailable)
 }
