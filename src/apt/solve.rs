@@ -296,7 +296,7 @@ impl Provider<'_> {
             .as_ref()
             .map(|(op, v)| (*op, v.as_str().to_owned()));
         if self.universe.by_name.contains_key(&relation.name)
-            || self.universe.providers.get(&relation.name).is_none()
+            || !self.universe.providers.contains_key(&relation.name)
         {
             let name = self.pool.intern_package_name(relation.name.as_str());
             sets.push(
