@@ -133,6 +133,12 @@ pub fn render(inspection: &Inspection) -> String {
         if let Some(c) = image.config.config() {
             let list =
                 |v: &Option<Vec<String>>| v.as_ref().map(|v| v.join(" ")).unwrap_or_default();
+            // Ports and volumes are sets (JSON objects): show them in one order.
+            let set = |v: &Option<Vec<String>>| {
+                let mut v = v.clone().unwrap_or_default();
+                v.sort();
+                v.join(" ")
+            };
             let _ = writeln!(
                 out,
                 "  user        {}",
@@ -145,8 +151,8 @@ pub fn render(inspection: &Inspection) -> String {
                 "  workdir     {}",
                 c.working_dir().as_deref().unwrap_or("/")
             );
-            let _ = writeln!(out, "  ports       {}", list(c.exposed_ports()));
-            let _ = writeln!(out, "  volumes     {}", list(c.volumes()));
+            let _ = writeln!(out, "  ports       {}", set(c.exposed_ports()));
+            let _ = writeln!(out, "  volumes     {}", set(c.volumes()));
             let _ = writeln!(out, "  env");
             for var in c.env().iter().flatten() {
                 let _ = writeln!(out, "    {var}");

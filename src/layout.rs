@@ -46,8 +46,8 @@ pub enum LayoutError {
         what: String,
         message: String,
     },
-    #[error("no image tagged `{tag}` in `{}` (tags: {known})", layout.display())]
-    #[diagnostic(help("pick one of the listed tags: `DIR:TAG`"))]
+    #[error("{} in `{}` (tags: {known})", if tag.is_empty() { "several images".to_owned() } else { format!("no image tagged `{tag}`") }, layout.display())]
+    #[diagnostic(help("name one of the listed tags: `DIR:TAG`"))]
     NoSuchTag {
         layout: PathBuf,
         tag: String,
@@ -109,7 +109,7 @@ impl Layout {
         };
         found.ok_or_else(|| LayoutError::NoSuchTag {
             layout: self.root.clone(),
-            tag: tag.unwrap_or("(none given)").to_owned(),
+            tag: tag.unwrap_or("").to_owned(),
             known: manifests
                 .iter()
                 .filter_map(|d| tagged(&d))

@@ -69,6 +69,8 @@ impl Accounts {
                 accounts.add_group("nogroup", 65534);
             }
         }
+        // The defaults alone are not worth writing: only a user makes them so.
+        accounts.changed = false;
         accounts
     }
 

@@ -122,6 +122,18 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
             None,
         )?;
     }
+    // As Docker's WORKDIR does, the working directory exists.
+    if let Some(dir) = recipe
+        .runtime
+        .workdir
+        .as_deref()
+        .and_then(|d| ImagePath::parse(d).ok())
+        && !dir.is_root()
+        && view.get(&dir).is_none()
+        && !recipe_paths.iter().any(|p| p.starts_with(&dir))
+    {
+        own.add(Entry::dir(dir, 0o755, 0, 0, mtime), None)?;
+    }
     if recipe.tre {
         for entry in tre::entries(&view, &recipe_paths, mtime) {
             own.add(entry, None)?;
@@ -137,38 +149,22 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
     for (spec, entries) in recipe_layers {
         let mut builder = LayerBuilder::new(recipe, &view);
         for (entry, span) in entries {
-            if recipe.tre
-                && let Some(dir) = tre::TRE_DIRS
-                    .iter()
-                    .find(|d| entry.path.starts_with(&tre::dir(d)))
+            let path = builder.add(entry, Some(span))?;
+            if let Some(path) = path
+                && let Some(first) = written.insert(path.clone(), span)
             {
                 return Err(recipe
                     .error(
                         span,
-                        format!("`{}` lies inside the TRE folder `/{dir}`", entry.path),
-                        "writes into a TRE mount point",
-                        Some(format!(
-                            "the TRE mounts `/{dir}` over the image at run time, hiding anything put there: choose another destination"
-                        )),
-                    )
-                    .into());
-            }
-            if !entry.is_dir()
-                && let Some(first) = written.insert(entry.path.clone(), span)
-            {
-                return Err(recipe
-                    .error(
-                        span,
-                        format!("`{}` is written twice", entry.path),
+                        format!("`{path}` is written twice"),
                         "written again here",
                         Some(format!(
-                            "an earlier line (byte {}) already writes it: keep one",
-                            first.offset()
+                            "an earlier line ({}) already writes it: keep one",
+                            recipe.source.position(first)
                         )),
                     )
                     .into());
             }
-            builder.add(entry, Some(span))?;
         }
         let plan = builder.finish(
             &spec.name.value,
@@ -349,7 +345,10 @@ fn recipe_spans<'a>(
 /// clashes, and adds the parent directories the lower layers lack.
 struct LayerBuilder<'a> {
     recipe: &'a Recipe,
-    view: &'a View,
+    lower: &'a View,
+    /// The lower layers plus what this layer added so far: paths resolve
+    /// through symlinks made earlier in the same layer too.
+    view: View,
     entries: BTreeMap<ImagePath, (Entry, Option<SourceSpan>)>,
 }
 
@@ -357,12 +356,20 @@ impl<'a> LayerBuilder<'a> {
     fn new(recipe: &'a Recipe, view: &'a View) -> Self {
         LayerBuilder {
             recipe,
-            view,
+            lower: view,
+            view: view.clone(),
             entries: BTreeMap::new(),
         }
     }
 
-    fn add(&mut self, mut entry: Entry, span: Option<SourceSpan>) -> Result<(), AssembleError> {
+    /// Adds an entry where the lower symlinks lead it. Recipe entries (those
+    /// with a span) may not land in a TRE mount point, however they get
+    /// there. Returns the final path of a non-directory entry.
+    fn add(
+        &mut self,
+        mut entry: Entry,
+        span: Option<SourceSpan>,
+    ) -> Result<Option<ImagePath>, AssembleError> {
         let span_or_top = span.unwrap_or(SourceSpan::from(0..0));
         entry.path = self.view.resolve_parent(&entry.path).ok_or_else(|| {
             self.recipe.error(
@@ -372,9 +379,27 @@ impl<'a> LayerBuilder<'a> {
                 Some("choose a destination whose folders are not looping symlinks".into()),
             )
         })?;
+        if self.recipe.tre
+            && span.is_some()
+            && let Some(dir) = tre::TRE_DIRS
+                .iter()
+                .find(|d| entry.path.starts_with(&tre::dir(d)))
+        {
+            return Err(self
+                .recipe
+                .error(
+                    span_or_top,
+                    format!("`{}` lies inside the TRE folder `/{dir}`", entry.path),
+                    "writes into a TRE mount point",
+                    Some(format!(
+                        "the TRE mounts `/{dir}` over the image at run time, hiding anything put there: choose another destination"
+                    )),
+                )
+                .into());
+        }
         if let Some((existing, existing_span)) = self.entries.get(&entry.path) {
             if existing.is_dir() && entry.is_dir() && existing == &entry {
-                return Ok(());
+                return Ok(None);
             }
             let help = match existing_span {
                 Some(s) => format!(
@@ -393,14 +418,17 @@ impl<'a> LayerBuilder<'a> {
                 )
                 .into());
         }
+        let written = (!entry.is_dir()).then(|| entry.path.clone());
+        self.view
+            .insert(entry.path.clone(), view::ViewEntry::of(&entry));
         self.entries.insert(entry.path.clone(), (entry, span));
-        Ok(())
+        Ok(written)
     }
 
     fn finish(self, name: &str, created_by: &str) -> Result<LayerPlan, AssembleError> {
         let mut entries: BTreeMap<ImagePath, Entry> =
             self.entries.into_iter().map(|(p, (e, _))| (p, e)).collect();
-        add_parents(&mut entries, self.view);
+        add_parents(&mut entries, self.lower);
         Ok(LayerPlan {
             name: name.to_owned(),
             created_by: created_by.to_owned(),

@@ -109,7 +109,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
             whole,
             "the recipe has no `name`",
             "expected `name` in this file",
-            Some("add a line such as `name \"hello\"`: it becomes the image title and tag".into()),
+            Some("add a line such as `name \"hello\"`: it becomes the image title".into()),
         )
     })?;
     let base = decoder.base.ok_or_else(|| {
@@ -197,7 +197,16 @@ impl Decoder<'_> {
             "version" | "description" | "source" | "url" | "documentation" | "vendor"
             | "licenses" | "authors" => {
                 node.no_props_or_children()?;
-                let value = node.single_string(name)?.value;
+                let spanned = node.single_string(name)?;
+                if name == "version" && !crate::build::valid_tag(&spanned) {
+                    return Err(self.src.error(
+                        spanned.span,
+                        format!("`{}` cannot be an image tag", spanned.value),
+                        "invalid tag",
+                        Some("the version becomes the tag: use letters, digits, `_`, `.` and `-` (no `+`), up to 128 characters".into()),
+                    ));
+                }
+                let value = spanned.value;
                 let slot = match name {
                     "version" => &mut self.metadata.version,
                     "description" => &mut self.metadata.description,
@@ -230,8 +239,8 @@ impl Decoder<'_> {
                         format!("label `{}` is set twice", key.value),
                         "again here",
                         Some(format!(
-                            "the first one is at byte {}; keep one",
-                            earlier.span.offset()
+                            "the first one is at {}; keep one",
+                            self.src.position(earlier.span)
                         )),
                     ));
                 }
@@ -306,8 +315,8 @@ impl Decoder<'_> {
                         format!("two layers are named `{}`", layer.name.value),
                         "second one",
                         Some(format!(
-                            "rename one of them (the first is at byte {})",
-                            earlier.name.span.offset()
+                            "rename one of them (the first is at {})",
+                            self.src.position(earlier.name.span)
                         )),
                     ));
                 }
@@ -376,7 +385,7 @@ impl Decoder<'_> {
             "stop-signal" => {
                 node.no_props_or_children()?;
                 let signal = node.single_string("signal")?;
-                let valid = signal.bytes().all(|b| b.is_ascii_digit())
+                let valid = (!signal.is_empty() && signal.bytes().all(|b| b.is_ascii_digit()))
                     || (signal.starts_with("SIG")
                         && signal.len() > 3
                         && signal[3..].bytes().all(|b| {
@@ -687,6 +696,14 @@ fn decode_op(node: &Node) -> Result<Op> {
         "mkdir" => {
             node.check_props(&["mode", "owner"])?;
             let dest = node.single_string("directory")?;
+            if image_path(node, &dest)?.is_root() {
+                return Err(node.src.error(
+                    dest.span,
+                    "`/` always exists",
+                    "nothing to make",
+                    Some("name a folder below `/`".into()),
+                ));
+            }
             Ok(Op::Mkdir {
                 dest: spanned_path(node, &dest)?,
                 mode: node.prop_mode()?,
@@ -1017,15 +1034,23 @@ impl<'a> Node<'a> {
             Some(mode) if (0..=0o7777).contains(&mode) && (written_in_octal || mode == 0) => {
                 Ok(Some(mode as u32))
             }
-            Some(mode) if (0..=0o7777).contains(&mode) => Err(self.src.error(
-                entry.span(),
-                "modes are written in octal",
-                "decimal number",
-                Some(format!(
-                    "write `mode=0o{}` if you meant that octal value",
-                    mode
-                )),
-            )),
+            Some(mode) if (0..=0o7777).contains(&mode) => {
+                let repr = entry
+                    .format()
+                    .map(|f| f.value_repr.clone())
+                    .unwrap_or_default();
+                let hint = if repr.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("write `mode=0o{repr}` if you meant those digits as octal")
+                } else {
+                    format!("this is `0o{mode:o}` in octal: write `mode=0o{mode:o}`")
+                };
+                Err(self.src.error(
+                    entry.span(),
+                    "modes are written in octal",
+                    "not octal",
+                    Some(hint),
+                ))
+            }
             Some(_) => Err(self.src.error(
                 entry.span(),
                 "the mode is out of range",

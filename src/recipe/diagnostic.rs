@@ -13,6 +13,15 @@ pub struct RecipeSource {
 }
 
 impl RecipeSource {
+    /// `line L, column C` of a span's start, for messages that mention a
+    /// second place in the file.
+    pub fn position(&self, span: SourceSpan) -> String {
+        let before = &self.text[..span.offset().min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("line {line}, column {column}")
+    }
+
     /// A diagnostic pointing at `span` in this recipe.
     pub fn error(
         &self,
