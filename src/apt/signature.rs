@@ -1,12 +1,13 @@
-//! TEMPORARY STUB (not committed): replaced by the real verifier.
+//! Placeholder until the OpenPGP verifier lands: refuses every repository,
+//! so nothing unverified is ever installed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
-    #[error("stub")]
-    Stub,
+    #[error("OpenPGP verification is not built into this strata yet")]
+    Unavailable,
 }
 pub struct Keyring;
 impl Keyring {
-    pub fn from_bytes(_b: &[u8], _o: &str) -> Result<Keyring, SignatureError> {
+    pub fn from_bytes(_bytes: &[u8], _origin: &str) -> Result<Keyring, SignatureError> {
         Ok(Keyring)
     }
     pub fn debian() -> Keyring {
@@ -14,13 +15,9 @@ impl Keyring {
     }
 }
 pub fn verify_inrelease(
-    text: &str,
-    _k: &Keyring,
-    _n: std::time::SystemTime,
+    _text: &str,
+    _keyring: &Keyring,
+    _now: std::time::SystemTime,
 ) -> Result<String, SignatureError> {
-    let start = text.find("\n\n").ok_or(SignatureError::Stub)? + 2;
-    let end = text
-        .find("\n-----BEGIN PGP SIGNATURE")
-        .ok_or(SignatureError::Stub)?;
-    Ok(text[start..end].to_owned())
+    Err(SignatureError::Unavailable)
 }
