@@ -161,3 +161,50 @@ fn one_lock_gives_one_digest_cold_warm_and_unprivileged() {
         "the unprivileged build differs"
     );
 }
+
+#[test]
+fn two_architectures_from_one_recipe_without_emulation() {
+    let t = TestDir::new();
+    let recipe = t.write(
+        "multi/image.kdl",
+        "name \"zlib\"\nversion \"1\"\nbase \"scratch\"\nplatform \"linux/amd64\" \"linux/arm64\"\ndebian \"bookworm\" {\n    install \"zlib1g\"\n}\n",
+    );
+    let out = t.join("out");
+    t.build(&recipe, &out);
+    let lock = fs::read_to_string(t.join("multi/image.lock")).unwrap();
+    assert!(
+        lock.contains("platform \"linux/amd64\"") && lock.contains("platform \"linux/arm64\""),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("zlib1g_") && lock.contains("_arm64.deb") && lock.contains("_amd64.deb"),
+        "{lock}"
+    );
+
+    let index = crate::util::json_blob(&out, &crate::util::tagged_digest(&out, "1"));
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2);
+    for (m, triplet) in manifests
+        .iter()
+        .zip(["x86_64-linux-gnu", "aarch64-linux-gnu"])
+    {
+        let manifest = crate::util::json_blob(&out, m["digest"].as_str().unwrap());
+        let hex = manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let file = fs::File::open(out.join("blobs/sha256").join(hex)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.starts_with(&format!("usr/lib/{triplet}/libz.so.1"))),
+            "{triplet}: {paths:?}"
+        );
+    }
+}
