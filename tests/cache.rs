@@ -42,3 +42,26 @@ fn rebuilds_only_what_changed() {
     assert_eq!(built_layers(&t, &recipe), ["strata", "runtime", "app"]);
     crate::util::verify_layout(&t.join("out"), "2.1.0");
 }
+
+#[test]
+fn two_builds_share_one_cache_at_once() {
+    let t = TestDir::new();
+    let recipe = t.example("app");
+    let children: Vec<_> = ["one", "two"]
+        .iter()
+        .map(|out| {
+            t.strata()
+                .arg("build")
+                .arg(&recipe)
+                .arg("-o")
+                .arg(t.join(out))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(crate::util::snapshot(&t.join("one")) == crate::util::snapshot(&t.join("two")));
+    crate::util::verify_layout(&t.join("one"), "2.1.0");
+}
