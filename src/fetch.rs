@@ -48,6 +48,21 @@ pub struct Download {
     pub size: u64,
 }
 
+impl Download {
+    fn check(&self, digest: Digest, size: u64) -> Result<(), FetchError> {
+        if digest == self.sha256 && size == self.size {
+            return Ok(());
+        }
+        Err(FetchError::Mismatch {
+            url: self.url.clone(),
+            expected: self.sha256,
+            expected_size: self.size,
+            actual: digest,
+            actual_size: size,
+        })
+    }
+}
+
 const RETRIES: u32 = 4;
 const PARALLEL: usize = 8;
 
@@ -173,15 +188,7 @@ impl Fetcher {
             Ok((digest, size))
         })
         .await?;
-        if digest != d.sha256 || size != d.size {
-            return Err(FetchError::Mismatch {
-                url: d.url.clone(),
-                expected: d.sha256,
-                expected_size: d.size,
-                actual: digest,
-                actual_size: size,
-            });
-        }
+        d.check(digest, size)?;
         self.cache.commit_blob(tmp, &digest)?;
         Ok(())
     }
@@ -218,15 +225,7 @@ async fn stream_into_cache(
     }
     let (mut writer, digest, size) = sink.finish();
     writer.flush().map_err(io)?;
-    if digest != d.sha256 || size != d.size {
-        return Err(FetchError::Mismatch {
-            url: d.url.clone(),
-            expected: d.sha256,
-            expected_size: d.size,
-            actual: digest,
-            actual_size: size,
-        });
-    }
+    d.check(digest, size)?;
     cache.commit_blob(tmp, &digest)?;
     Ok(())
 }

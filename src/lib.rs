@@ -7,6 +7,7 @@
 
 pub mod apt;
 pub mod assemble;
+pub mod atomic;
 pub mod base;
 pub mod build;
 pub mod cache;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -178,22 +179,13 @@ impl Lock {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        let err = |source| LockError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        std::fs::write(tmp.path(), self.render()).map_err(err)?;
-        // A lock is shared through version control: readable like any source file.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        Ok(())
+        let text = self.render();
+        crate::atomic::write_file(path, |mut file| file.write_all(text.as_bytes())).map_err(
+            |source| LockError::Write {
+                path: path.to_owned(),
+                source,
+            },
+        )
     }
 
     /// Reads the lock at `path`, or `None` when there is none.

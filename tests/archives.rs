@@ -41,23 +41,7 @@ fn docker_archive_loads_with_podman() {
     let t = TestDir::new();
     let recipe = t.example("hello");
     build_format(&t, &recipe, "docker-archive", &t.join("hello.tar"));
-    let podman = |args: &[&str]| {
-        let mut cmd = Command::new("podman");
-        cmd.arg("--root")
-            .arg(t.join("podman/root"))
-            .arg("--runroot")
-            .arg(t.join("podman/run"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "none",
-            ])
-            .args(args);
-        cmd
-    };
+    let podman = |args: &[&str]| crate::util::podman(&t, args);
     let loaded = podman(&["load", "-i", t.join("hello.tar").to_str().unwrap()])
         .output()
         .unwrap();

@@ -174,12 +174,8 @@ fn created_comes_from_source_date_epoch() {
     let t = TestDir::new();
     let recipe = t.example("hello");
     let output = t
-        .strata()
+        .build_cmd(&recipe, &t.join("out"))
         .env("SOURCE_DATE_EPOCH", "86400")
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(t.join("out"))
         .output()
         .unwrap();
     assert_success(&output, "build");
@@ -219,12 +215,8 @@ fn created_and_revision_come_from_git_without_source_date_epoch() {
     git(&["commit", "-qm", "x"]);
     let head = git(&["rev-parse", "HEAD"]);
     let output = t
-        .strata()
+        .build_cmd(&recipe, &t.join("out"))
         .env_remove("SOURCE_DATE_EPOCH")
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(t.join("out"))
         .output()
         .unwrap();
     assert_success(&output, "build");

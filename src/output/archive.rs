@@ -117,29 +117,14 @@ fn write_atomically(
     path: &Path,
     body: impl FnOnce(&mut TarWriter<BufWriter<&File>>) -> io::Result<()>,
 ) -> Result<(), ArchiveError> {
-    let err = |source| ArchiveError::Io {
+    crate::atomic::write_file(path, |file| {
+        let mut tar = TarWriter::new(BufWriter::new(file));
+        body(&mut tar)?;
+        let (mut out, _) = tar.finish()?;
+        out.flush()
+    })
+    .map_err(|source| ArchiveError::Io {
         path: path.to_owned(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".strata-archive-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    {
-        let mut tar = TarWriter::new(BufWriter::new(tmp.as_file()));
-        body(&mut tar).map_err(err)?;
-        let (mut out, _) = tar.finish().map_err(err)?;
-        out.flush().map_err(err)?;
-    }
-    tmp.as_file().sync_all().map_err(err)?;
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }

@@ -77,30 +77,23 @@ impl TestDir {
         cmd
     }
 
+    /// `strata build RECIPE -o OUT`, ready for more arguments or environment.
+    pub fn build_cmd(&self, recipe: &Path, out: &Path) -> Command {
+        let mut cmd = self.strata();
+        cmd.arg("build").arg(recipe).arg("-o").arg(out);
+        cmd
+    }
+
     /// Builds `recipe` into the layout `out`, asserting success.
     pub fn build(&self, recipe: &Path, out: &Path) -> Output {
-        let output = self
-            .strata()
-            .arg("build")
-            .arg(recipe)
-            .arg("-o")
-            .arg(out)
-            .output()
-            .unwrap();
+        let output = self.build_cmd(recipe, out).output().unwrap();
         assert_success(&output, "strata build");
         output
     }
 
     /// Runs a build expected to fail and returns its stderr.
     pub fn build_fails(&self, recipe: &Path, out: &Path) -> String {
-        let output = self
-            .strata()
-            .arg("build")
-            .arg(recipe)
-            .arg("-o")
-            .arg(out)
-            .output()
-            .unwrap();
+        let output = self.build_cmd(recipe, out).output().unwrap();
         assert!(
             !output.status.success(),
             "the build should have failed:\n{}",
