@@ -298,3 +298,42 @@ fn locked_offline_and_cached_builds_agree() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_base_dpkg_database_counts_and_grows() {
+    let t = TestDir::new();
+    let (_repo, url) = standard_repo(&t);
+    // A base whose dpkg database already lists hello-bin.
+    t.write(
+        "base/image.kdl",
+        "name \"base\"\nversion \"1\"\nbase \"scratch\"\ntre #false\nlayer \"dpkg\" {\n    file \"/var/lib/dpkg/status\" \"Package: hello-bin\\nStatus: install ok installed\\nVersion: 1.0\\nArchitecture: amd64\\n\" mode=0o644\n}\n",
+    );
+    t.build(&t.join("base/image.kdl"), &t.join("base-out"));
+    let digest = crate::util::tagged_digest(&t.join("base-out"), "1");
+    let recipe = recipe(&t, &url, "\"app\"");
+    crate::util::edit_file(
+        &recipe,
+        "base \"scratch\"",
+        &format!("base \"oci:../base-out@{digest}\""),
+    );
+    t.build(&recipe, &t.join("out"));
+
+    let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
+    assert!(
+        !lock.contains("package \"hello-bin\""),
+        "installed in the base: {lock}"
+    );
+    let layers = layers(&t.join("out"), "1");
+    let status = String::from_utf8(find_entry(&layers, "var/lib/dpkg/status").content).unwrap();
+    assert!(status.starts_with("Package: hello-bin\n"), "{status}");
+    assert!(
+        status.contains("\n\nPackage: app\nStatus: install ok installed\n"),
+        "{status}"
+    );
+    assert!(
+        !layers
+            .iter()
+            .flatten()
+            .any(|e| e.path.starts_with("var/lib/dpkg/status.d"))
+    );
+}
