@@ -88,7 +88,12 @@ pub fn resolve(recipe: &Recipe, platform: &Platform) -> Result<BaseImage, BaseEr
             )
             .into());
     }
-    let (layers, lower) = read_layers(&layout, &manifest, &config)?;
+    let (layers, mut lower) = read_layers(&layout, &manifest, &config)?;
+    lower.user = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.user().clone())
+        .filter(|u| !u.is_empty());
     Ok(BaseImage {
         name: Some(format!("oci:{}", path.display())),
         digest: Some(descriptor_digest(&manifest_desc).map_err(|m| layout.invalid("manifest", m))?),

@@ -136,3 +136,20 @@ fn a_digest_not_in_the_layout_is_refused() {
     );
     assert!(!t.join("out").exists());
 }
+
+#[test]
+fn a_non_root_base_user_is_kept_under_the_tre_preset() {
+    let t = TestDir::new();
+    t.build(&t.example("hello"), &t.join("base-out"));
+    let digest = tagged_digest(&t.join("base-out"), "1.0.0");
+    let recipe = t.write(
+        "child/image.kdl",
+        &format!("name \"child\"\nversion \"2\"\nbase \"oci:../base-out@{digest}\"\n"),
+    );
+    t.build(&recipe, &t.join("out"));
+    let config = crate::util::config(&t.join("out"), "2");
+    assert_eq!(config["config"]["User"], "10001:10001");
+    let passwd =
+        String::from_utf8(find_entry(&layers(&t.join("out"), "2"), "etc/passwd").content).unwrap();
+    assert!(!passwd.contains("nonroot"), "{passwd}");
+}

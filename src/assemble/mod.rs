@@ -41,6 +41,8 @@ pub enum AssembleError {
 pub struct Lower {
     pub view: View,
     pub files: BTreeMap<ImagePath, String>,
+    /// The base config's `User`, when it names one.
+    pub user: Option<String>,
 }
 
 impl Lower {
@@ -70,7 +72,7 @@ pub struct Assembly {
 
 pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, AssembleError> {
     let mut accounts = Accounts::from_base(lower.text("etc/passwd"), lower.text("etc/group"));
-    let user = image_user(recipe, &mut accounts)?;
+    let user = image_user(recipe, lower, &mut accounts)?;
 
     // Expand the recipe first: strata's own layer leaves alone what it writes.
     let mut recipe_layers = Vec::new();
@@ -180,9 +182,17 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
     })
 }
 
+fn lower_user_is_non_root(lower: &Lower) -> bool {
+    lower.user.as_deref().is_some_and(|u| {
+        let name = u.split(':').next().unwrap_or(u);
+        !name.is_empty() && name != "0" && name != "root"
+    })
+}
+
 /// The user the image runs as: the recipe's, or `nonroot` under the TRE preset.
 fn image_user(
     recipe: &Recipe,
+    lower: &Lower,
     accounts: &mut Accounts,
 ) -> Result<Option<(String, String)>, AssembleError> {
     let (name, uid, gid, home, shell, span) = match &recipe.user {
@@ -209,6 +219,8 @@ fn image_user(
                 u.name.span,
             )
         }
+        // A base that already runs as a non-root user keeps that user.
+        None if recipe.tre && lower_user_is_non_root(lower) => return Ok(None),
         None if recipe.tre => (
             tre::DEFAULT_USER.to_owned(),
             tre::DEFAULT_UID,
