@@ -8,6 +8,7 @@ mod bad_input;
 mod base_layout;
 mod cache;
 mod compression;
+mod copy;
 mod debian_live;
 mod examples;
 mod golden;

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobMatcher};
+use globset::{GlobBuilder, GlobMatcher};
 
 use super::AssembleError;
 use super::entry::{Content, Entry, Fingerprint, Kind, Source};
@@ -225,16 +225,25 @@ fn compile_excludes(
         .iter()
         .map(|pattern| {
             let dirs_only = pattern.ends_with('/');
-            let trimmed = pattern.trim_end_matches('/').trim_start_matches("./");
-            let anchored = trimmed.contains('/');
-            let glob = Glob::new(trimmed).map_err(|e| {
-                recipe.error(
-                    pattern.span,
-                    format!("`{}` is not a valid glob: {}", pattern.value, e.kind()),
-                    "invalid glob",
-                    Some("globs use `*`, `?`, `[abc]` and `**`".into()),
-                )
-            })?;
+            // `./x` and `/x` both mean "x at the top of the copied folder".
+            let explicit_root = pattern.starts_with("./") || pattern.starts_with('/');
+            let trimmed = pattern
+                .trim_end_matches('/')
+                .trim_start_matches("./")
+                .trim_start_matches('/');
+            let anchored = explicit_root || trimmed.contains('/');
+            // As in .gitignore, `*` stops at `/`; `**` crosses folders.
+            let glob = GlobBuilder::new(trimmed)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| {
+                    recipe.error(
+                        pattern.span,
+                        format!("`{}` is not a valid glob: {}", pattern.value, e.kind()),
+                        "invalid glob",
+                        Some("globs use `*`, `?`, `[abc]` and `**`".into()),
+                    )
+                })?;
             Ok(Exclude {
                 matcher: glob.compile_matcher(),
                 anchored,
