@@ -216,3 +216,16 @@ fn output_folder_that_is_not_a_layout() {
     );
     assert_eq!(fs::read_dir(t.join("precious")).unwrap().count(), 1);
 }
+
+#[test]
+fn a_file_over_a_lower_folder() {
+    let t = with_previous_build();
+    t.write("bad/a.txt", "a");
+    fails_with(
+        &t,
+        &format!(
+            "{HEAD}layer \"a\" {{\n    copy \"a.txt\" \"/opt/x/a.txt\"\n}}\nlayer \"b\" {{\n    file \"/opt/x\" \"oops\"\n}}\n"
+        ),
+        &["`/opt/x` is a folder with contents in a lower layer"],
+    );
+}

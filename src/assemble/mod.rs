@@ -409,6 +409,28 @@ impl<'a> LayerBuilder<'a> {
                 )
                 .into());
         }
+        if span.is_some()
+            && !entry.is_dir()
+            && !self.entries.contains_key(&entry.path)
+            && self
+                .view
+                .get(&entry.path)
+                .is_some_and(|e| e.kind == ViewKind::Dir)
+            && self.view.has_children(&entry.path)
+        {
+            return Err(self
+                .recipe
+                .error(
+                    span_or_top,
+                    format!(
+                        "`{}` is a folder with contents in a lower layer",
+                        entry.path
+                    ),
+                    "would hide that folder",
+                    Some("write into the folder, or choose another path".into()),
+                )
+                .into());
+        }
         if let Some((existing, existing_span)) = self.entries.get(&entry.path) {
             if existing.is_dir() && entry.is_dir() && existing == &entry {
                 return Ok(None);
