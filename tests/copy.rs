@@ -1,5 +1,6 @@
 //! `copy` excludes behave as in `.gitignore`: `*` stays within a folder,
-//! `**` crosses folders, `./x` and `/x` anchor at the copied folder.
+//! `**` crosses folders, `./x` and `/x` anchor at the copied folder; `.git`
+//! is always skipped.
 
 use crate::util::{TestDir, layers};
 
@@ -29,7 +30,14 @@ fn excludes_match_like_gitignore() {
     for kept in ["t/deep/a.py", "t/sub/deep/b.py"] {
         assert!(paths.iter().any(|p| p == kept), "{kept} missing: {paths:?}");
     }
-    for gone in ["t/a.py", "t/sub/a.py", "t/keep/x.log", "t/keep/y/z.log"] {
+    for gone in [
+        "t/a.py",
+        "t/sub/a.py",
+        "t/keep/x.log",
+        "t/keep/y/z.log",
+        "t/.git/",
+        "t/sub/.git/",
+    ] {
         assert!(
             !paths.iter().any(|p| p == gone),
             "{gone} was copied: {paths:?}"
