@@ -142,13 +142,7 @@ fn read_layers(
         // Read everything first, then judge: a blob whose bytes do not match its
         // digest is reported as that, not as whatever decoding error it causes.
         let unpacked: io::Result<Digest> = (|| {
-            let decoder: Box<dyn Read + '_> = if media_type.ends_with("gzip") {
-                Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
-            } else if media_type.ends_with("zstd") {
-                Box::new(zstd::stream::read::Decoder::new(&mut compressed)?)
-            } else {
-                Box::new(&mut compressed)
-            };
+            let decoder = crate::layer::compress::decoder(&media_type, &mut compressed)?;
             let mut tar = HashingReader::new(decoder);
             read_tar(&mut tar, &mut lower)?;
             Ok(tar.finish()?.0)

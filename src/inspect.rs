@@ -1,6 +1,6 @@
 //! `strata inspect`: what an OCI layout holds, per platform.
 
-use std::io::{self, Read};
+use std::io;
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
 use serde::Serialize;
@@ -94,13 +94,7 @@ fn count_entries(layout: &Layout, desc: &Descriptor) -> io::Result<u64> {
     let media_type = desc.media_type().to_string();
     let mut reader = HashingReader::new(io::BufReader::new(file));
     let count = {
-        let decoder: Box<dyn Read + '_> = if media_type.ends_with("gzip") {
-            Box::new(flate2::read::MultiGzDecoder::new(&mut reader))
-        } else if media_type.ends_with("zstd") {
-            Box::new(zstd::stream::read::Decoder::new(&mut reader)?)
-        } else {
-            Box::new(&mut reader)
-        };
+        let decoder = crate::layer::compress::decoder(&media_type, &mut reader)?;
         let mut archive = tar::Archive::new(decoder);
         let mut n = 0;
         for entry in archive.entries()? {

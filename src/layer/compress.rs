@@ -121,6 +121,21 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
+/// A reader of a layer's tar, given its blob and media type (OCI or Docker;
+/// `+gzip`/`.gzip`, `+zstd`, or uncompressed).
+pub fn decoder<'a>(
+    media_type: &str,
+    blob: impl io::Read + 'a,
+) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(if media_type.ends_with("gzip") {
+        Box::new(flate2::read::MultiGzDecoder::new(blob))
+    } else if media_type.ends_with("zstd") {
+        Box::new(zstd::stream::read::Decoder::new(blob)?)
+    } else {
+        Box::new(blob)
+    })
+}
+
 fn workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, usize::from)

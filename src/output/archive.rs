@@ -5,7 +5,7 @@
 //! and land through a temporary file renamed into place.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::Path;
 
 use super::{Blob, Built, OCI_LAYOUT};
@@ -75,14 +75,7 @@ pub fn write_docker(path: &Path, built: &Built, name: &str) -> Result<(), Archiv
                 .ok_or_else(|| io::Error::other(format!("layer {} is missing", layer.digest)))?;
             // The tar header needs the size first: unpack to a temporary file.
             let mut tmp = tempfile::tempfile()?;
-            let reader = blob.open()?;
-            let mut decoder: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
-                Box::new(flate2::read::MultiGzDecoder::new(reader))
-            } else if layer.media_type.ends_with("zstd") {
-                Box::new(zstd::stream::read::Decoder::new(reader)?)
-            } else {
-                reader
-            };
+            let mut decoder = crate::layer::compress::decoder(&layer.media_type, blob.open()?)?;
             let size = io::copy(&mut decoder, &mut tmp)?;
             tmp.rewind()?;
             tar.append_dir(&layer.diff_id.hex(), built.epoch)?;
