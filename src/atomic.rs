@@ -8,6 +8,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 pub fn write_file(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+    write_file_mode(path, 0o644, write)
+}
+
+/// [`write_file`] with another mode, for files that hold secrets.
+pub fn write_file_mode(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -18,7 +27,7 @@ pub fn write_file(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> i
     write(tmp.as_file())?;
     tmp.as_file().sync_all()?;
     tmp.as_file()
-        .set_permissions(Permissions::from_mode(0o644))?;
+        .set_permissions(Permissions::from_mode(mode))?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -60,6 +60,25 @@ pub struct BuildOptions {
     pub locked: bool,
     /// Use the cache only: no network at all.
     pub offline: bool,
+    /// Credentials and TLS for registry bases.
+    pub registry: crate::registry::Options,
+}
+
+/// Every platform's base, pulled or read once per build.
+fn bases(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<Vec<(Platform, BaseImage)>, BuildError> {
+    let sources = base::Sources::new(cache, &options.registry, options.offline);
+    let mut bases = Vec::new();
+    for platform in &recipe.platforms {
+        bases.push((
+            platform.value.clone(),
+            base::resolve(recipe, &platform.value, &sources)?,
+        ));
+    }
+    Ok(bases)
 }
 
 /// The lock to build from: the one on disk when it matches the recipe, else
@@ -96,13 +115,7 @@ pub fn lock(
     if recipe.debian.is_none() {
         return Ok(None);
     }
-    let mut bases = Vec::new();
-    for platform in &recipe.platforms {
-        bases.push((
-            platform.value.clone(),
-            base::resolve(recipe, &platform.value)?,
-        ));
-    }
+    let bases = bases(recipe, options, cache)?;
     let fetcher = Fetcher::new(cache.clone(), options.offline).map_err(apt::AptError::from)?;
     let lock = resolve_lock(recipe, &bases, &fetcher)?;
     lock.write(&options.lock_path)?;
@@ -157,13 +170,7 @@ pub fn build(
     let revision = provenance::revision(&recipe.context);
 
     let started = Instant::now();
-    let mut bases = Vec::new();
-    for platform in &recipe.platforms {
-        bases.push((
-            platform.value.clone(),
-            base::resolve(recipe, &platform.value)?,
-        ));
-    }
+    let bases = bases(recipe, options, cache)?;
     *timings.entry("base").or_default() += started.elapsed();
 
     let packages = match &recipe.debian {

@@ -113,6 +113,11 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// How many bytes went through so far.
+    pub fn written(&self) -> u64 {
+        self.count
+    }
+
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }

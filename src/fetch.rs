@@ -11,11 +11,12 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
+use crate::retry::{self, Backoff, Transient};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum FetchError {
     #[error("cannot download `{url}`: {message}")]
-    #[diagnostic(help("check the URL and the network; strata retried {RETRIES} times"))]
+    #[diagnostic(help("check the URL and the network; strata tried 4 times"))]
     Http { url: String, message: String },
     #[error(
         "`{url}` does not match its expected sha256: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
@@ -63,7 +64,6 @@ impl Download {
     }
 }
 
-const RETRIES: u32 = 4;
 const PARALLEL: usize = 8;
 
 pub struct Fetcher {
@@ -112,7 +112,7 @@ impl Fetcher {
                 missing: vec![url.to_owned()],
             });
         }
-        self.runtime.block_on(retry(url, || async {
+        self.runtime.block_on(with_retries(url, || async {
             let response = self.client.get(url).send().await?.error_for_status()?;
             Ok(response.bytes().await?.to_vec())
         }))
@@ -175,7 +175,7 @@ impl Fetcher {
 
     async fn download(&self, d: &Download) -> Result<(), FetchError> {
         let tmp = self.cache.temp_file()?;
-        let (digest, size) = retry(&d.url, || async {
+        let (digest, size) = with_retries(&d.url, || async {
             let mut response = self.client.get(&d.url).send().await?.error_for_status()?;
             let file = tmp.reopen().map_err(Failure::Io)?;
             file.set_len(0).map_err(Failure::Io)?;
@@ -262,61 +262,33 @@ impl From<reqwest::Error> for Failure {
     }
 }
 
-impl Failure {
-    /// Connection trouble, timeouts, 5xx and 429 are worth another try;
-    /// a 404 or a local error is not.
+impl Transient for Failure {
     fn transient(&self) -> bool {
         match self {
-            Failure::Http(e) => {
-                e.is_connect()
-                    || e.is_timeout()
-                    || e.is_body()
-                    || e.is_request()
-                    || e.status()
-                        .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
-            }
+            Failure::Http(e) => retry::transient_http(e),
             Failure::Io(_) => false,
         }
     }
+}
 
+impl Failure {
     fn message(&self) -> String {
         match self {
-            Failure::Http(e) => {
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(s) = source {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
-                    source = s.source();
-                }
-                text
-            }
+            Failure::Http(e) => retry::message(e),
             Failure::Io(e) => e.to_string(),
         }
     }
 }
 
-async fn retry<T, F, Fut>(url: &str, mut attempt: F) -> Result<T, FetchError>
+async fn with_retries<T, F, Fut>(url: &str, attempt: F) -> Result<T, FetchError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
-    let mut delay = Duration::from_millis(200);
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(failure) if failure.transient() && tries < RETRIES => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                tries += 1;
-            }
-            Err(failure) => {
-                return Err(FetchError::Http {
-                    url: url.to_owned(),
-                    message: failure.message(),
-                });
-            }
-        }
-    }
+    retry::retry(Backoff::DOWNLOAD, attempt)
+        .await
+        .map_err(|failure| FetchError::Http {
+            url: url.to_owned(),
+            message: failure.message(),
+        })
 }

@@ -85,6 +85,15 @@ impl Layout {
         })
     }
 
+    /// A folder of `blobs/sha256/…` with no index of its own: strata's cache,
+    /// where bases pulled from registries and archives are kept.
+    pub fn blob_store(root: &Path, index: ImageIndex) -> Layout {
+        Layout {
+            root: root.to_owned(),
+            index,
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -191,19 +200,9 @@ impl Layout {
     ) -> Result<(Descriptor, ImageManifest)> {
         if is_index(desc.media_type()) {
             let index: ImageIndex = self.read_json(desc, "image index")?;
-            let chosen = index
-                .manifests()
-                .iter()
-                .find(|d| {
-                    d.platform().as_ref().is_some_and(|p| {
-                        p.os().to_string() == platform.os
-                            && p.architecture().to_string() == platform.architecture
-                            && (platform.variant.is_none() || p.variant() == &platform.variant)
-                    })
-                })
-                .ok_or_else(|| {
-                    self.invalid("image index", format!("it has no manifest for {platform}"))
-                })?;
+            let chosen = select_platform(&index, platform).ok_or_else(|| {
+                self.invalid("image index", format!("it has no manifest for {platform}"))
+            })?;
             let manifest = self.read_json(chosen, "manifest")?;
             return Ok((chosen.clone(), manifest));
         }
@@ -217,6 +216,21 @@ impl Layout {
             message: message.into(),
         }
     }
+}
+
+/// The entry of an index for `platform`: same os and architecture, and the
+/// same variant when the platform names one.
+pub fn select_platform<'i>(
+    index: &'i ImageIndex,
+    platform: &crate::platform::Platform,
+) -> Option<&'i Descriptor> {
+    index.manifests().iter().find(|d| {
+        d.platform().as_ref().is_some_and(|p| {
+            p.os().to_string() == platform.os
+                && p.architecture().to_string() == platform.architecture
+                && (platform.variant.is_none() || p.variant() == &platform.variant)
+        })
+    })
 }
 
 pub fn is_index(media_type: &MediaType) -> bool {

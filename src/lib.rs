@@ -22,4 +22,8 @@ pub mod lock;
 pub mod output;
 pub mod platform;
 pub mod provenance;
+pub mod push;
 pub mod recipe;
+pub mod reference;
+pub mod registry;
+pub mod retry;

@@ -14,7 +14,10 @@ use strata::layer::compress::Compression;
 use strata::layout::Layout;
 use strata::lock;
 use strata::output;
+use strata::push::{self, Destination, Image};
 use strata::recipe::Recipe;
+use strata::reference::Reference;
+use strata::registry::{self, Client, auth::Credential};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +56,52 @@ enum Command {
         /// Build from the cache alone, without any network access
         #[arg(long)]
         offline: bool,
+        /// Push the image to these registries after building (`REGISTRY/REPO[:TAG]`)
+        #[arg(long, value_name = "DEST")]
+        push: Vec<String>,
+        /// Write the image's digest to this file (for CI)
+        #[arg(long, value_name = "FILE")]
+        digest_file: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Push an image from an OCI layout to one or more registries
+    Push {
+        /// `DIR` or `DIR:TAG`
+        image: String,
+        /// Where to push: `REGISTRY/REPO[:TAG]`, any number of them
+        #[arg(required = true, value_name = "DEST")]
+        destinations: Vec<String>,
+        /// Tags every destination gets when it names none (default: the layout's tag)
+        #[arg(short, long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Write the pushed digest to this file (for CI)
+        #[arg(long, value_name = "FILE")]
+        digest_file: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Print the digest a registry tag points at, to pin a `base`
+    ResolveBase {
+        /// `REGISTRY/REPO:TAG` (Docker Hub short names expand as Docker does)
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Check and store credentials for a registry (in the containers auth file)
+    Login {
+        /// The registry host, e.g. `ghcr.io` or `127.0.0.1:5000`
+        registry: String,
+        #[arg(short, long)]
+        username: String,
+        /// Read the password from standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// The password (visible to other users in the process list: prefer --password-stdin)
+        #[arg(short, long, env = "STRATA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Resolve the recipe's Debian packages and write the lock beside it
     Lock {
@@ -66,6 +115,63 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Registry access, as skopeo names the flags.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Credentials for every registry, instead of the auth files
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "STRATA_CREDS",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// A PEM file of extra CA certificates to trust
+    #[arg(long, value_name = "FILE")]
+    ca_file: Vec<PathBuf>,
+    /// A folder of `*.crt` CA certificates to trust
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// Allow plain HTTP and unverified TLS for every registry (loopback ones may always use HTTP)
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl RegistryArgs {
+    fn options(self) -> Result<registry::Options, Report> {
+        let credentials = match self.creds {
+            Some(text) => Some(Credential::parse_flag(&text).ok_or_else(|| {
+                miette::miette!(
+                    help = "write `--creds USER:PASSWORD`",
+                    "`--creds` must be `USER:PASSWORD`"
+                )
+            })?),
+            None => None,
+        };
+        Ok(registry::Options {
+            credentials,
+            ..self.tls.options()
+        })
+    }
+}
+
+impl TlsArgs {
+    fn options(self) -> registry::Options {
+        registry::Options {
+            credentials: None,
+            ca_files: self.ca_file,
+            cert_dir: self.cert_dir,
+            insecure: self.insecure,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +215,9 @@ fn run(cli: Cli) -> Result<(), Report> {
             json,
             locked,
             offline,
+            push,
+            digest_file,
+            registry,
         } => {
             let options = BuildOptions {
                 compression,
@@ -116,9 +225,46 @@ fn run(cli: Cli) -> Result<(), Report> {
                 lock_path: lock::path_for(&recipe),
                 locked,
                 offline,
+                registry: registry.options()?,
             };
-            build_command(&recipe, output, format, &options, json)
+            let publish = Publish {
+                destinations: push,
+                digest_file,
+            };
+            build_command(&recipe, output, format, &options, json, &publish)
         }
+        Command::Push {
+            image,
+            destinations,
+            tags,
+            digest_file,
+            registry,
+        } => push_command(&image, &destinations, tags, digest_file, registry),
+        Command::ResolveBase {
+            reference,
+            registry,
+        } => {
+            let reference = Reference::parse(&reference)
+                .into_diagnostic()
+                .wrap_err("cannot read the reference")?;
+            let client = Client::new(registry.options()?)?;
+            let digest = client.resolve(&reference)?;
+            println!(
+                "{}",
+                Reference {
+                    digest: Some(digest),
+                    ..reference
+                }
+            );
+            Ok(())
+        }
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+            password,
+            tls,
+        } => login_command(&registry, username, password_stdin, password, tls),
         Command::Lock { recipe } => lock_command(&recipe),
         Command::Inspect { image, json } => inspect_command(&image, json),
     }
@@ -133,6 +279,7 @@ fn lock_command(recipe_path: &Path) -> Result<(), Report> {
         lock_path: lock::path_for(recipe_path),
         locked: false,
         offline: false,
+        registry: registry::Options::default(),
     };
     match strata::build::lock(&recipe, &options, &cache)? {
         Some(lock) => {
@@ -147,12 +294,19 @@ fn lock_command(recipe_path: &Path) -> Result<(), Report> {
     Ok(())
 }
 
+/// Where a build goes besides its output: registries and a digest file.
+struct Publish {
+    destinations: Vec<String>,
+    digest_file: Option<PathBuf>,
+}
+
 fn build_command(
     recipe_path: &Path,
     output: Option<PathBuf>,
     format: Format,
     options: &BuildOptions,
     json: bool,
+    publish: &Publish,
 ) -> Result<(), Report> {
     let started = Instant::now();
     let recipe = Recipe::load(recipe_path)?;
@@ -167,6 +321,29 @@ fn build_command(
         Format::Oci => output::layout::write(&dest, built)?,
         Format::OciArchive => output::archive::write_oci(&dest, built)?,
         Format::DockerArchive => output::archive::write_docker(&dest, built, &recipe.name)?,
+    }
+    let mut pushed = Vec::new();
+    if !publish.destinations.is_empty() {
+        let destinations = publish
+            .destinations
+            .iter()
+            .map(|d| Destination::parse(d, &built.tags))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = Client::new(options.registry.clone())?;
+        let image = Image::from_blobs(&built.blobs, &built.top)?;
+        pushed = push::push(&client, &image, &destinations)?;
+        if !json {
+            print_pushed(&pushed);
+        }
+    }
+    if let Some(path) = &publish.digest_file {
+        let digest = built
+            .top
+            .digest()
+            .try_into()
+            .into_diagnostic()
+            .wrap_err("the image's digest is not sha256")?;
+        push::write_digest_file(path, &digest)?;
     }
     if json {
         let layers: Vec<_> = report
@@ -200,6 +377,7 @@ fn build_command(
                 .map(|(phase, d)| (phase.to_string(), d.as_secs_f64().into()))
                 .collect::<serde_json::Map<_, _>>(),
             "seconds": started.elapsed().as_secs_f64(),
+            "pushed": pushed.iter().map(push_json).collect::<Vec<_>>(),
         });
         println!(
             "{}",
@@ -227,11 +405,110 @@ fn build_command(
     Ok(())
 }
 
-fn inspect_command(image: &str, json: bool) -> Result<(), Report> {
-    let (dir, tag) = match image.rsplit_once(':') {
+fn print_pushed(reports: &[push::PushReport]) {
+    for r in reports {
+        eprintln!(
+            "pushed {}:{} @ {} ({} uploaded, {} bytes; {} mounted; {} already there)",
+            r.destination.name(),
+            r.tags.join(","),
+            r.digest,
+            r.uploaded,
+            r.uploaded_bytes,
+            r.mounted,
+            r.present
+        );
+    }
+}
+
+fn push_json(r: &push::PushReport) -> serde_json::Value {
+    serde_json::json!({
+        "destination": r.destination.name(),
+        "tags": r.tags,
+        "digest": r.digest,
+        "uploaded": r.uploaded,
+        "uploadedBytes": r.uploaded_bytes,
+        "mounted": r.mounted,
+        "present": r.present,
+    })
+}
+
+fn push_command(
+    image: &str,
+    destinations: &[String],
+    mut tags: Vec<String>,
+    digest_file: Option<PathBuf>,
+    registry: RegistryArgs,
+) -> Result<(), Report> {
+    let (dir, tag) = split_image(image);
+    let layout = Layout::open(Path::new(dir))?;
+    let top = layout.find(tag)?;
+    if tags.is_empty() {
+        tags.extend(tag.map(str::to_owned));
+    }
+    let destinations = destinations
+        .iter()
+        .map(|d| Destination::parse(d, &tags))
+        .collect::<Result<Vec<_>, _>>()?;
+    let image = Image::from_layout(&layout, top)?;
+    let client = Client::new(registry.options()?)?;
+    let reports = push::push(&client, &image, &destinations)?;
+    print_pushed(&reports);
+    if let Some(path) = digest_file {
+        push::write_digest_file(&path, &image.digest())?;
+    }
+    Ok(())
+}
+
+fn login_command(
+    registry: &str,
+    username: String,
+    password_stdin: bool,
+    password: Option<String>,
+    tls: TlsArgs,
+) -> Result<(), Report> {
+    let secret = match (password_stdin, password) {
+        (true, _) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .into_diagnostic()
+                .wrap_err("cannot read the password from standard input")?;
+            text.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (false, Some(p)) => p,
+        (false, None) => {
+            return Err(miette::miette!(
+                help = "pipe it in with `--password-stdin`, or pass `--password`",
+                "no password given"
+            ));
+        }
+    };
+    let credential = Credential {
+        username,
+        secret,
+        source: "the login command line".to_owned(),
+    };
+    let file = registry::auth::login_file().ok_or_else(|| {
+        miette::miette!(
+            help = "set `REGISTRY_AUTH_FILE` to the file to write",
+            "no place for the auth file: none of REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, XDG_CONFIG_HOME or HOME is set"
+        )
+    })?;
+    Client::new(tls.options())?.check_login(registry, credential.clone())?;
+    registry::auth::save(&file, registry, &credential)?;
+    eprintln!("login to {registry} succeeded; saved in {}", file.display());
+    Ok(())
+}
+
+/// `DIR` or `DIR:TAG` (a folder whose name holds `:` is taken whole).
+fn split_image(image: &str) -> (&str, Option<&str>) {
+    match image.rsplit_once(':') {
         Some((dir, tag)) if !Path::new(image).is_dir() => (dir, Some(tag)),
         _ => (image, None),
-    };
+    }
+}
+
+fn inspect_command(image: &str, json: bool) -> Result<(), Report> {
+    let (dir, tag) = split_image(image);
     let layout = Layout::open(Path::new(dir))?;
     let inspection = inspect::inspect(&layout, tag)?;
     if json {

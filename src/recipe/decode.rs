@@ -734,23 +734,38 @@ fn parse_base(node: &Node, value: &Spanned<String>) -> Result<BaseRef> {
     if value.value == "scratch" {
         return Ok(BaseRef::Scratch);
     }
-    let Some(rest) = value.strip_prefix("oci:") else {
-        return Err(node.src.error(
-            value.span,
-            format!("`{}` is not a base strata can read yet", value.value),
-            "unsupported base",
-            Some(
-                "use `scratch` or a local OCI layout pinned by digest: `oci:PATH@sha256:…`".into(),
-            ),
-        ));
+    let local = [
+        ("oci:", "a layout folder"),
+        ("oci-archive:", "an archive file"),
+    ]
+    .into_iter()
+    .find_map(|(prefix, what)| value.strip_prefix(prefix).map(|rest| (prefix, what, rest)));
+    let Some((prefix, what, rest)) = local else {
+        let reference = crate::reference::Reference::parse(&value.value).map_err(|e| {
+            node.src.error(
+                value.span,
+                e.to_string(),
+                "not an image reference",
+                Some(
+                    "write `scratch`, `REGISTRY/REPO[:TAG]@sha256:…`, `oci:PATH@sha256:…` or `oci-archive:FILE@sha256:…`"
+                        .into(),
+                ),
+            )
+        })?;
+        return Ok(BaseRef::Registry(reference));
     };
     let Some((path, digest)) = rest.rsplit_once('@') else {
+        let look = if prefix == "oci:" {
+            format!("`strata inspect {rest}` prints the digest")
+        } else {
+            format!("`skopeo inspect {prefix}{rest}` prints the digest")
+        };
         return Err(node.src.error(
             value.span,
             format!("the base `{}` is not pinned by digest", value.value),
             "no digest",
             Some(format!(
-                "pin it: `base \"oci:{rest}@sha256:…\"`; `strata inspect {rest}` prints the digest"
+                "pin it: `base \"{prefix}{rest}@sha256:…\"`; {look}"
             )),
         ));
     };
@@ -766,14 +781,16 @@ fn parse_base(node: &Node, value: &Spanned<String>) -> Result<BaseRef> {
         })?;
     if path.is_empty() {
         return Err(node.err(
-            "the base names no layout folder",
+            format!("the base names no {what}"),
             "empty path",
-            "write `oci:PATH@sha256:…`",
+            format!("write `{prefix}PATH@sha256:…`"),
         ));
     }
-    Ok(BaseRef::OciLayout {
-        path: PathBuf::from(path),
-        digest,
+    let path = PathBuf::from(path);
+    Ok(if prefix == "oci:" {
+        BaseRef::OciLayout { path, digest }
+    } else {
+        BaseRef::OciArchive { path, digest }
     })
 }
 

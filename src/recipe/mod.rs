@@ -95,6 +95,14 @@ pub enum BaseRef {
         path: PathBuf,
         digest: Digest,
     },
+    /// A tar of an OCI image layout (`oci-archive:PATH@sha256:…`).
+    OciArchive {
+        path: PathBuf,
+        digest: Digest,
+    },
+    /// An image in a registry. A reference without a digest is kept so that
+    /// the build can look up the digest to suggest pinning.
+    Registry(crate::reference::Reference),
 }
 
 #[derive(Debug, Clone)]

@@ -7,15 +7,22 @@
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use std::cell::OnceCell;
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
 use crate::assemble::Lower;
 use crate::assemble::view::{ViewEntry, ViewKind};
+use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
 use crate::image::ManifestLayer;
 use crate::layout::{HashingReader, Layout, LayoutError, descriptor_digest};
 use crate::platform::Platform;
 use crate::recipe::{BaseRef, ImagePath, Recipe, RecipeError};
+use crate::registry::{self, Client, RegistryError};
+
+mod archive;
+mod pull;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BaseError {
@@ -25,6 +32,15 @@ pub enum BaseError {
     #[error("the base layout is unusable")]
     #[diagnostic(transparent)]
     Layout(#[from] LayoutError),
+    #[error("cannot pull the base")]
+    #[diagnostic(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cache(#[from] CacheError),
+    #[error("offline, and the base `{reference}` is not in the cache")]
+    #[diagnostic(help("run the same build once without `--offline` to fill the cache"))]
+    Offline { reference: String },
 }
 
 /// One platform's base: what assembly builds on and what the manifest lists first.
@@ -39,38 +55,85 @@ pub struct BaseImage {
     pub lower: Lower,
 }
 
-pub fn resolve(recipe: &Recipe, platform: &Platform) -> Result<BaseImage, BaseError> {
-    let (path, digest) = match &recipe.base.value {
+/// Where bases come from besides the recipe's folder: the cache (which
+/// keeps pulled and unpacked bases) and registries, reached lazily so that
+/// a build whose base is cached needs no network at all.
+pub struct Sources<'a> {
+    pub cache: &'a Cache,
+    pub registry: &'a registry::Options,
+    pub offline: bool,
+    client: OnceCell<Client>,
+}
+
+impl<'a> Sources<'a> {
+    pub fn new(cache: &'a Cache, registry: &'a registry::Options, offline: bool) -> Self {
+        Sources {
+            cache,
+            registry,
+            offline,
+            client: OnceCell::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&Client, RegistryError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = Client::new(self.registry.clone())?;
+        Ok(self.client.get_or_init(|| client))
+    }
+}
+
+pub fn resolve(
+    recipe: &Recipe,
+    platform: &Platform,
+    sources: &Sources,
+) -> Result<BaseImage, BaseError> {
+    let (layout, desc, name) = match &recipe.base.value {
         BaseRef::Scratch => return Ok(BaseImage::default()),
-        BaseRef::OciLayout { path, digest } => (path, digest),
-    };
-    let root = recipe.context.join(path);
-    let layout = Layout::open(&root).map_err(|e| match e {
-        LayoutError::NotALayout { .. } => BaseError::Recipe(recipe.error(
-            recipe.base.span,
-            format!("`{}` is not an OCI image layout", root.display()),
-            "no layout here",
-            Some("the path is relative to the recipe's folder; build the base with `strata build -o DIR`".into()),
-        )),
-        other => other.into(),
-    })?;
-    let desc = layout
-        .index
-        .manifests()
-        .iter()
-        .find(|d| descriptor_digest(d).ok() == Some(*digest))
-        .ok_or_else(|| {
-            recipe.error(
-                recipe.base.span,
-                format!("`{}` holds no image with digest {digest}", root.display()),
-                "digest not in the layout",
-                Some(format!(
+        BaseRef::OciLayout { path, digest } => {
+            let root = recipe.context.join(path);
+            let layout = Layout::open(&root).map_err(|e| match e {
+                LayoutError::NotALayout { .. } => BaseError::Recipe(recipe.error(
+                    recipe.base.span,
+                    format!("`{}` is not an OCI image layout", root.display()),
+                    "no layout here",
+                    Some("the path is relative to the recipe's folder; build the base with `strata build -o DIR`".into()),
+                )),
+                other => other.into(),
+            })?;
+            let desc = find_pinned(
+                recipe,
+                &layout,
+                digest,
+                &format!(
                     "`strata inspect {}` lists the digests it holds",
                     path.display()
-                )),
-            )
-        })?;
-    let (manifest_desc, manifest) = layout.manifest_for(desc, platform)?;
+                ),
+            )?;
+            (layout, desc, format!("oci:{}", path.display()))
+        }
+        BaseRef::OciArchive { path, digest } => {
+            let layout = archive::unpack(recipe, path, sources.cache)?;
+            let desc = find_pinned(
+                recipe,
+                &layout,
+                digest,
+                &format!(
+                    "`skopeo inspect oci-archive:{}` shows what it holds",
+                    path.display()
+                ),
+            )?;
+            (layout, desc, format!("oci-archive:{}", path.display()))
+        }
+        BaseRef::Registry(reference) => {
+            let (layout, desc) = pull::pull(recipe, reference, platform, sources)?;
+            let mut name = reference.clone();
+            name.digest = None;
+            (layout, desc, name.to_string())
+        }
+    };
+    let (manifest_desc, manifest) = layout.manifest_for(&desc, platform)?;
     let config: ImageConfiguration = layout.read_json(manifest.config(), "image config")?;
     if config.os().to_string() != platform.os
         || config.architecture().to_string() != platform.architecture
@@ -95,12 +158,40 @@ pub fn resolve(recipe: &Recipe, platform: &Platform) -> Result<BaseImage, BaseEr
         .and_then(|c| c.user().clone())
         .filter(|u| !u.is_empty());
     Ok(BaseImage {
-        name: Some(format!("oci:{}", path.display())),
+        name: Some(name),
         digest: Some(descriptor_digest(&manifest_desc).map_err(|m| layout.invalid("manifest", m))?),
         config: Some(config),
         layers,
         lower,
     })
+}
+
+/// The entry of a layout's `index.json` with the pinned digest.
+fn find_pinned(
+    recipe: &Recipe,
+    layout: &Layout,
+    digest: &Digest,
+    hint: &str,
+) -> Result<Descriptor, BaseError> {
+    let found = layout
+        .index
+        .manifests()
+        .iter()
+        .find(|d| descriptor_digest(d).ok() == Some(*digest));
+    match found {
+        Some(desc) => Ok(desc.clone()),
+        None => Err(recipe
+            .error(
+                recipe.base.span,
+                format!(
+                    "`{}` holds no image with digest {digest}",
+                    layout.root().display()
+                ),
+                "digest not in the base",
+                Some(hint.to_owned()),
+            )
+            .into()),
+    }
 }
 
 type Layers = (Vec<(ManifestLayer, PathBuf)>, Lower);
@@ -138,7 +229,8 @@ fn read_layers(
             source,
         };
         let mut compressed = HashingReader::new(BufReader::new(file));
-        let media_type = desc.media_type().to_string();
+        let media_type = oci_layer_type(desc.media_type().as_ref())
+            .map_err(|m| layout.invalid("manifest", m))?;
         // Read everything first, then judge: a blob whose bytes do not match its
         // digest is reported as that, not as whatever decoding error it causes.
         let unpacked: io::Result<Digest> = (|| {
@@ -234,4 +326,26 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
     let view = &lower.view;
     lower.files.retain(|path, _| view.get(path).is_some());
     Ok(())
+}
+
+/// Docker's layer media types, as OCI names them: the blob stays byte for
+/// byte the same, only the manifest that lists it is OCI.
+fn oci_layer_type(media_type: &str) -> Result<String, String> {
+    Ok(match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip".to_owned()
+        }
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            "application/vnd.oci.image.layer.v1.tar+zstd".to_owned()
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => {
+            "application/vnd.oci.image.layer.v1.tar".to_owned()
+        }
+        foreign if foreign.contains("foreign") || foreign.contains("nondistributable") => {
+            return Err(format!(
+                "it has a non-distributable layer ({foreign}), which strata cannot copy"
+            ));
+        }
+        other => other.to_owned(),
+    })
 }
