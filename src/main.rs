@@ -322,6 +322,25 @@ fn build_command(
         Format::OciArchive => output::archive::write_oci(&dest, built)?,
         Format::DockerArchive => output::archive::write_docker(&dest, built, &recipe.name)?,
     }
+    if !json {
+        for l in &report.layers {
+            eprintln!(
+                "  layer {:<12} {}  {:>10} bytes  {}",
+                l.name,
+                l.blob.digest,
+                l.blob.size,
+                if l.cached { "cached" } else { "built" }
+            );
+        }
+        eprintln!(
+            "built {}:{} → {} ({}) in {:.2}s",
+            recipe.name.value,
+            built.tags.join(","),
+            dest.display(),
+            built.top.digest(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     let mut pushed = Vec::new();
     if !publish.destinations.is_empty() {
         let destinations = publish
@@ -382,24 +401,6 @@ fn build_command(
         println!(
             "{}",
             serde_json::to_string_pretty(&result).into_diagnostic()?
-        );
-    } else {
-        for l in &report.layers {
-            eprintln!(
-                "  layer {:<12} {}  {:>10} bytes  {}",
-                l.name,
-                l.blob.digest,
-                l.blob.size,
-                if l.cached { "cached" } else { "built" }
-            );
-        }
-        eprintln!(
-            "built {}:{} → {} ({}) in {:.2}s",
-            recipe.name.value,
-            built.tags.join(","),
-            dest.display(),
-            built.top.digest(),
-            started.elapsed().as_secs_f64()
         );
     }
     Ok(())

@@ -9,7 +9,7 @@ use crate::util::{TestDir, find_entry, layers, run, run_in, snapshot, unpack};
 
 /// A repository exercising alternatives, virtual packages, versions,
 /// pre-depends, conflicts, merged-/usr paths, docs and setuid files.
-fn standard_repo(t: &TestDir) -> (AptRepo, String) {
+pub(crate) fn standard_repo(t: &TestDir) -> (AptRepo, String) {
     let hello = fs::read(crate::util::repo_root().join("examples/hello/hello")).unwrap();
     let mut repo = AptRepo::new(t, "good");
     repo.add(&Pkg {
@@ -76,7 +76,7 @@ fn standard_repo(t: &TestDir) -> (AptRepo, String) {
     (repo, url)
 }
 
-fn recipe(t: &TestDir, url: &str, install: &str) -> std::path::PathBuf {
+pub(crate) fn recipe(t: &TestDir, url: &str, install: &str) -> std::path::PathBuf {
     t.write(
         "image/image.kdl",
         &format!(

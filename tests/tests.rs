@@ -16,4 +16,5 @@ mod inspect;
 mod interrupted;
 mod packages;
 mod platforms;
+mod registries;
 mod reproducible;

@@ -275,18 +275,31 @@ impl Client {
             );
         }
         let found = crate::retry::retry(crate::retry::Backoff::REGISTRY, || async {
-            let mut last = None;
+            let mut failures = Vec::new();
             for base in &candidates {
                 let ping = base.join("v2/").expect("a constant path joins");
                 match self.http.get(ping).send().await {
-                    Ok(_) => return Ok(base.clone()),
-                    Err(e) => last = Some(e),
+                    // A registry answers `/v2/` with 200, or 401/403 until
+                    // authenticated; anything else (such as the 400 a TLS
+                    // port gives a plain request) is not a registry.
+                    Ok(r)
+                        if r.status().is_success()
+                            || r.status() == reqwest::StatusCode::UNAUTHORIZED
+                            || r.status() == reqwest::StatusCode::FORBIDDEN =>
+                    {
+                        return Ok(base.clone());
+                    }
+                    Ok(r) => {
+                        failures.push(format!("{}: `/v2/` answered {}", base.scheme(), r.status()))
+                    }
+                    Err(e) => {
+                        failures.push(format!("{}: {}", base.scheme(), crate::retry::message(&e)))
+                    }
                 }
             }
-            let e = last.expect("there is always a candidate");
             Err(RegistryError::Unreachable {
                 registry: host.to_owned(),
-                message: crate::retry::message(&e),
+                message: failures.join("; "),
             })
         })
         .await?;

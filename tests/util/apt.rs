@@ -6,7 +6,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 
@@ -140,11 +139,7 @@ impl AptRepo {
 
     /// Serves the repository on a free loopback port; returns its URL.
     pub fn serve(&mut self) -> String {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let child = Command::new("python3")
             .args([
                 "-m",
@@ -158,14 +153,7 @@ impl AptRepo {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the test repository did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_for_port(&format!("127.0.0.1:{port}"), "the test repository");
         self.server = Some((child, port));
         format!("http://127.0.0.1:{port}")
     }

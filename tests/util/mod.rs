@@ -9,7 +9,7 @@ use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The epoch every test builds with, unless it tests the epoch itself.
@@ -224,7 +224,7 @@ pub fn config(layout: &Path, tag: &str) -> serde_json::Value {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -232,55 +232,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The reference registry (`docker-registry`), on a free loopback port,
-/// stopped by its PID when dropped.
-pub struct Registry {
-    child: Child,
-    pub addr: String,
-    _storage: tempfile::TempDir,
-}
-
-impl Registry {
-    pub fn start() -> Registry {
-        let storage = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = storage.path().join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed by .ci/run");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the registry did not start on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry {
-            child,
-            addr,
-            _storage: storage,
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Waits until a server that a test started accepts connections.
+pub fn wait_for_port(addr: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -450,6 +407,9 @@ pub fn verify_layout(layout: &Path, tag: &str) {
 }
 
 pub mod apt;
+pub mod registry;
+
+pub use registry::Registry;
 
 /// Replaces `from` with `to` in the file at `path`.
 pub fn edit_file(path: &Path, from: &str, to: &str) -> PathBuf {

@@ -1,0 +1,621 @@
+//! Registries, for real: pushing to the reference registry over plain HTTP
+//! and over TLS with htpasswd auth, bases pulled by digest (OCI, Docker
+//! schema 2, multi-platform), and what real clients (skopeo, podman,
+//! Charliecloud) make of the result. Faults are real too: a registry
+//! restarted mid-push, a registry serving altered bytes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{
+    self, PODMAN_RUN, Registry, TestDir, assert_success, edit_file, run, tagged_digest, text,
+    unpack,
+};
+
+const USER: &str = "strata";
+const PASSWORD: &str = "s3cret-pw";
+
+/// skopeo's arguments for reading the TLS registry.
+fn skopeo_tls(tls: &Registry) -> Vec<String> {
+    vec![
+        "--cert-dir".into(),
+        tls.cert_dir().display().to_string(),
+        "--creds".into(),
+        format!("{USER}:{PASSWORD}"),
+    ]
+}
+
+fn skopeo_inspect(args: &[String], image: &str) -> serde_json::Value {
+    serde_json::from_str(&run(Command::new("skopeo")
+        .arg("inspect")
+        .args(args)
+        .arg(format!("docker://{image}"))))
+    .unwrap()
+}
+
+/// Every blob of `a` is in `b` with the same bytes.
+fn assert_blobs_in(a: &Path, b: &Path) {
+    for entry in fs::read_dir(a.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let other = b.join("blobs/sha256").join(entry.file_name());
+        assert!(
+            other.is_file() && fs::read(entry.path()).unwrap() == fs::read(&other).unwrap(),
+            "blob {:?} differs or is missing in {}",
+            entry.file_name(),
+            b.display()
+        );
+    }
+}
+
+fn push(t: &TestDir, args: &[&str]) -> std::process::Output {
+    t.strata().arg("push").args(args).output().unwrap()
+}
+
+/// A strata-built image pushed to `registry` as `repo:tag`; returns its digest.
+fn push_example(t: &TestDir, example: &str, tag: &str, registry: &Registry, repo: &str) -> String {
+    let out = t.join(&format!("{example}-out"));
+    t.build(&t.example(example), &out);
+    let pushed = push(
+        t,
+        &[
+            &format!("{}:{tag}", out.display()),
+            &format!("{}/{repo}:{tag}", registry.addr),
+        ],
+    );
+    assert_success(&pushed, "strata push");
+    tagged_digest(&out, tag)
+}
+
+/// A recipe on a registry base: a file on top and a user.
+fn child_recipe(t: &TestDir, base: &str) -> PathBuf {
+    t.write("child/note.txt", "from the child\n");
+    t.write(
+        "child/image.kdl",
+        &format!(
+            "name \"child\"\nversion \"1\"\nbase \"{base}\"\nplatform \"linux/amd64\"\nuser \"bob\" uid=10002 gid=10002\nlayer \"notes\" {{\n    copy \"note.txt\" \"/srv/note.txt\"\n}}\n"
+        ),
+    )
+}
+
+#[test]
+fn push_to_two_registries_in_one_command() {
+    let t = TestDir::new();
+    let plain = Registry::start();
+    let tls = Registry::start_tls(USER, PASSWORD);
+    // Credentials the way users keep them: `strata login` into the auth file.
+    let auth = t.join("auth.json");
+    let mut login = t.strata();
+    login
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .args([
+            "login",
+            &tls.addr,
+            "-u",
+            USER,
+            "--password-stdin",
+            "--ca-file",
+        ])
+        .arg(tls.ca())
+        .stdin(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), PASSWORD.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "strata login");
+    assert!(fs::read_to_string(&auth).unwrap().contains(&tls.addr));
+
+    let out = t.join("out");
+    let built = t
+        .build_cmd(&t.example("app"), &out)
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .arg("--ca-file")
+        .arg(tls.ca())
+        .args(["--push", &format!("{}/team/app", plain.addr)])
+        .args(["--push", &format!("{}/team/app:stable", tls.addr)])
+        .arg("--digest-file")
+        .arg(t.join("digest"))
+        .output()
+        .unwrap();
+    assert_success(&built, "strata build --push");
+    let digest = tagged_digest(&out, "2.1.0");
+    assert_eq!(
+        fs::read_to_string(t.join("digest")).unwrap(),
+        format!("{digest}\n")
+    );
+    let stderr = text(&built.stderr);
+    assert!(
+        stderr.contains(&format!("pushed {}/team/app:2.1.0 @ {digest}", plain.addr)),
+        "{stderr}"
+    );
+
+    let plain_args = vec!["--tls-verify=false".to_owned()];
+    for (args, image) in [
+        (&plain_args, format!("{}/team/app:2.1.0", plain.addr)),
+        (&skopeo_tls(&tls), format!("{}/team/app:stable", tls.addr)),
+    ] {
+        let inspected = skopeo_inspect(args, &image);
+        assert_eq!(inspected["Digest"], digest.as_str(), "{image}");
+        assert_eq!(inspected["Labels"]["org.opencontainers.image.title"], "app");
+        let back = t.join(&format!("back-{}", image.len()));
+        let mut copy = Command::new("skopeo");
+        copy.arg("copy");
+        for a in args.iter() {
+            copy.arg(a.replace("--", "--src-"));
+        }
+        run(copy
+            .arg(format!("docker://{image}"))
+            .arg(format!("oci:{}:x", back.display())));
+        assert_eq!(tagged_digest(&back, "x"), digest);
+        assert_blobs_in(&back, &out);
+    }
+
+    // Everything is there already: a re-push only tags.
+    let again = push(
+        &t,
+        &[
+            &format!("{}:2.1.0", out.display()),
+            &format!("{}/team/app:again", plain.addr),
+        ],
+    );
+    assert_success(&again, "strata push");
+    assert!(
+        text(&again.stderr).contains("0 uploaded"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn wrong_password_names_the_registry_and_the_source() {
+    let t = TestDir::new();
+    let tls = Registry::start_tls(USER, PASSWORD);
+    let out = t.join("out");
+    t.build(&t.example("hello"), &out);
+    let dest = format!("{}/hello:1", tls.addr);
+    let failed = t
+        .strata()
+        .args(["push", &format!("{}:1.0.0", out.display()), &dest])
+        .args(["--creds", &format!("{USER}:wrong"), "--ca-file"])
+        .arg(tls.ca())
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = text(&failed.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the registry `{}` refused the credentials from --creds",
+            tls.addr
+        )),
+        "{stderr}"
+    );
+    // From an auth file, the file is named.
+    let auth = t.join("auth.json");
+    fs::write(
+        &auth,
+        format!(
+            "{{\"auths\":{{\"{}\":{{\"auth\":\"{}\"}}}}}}",
+            tls.addr,
+            base64_of(&format!("{USER}:nope"))
+        ),
+    )
+    .unwrap();
+    let failed = t
+        .strata()
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .args([
+            "push",
+            &format!("{}:1.0.0", out.display()),
+            &dest,
+            "--ca-file",
+        ])
+        .arg(tls.ca())
+        .output()
+        .unwrap();
+    let stderr = text(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains(&auth.display().to_string()), "{stderr}");
+    // No credentials at all: say where strata looked.
+    let failed = t
+        .strata()
+        .env("REGISTRY_AUTH_FILE", t.join("none.json"))
+        .args([
+            "push",
+            &format!("{}:1.0.0", out.display()),
+            &dest,
+            "--ca-file",
+        ])
+        .arg(tls.ca())
+        .output()
+        .unwrap();
+    let stderr = text(&failed.stderr);
+    assert!(stderr.contains("needs credentials"), "{stderr}");
+    // And an untrusted certificate is refused without --ca-file.
+    let failed = push(&t, &[&format!("{}:1.0.0", out.display()), &dest]);
+    assert!(!failed.status.success());
+    assert!(
+        text(&failed.stderr).contains("cannot reach the registry"),
+        "{}",
+        text(&failed.stderr)
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf %s '{s}' | base64 -w0")));
+    out.trim().to_owned()
+}
+
+#[test]
+fn a_registry_base_is_merged_and_its_layers_kept() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let (_repo, url) = crate::packages::standard_repo(&t);
+    // The base: made by strata, with a user and a dpkg database.
+    let base = crate::packages::recipe(&t, &url, "\"hello-bin\"");
+    edit_file(
+        &base,
+        "entrypoint",
+        "user \"alice\" uid=10001 gid=10001\nentrypoint",
+    );
+    let base_out = t.join("base-out");
+    t.build(&base, &base_out);
+    let base_digest = tagged_digest(&base_out, "1");
+    assert_success(
+        &push(
+            &t,
+            &[
+                &format!("{}:1", base_out.display()),
+                &format!("{}/bases/pkgs:1", registry.addr),
+            ],
+        ),
+        "strata push",
+    );
+    // The child adds a package, a user and a file, on the base by digest.
+    let child = crate::packages::recipe(&t, &url, "\"app\"");
+    fs::create_dir_all(t.join("image/etc")).unwrap();
+    fs::write(t.join("image/note.txt"), "child\n").unwrap();
+    edit_file(
+        &child,
+        "base \"scratch\"",
+        &format!(
+            "base \"{}/bases/pkgs:1@{base_digest}\"\nuser \"bob\" uid=10002 gid=10002\nlayer \"notes\" {{\n    copy \"note.txt\" \"/srv/note.txt\"\n}}",
+            registry.addr
+        ),
+    );
+    let out = t.join("out");
+    t.build(&child, &out);
+
+    let rootfs = unpack(&out, "1", &t.join("bundle"));
+    let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("\nalice:x:10001:")
+            || passwd.starts_with("alice:x:10001:")
+            || passwd.contains("alice:x:10001:10001"),
+        "{passwd}"
+    );
+    assert!(passwd.contains("bob:x:10002:10002"), "{passwd}");
+    for package in ["hello-bin", "app"] {
+        let status = fs::read_to_string(rootfs.join("var/lib/dpkg/status.d").join(package))
+            .unwrap_or_else(|e| panic!("status of {package}: {e}"));
+        assert!(
+            status.contains(&format!("Package: {package}\n")),
+            "{status}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(rootfs.join("srv/note.txt")).unwrap(),
+        "child\n"
+    );
+    let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
+    assert!(
+        !lock.contains("package \"hello-bin\""),
+        "in the base: {lock}"
+    );
+
+    // The base's layers, byte for byte, first; and where it came from.
+    let base_layers = util::manifest(&base_out, "1")["layers"].clone();
+    let manifest = util::manifest(&out, "1");
+    let layers = manifest["layers"].as_array().unwrap();
+    for (i, layer) in base_layers.as_array().unwrap().iter().enumerate() {
+        assert_eq!(layers[i], *layer);
+    }
+    let hex = |l: &serde_json::Value| l["digest"].as_str().unwrap()[7..].to_owned();
+    for layer in base_layers.as_array().unwrap() {
+        let blob = |dir: &Path| fs::read(dir.join("blobs/sha256").join(hex(layer))).unwrap();
+        assert!(blob(&base_out) == blob(&out), "base layer {layer} changed");
+    }
+    let annotations = &manifest["annotations"];
+    assert_eq!(
+        annotations["org.opencontainers.image.base.name"],
+        format!("{}/bases/pkgs:1", registry.addr).as_str()
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.base.digest"],
+        base_digest.as_str()
+    );
+
+    // Pulled once: the next build needs no registry at all.
+    drop(registry);
+    let offline = t
+        .build_cmd(&child, &t.join("out2"))
+        .arg("--offline")
+        .output()
+        .unwrap();
+    assert_success(&offline, "offline rebuild");
+    assert_eq!(
+        tagged_digest(&t.join("out2"), "1"),
+        tagged_digest(&out, "1")
+    );
+}
+
+#[test]
+fn docker_schema2_and_multi_platform_bases() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    // Docker media types, as `skopeo copy --format v2s2` writes them.
+    let out = t.join("hello-out");
+    t.build(&t.example("hello"), &out);
+    run(Command::new("skopeo")
+        .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:1.0.0", out.display()))
+        .arg(format!("docker://{}/v2s2/hello:1", registry.addr)));
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/v2s2/hello:1", registry.addr)));
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{raw}"
+    );
+    let digest = run(Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}", "--tls-verify=false"])
+        .arg(format!("docker://{}/v2s2/hello:1", registry.addr)));
+    let recipe = child_recipe(
+        &t,
+        &format!("{}/v2s2/hello@{}", registry.addr, digest.trim()),
+    );
+    let child = t.join("child-out");
+    t.build(&recipe, &child);
+    let manifest = util::manifest(&child, "1");
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert!(
+            layer["mediaType"]
+                .as_str()
+                .unwrap()
+                .starts_with("application/vnd.oci.image.layer"),
+            "{layer}"
+        );
+    }
+    // Same blobs, byte for byte; only the manifest that lists them is OCI.
+    let original = util::manifest(&out, "1.0.0")["layers"].clone();
+    assert_eq!(manifest["layers"][0], original[0]);
+    assert_eq!(manifest["layers"][1], original[1]);
+    let rootfs = unpack(&child, "1", &t.join("bundle"));
+    assert_eq!(
+        crate::util::run_in(&rootfs, 10002, 10002, &["/usr/local/bin/hello"]),
+        "hello from strata uid=10002 gid=10002\n"
+    );
+
+    // An index: the recipe's platform picks its manifest.
+    fs::create_dir_all(t.join("multi")).unwrap();
+    fs::copy(
+        util::repo_root().join("examples/hello/hello"),
+        t.join("multi/hello"),
+    )
+    .unwrap();
+    let multi = t.write(
+        "multi/image.kdl",
+        "name \"multi\"\nversion \"1\"\nbase \"scratch\"\nplatform \"linux/amd64\" \"linux/arm64\"\nlayer \"bin\" {\n    copy \"hello\" \"/usr/local/bin/hello\" mode=0o755\n}\nentrypoint \"/usr/local/bin/hello\"\n",
+    );
+    let multi_out = t.join("multi-out");
+    t.build(&multi, &multi_out);
+    assert_success(
+        &push(
+            &t,
+            &[
+                &format!("{}:1", multi_out.display()),
+                &format!("{}/multi/hello:1", registry.addr),
+            ],
+        ),
+        "strata push of an index",
+    );
+    let index = tagged_digest(&multi_out, "1");
+    let inspected = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/multi/hello:1", registry.addr)));
+    assert!(
+        inspected.contains("application/vnd.oci.image.index.v1+json"),
+        "{inspected}"
+    );
+    let recipe = child_recipe(&t, &format!("{}/multi/hello@{index}", registry.addr));
+    let from_index = t.join("from-index");
+    t.build(&recipe, &from_index);
+    let amd64 = util::json_blob(&multi_out, &index)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()["digest"]
+        .clone();
+    assert_eq!(
+        util::manifest(&from_index, "1")["annotations"]["org.opencontainers.image.base.digest"],
+        amd64
+    );
+}
+
+#[test]
+fn podman_pulls_and_runs_the_pushed_image() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    push_example(&t, "hello", "1.0.0", &registry, "run/hello");
+    let image = format!("{}/run/hello:1.0.0", registry.addr);
+    let pulled = util::podman(&t, &["pull", "--tls-verify=false", &image])
+        .output()
+        .unwrap();
+    assert_success(&pulled, "podman pull");
+    let mut args = PODMAN_RUN.to_vec();
+    args.push(&image);
+    let ran = util::podman(&t, &args).output().unwrap();
+    assert_success(&ran, "podman run");
+    assert_eq!(text(&ran.stdout), "hello from strata uid=10001 gid=10001\n");
+}
+
+#[test]
+fn resolve_base_prints_the_pinned_reference_and_unpinned_bases_get_it_as_a_hint() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let digest = push_example(&t, "hello", "1.0.0", &registry, "lib/hello");
+    let reference = format!("{}/lib/hello:1.0.0", registry.addr);
+    let printed = run(t.strata().args(["resolve-base", &reference]));
+    assert_eq!(printed, format!("{reference}@{digest}\n"));
+
+    let recipe = child_recipe(&t, &reference);
+    let stderr = t.build_fails(&recipe, &t.join("out"));
+    assert!(stderr.contains("is not pinned by digest"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{reference}@{digest}")),
+        "{stderr}"
+    );
+    assert!(!t.join("out").exists());
+
+    // A digest the registry does not have.
+    let missing = format!("{}/lib/hello@sha256:{}", registry.addr, "0".repeat(64));
+    edit_file(
+        &recipe,
+        &format!("\"{reference}\""),
+        &format!("\"{missing}\""),
+    );
+    let stderr = t.build_fails(&recipe, &t.join("out"));
+    assert!(
+        stderr.contains("does not exist on the registry"),
+        "{stderr}"
+    );
+    assert!(!t.join("out").exists());
+}
+
+#[test]
+fn a_blob_altered_by_the_registry_is_refused_and_nothing_kept() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let digest = push_example(&t, "hello", "1.0.0", &registry, "bad/hello");
+    // Flip one byte of the app layer in the registry's storage.
+    let layer = util::manifest(&t.join("hello-out"), "1.0.0")["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    let data = registry
+        .data_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&data, bytes).unwrap();
+
+    let recipe = child_recipe(&t, &format!("{}/bad/hello@{digest}", registry.addr));
+    // A cache of its own, which has never seen the layer.
+    let cache = t.join("fresh-cache");
+    let failed = t
+        .build_cmd(&recipe, &t.join("out"))
+        .env("STRATA_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = text(&failed.stderr);
+    assert!(stderr.contains(&layer), "names the blob: {stderr}");
+    assert!(stderr.contains("does not match its digest"), "{stderr}");
+    assert!(!t.join("out").exists(), "nothing written");
+    assert!(!cache.join("blobs/sha256").join(hex).exists(), "not cached");
+    assert_eq!(
+        fs::read_dir(cache.join("tmp")).unwrap().count(),
+        0,
+        "no partial download left"
+    );
+}
+
+#[test]
+fn a_push_survives_a_registry_restart() {
+    let t = TestDir::new();
+    let mut registry = Registry::start();
+    // A layer large enough to be uploaded in chunks, and incompressible.
+    let mut noise = vec![0u8; 80 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    fs::create_dir_all(t.join("big")).unwrap();
+    fs::write(t.join("big/noise.bin"), &noise).unwrap();
+    let recipe = t.write(
+        "big/image.kdl",
+        "name \"big\"\nversion \"1\"\nbase \"scratch\"\nlayer \"noise\" {\n    copy \"noise.bin\" \"/opt/noise.bin\"\n}\n",
+    );
+    let out = t.join("out");
+    let built = t
+        .build_cmd(&recipe, &out)
+        .args(["--compression", "zstd"])
+        .output()
+        .unwrap();
+    assert_success(&built, "strata build");
+
+    let pushing = t
+        .strata()
+        .args(["push", &format!("{}:1", out.display())])
+        .arg(format!("{}/big/noise:1", registry.addr))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the registry as soon as an upload session exists, then bring it back.
+    let uploads = registry
+        .data_dir()
+        .join("docker/registry/v2/repositories/big/noise/_uploads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !uploads.exists() || fs::read_dir(&uploads).unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no upload started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    registry.stop();
+    assert!(
+        !uploads.with_file_name("_manifests").join("tags/1").exists(),
+        "the registry stopped before the push finished"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    registry.restart();
+    let output = pushing.wait_with_output().unwrap();
+    assert_success(&output, "strata push across a restart");
+
+    let back = t.join("back");
+    run(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/big/noise:1", registry.addr))
+        .arg(format!("oci:{}:1", back.display())));
+    assert_eq!(tagged_digest(&back, "1"), tagged_digest(&out, "1"));
+    assert_blobs_in(&out, &back);
+}
+
+#[test]
+fn oci_archive_bases_work() {
+    let t = TestDir::new();
+    let archive = t.join("hello.tar");
+    let built = t
+        .strata()
+        .args(["build", "--format", "oci-archive", "-o"])
+        .arg(&archive)
+        .arg(t.example("hello"))
+        .output()
+        .unwrap();
+    assert_success(&built, "strata build --format oci-archive");
+    t.build(&t.example("hello"), &t.join("layout"));
+    let digest = tagged_digest(&t.join("layout"), "1.0.0");
+    let recipe = child_recipe(&t, &format!("oci-archive:../hello.tar@{digest}"));
+    let out = t.join("out");
+    t.build(&recipe, &out);
+    assert_eq!(
+        util::manifest(&out, "1")["annotations"]["org.opencontainers.image.base.name"],
+        "oci-archive:../hello.tar"
+    );
+}
