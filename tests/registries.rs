@@ -619,3 +619,51 @@ fn oci_archive_bases_work() {
         "oci-archive:../hello.tar"
     );
 }
+
+#[test]
+fn charliecloud_pulls_over_tls_and_runs_the_entrypoint() {
+    let t = TestDir::new();
+    let tls = Registry::start_tls(USER, PASSWORD);
+    let out = t.join("out");
+    t.build(&t.example("hello"), &out);
+    let pushed = t
+        .strata()
+        .args(["push", &format!("{}:1.0.0", out.display())])
+        .arg(format!("{}/hpc/hello:1.0.0", tls.addr))
+        .args(["--creds", &format!("{USER}:{PASSWORD}"), "--ca-file"])
+        .arg(tls.ca())
+        .output()
+        .unwrap();
+    assert_success(&pushed, "strata push");
+
+    // ch-image speaks HTTPS only; it trusts the test CA through requests.
+    let storage = t.join("charliecloud");
+    let charliecloud = |program: &str| {
+        let mut cmd = Command::new(program);
+        cmd.env("USER", "strata-test")
+            .env("CH_IMAGE_STORAGE", &storage)
+            .env("REQUESTS_CA_BUNDLE", tls.ca())
+            .env("CH_IMAGE_USERNAME", USER)
+            .env("CH_IMAGE_PASSWORD", PASSWORD);
+        cmd
+    };
+    // Debian's python3, which has the lark and requests ch-image needs.
+    run(charliecloud("/usr/bin/python3")
+        .args(["/usr/bin/ch-image", "--auth", "pull"])
+        .arg(format!("{}/hpc/hello:1.0.0", tls.addr)));
+    let name = format!("{}%hpc%hello+1.0.0", tls.addr.replace(':', "+"));
+    let config: serde_json::Value = serde_json::from_slice(
+        &fs::read(storage.join("img").join(&name).join("ch/config.pulled.json")).unwrap(),
+    )
+    .unwrap();
+    // ch-run has no entrypoint of its own: run the one the image declares.
+    let entrypoint: Vec<String> =
+        serde_json::from_value(config["config"]["Entrypoint"].clone()).unwrap();
+    let printed = run(charliecloud("ch-run")
+        .arg("-s")
+        .arg(&storage)
+        .arg(&name)
+        .arg("--")
+        .args(&entrypoint));
+    assert!(printed.starts_with("hello from strata uid="), "{printed}");
+}
