@@ -653,7 +653,13 @@ fn charliecloud_pulls_over_tls_and_runs_the_entrypoint() {
         .arg(format!("{}/hpc/hello:1.0.0", tls.addr)));
     let name = format!("{}%hpc%hello+1.0.0", tls.addr.replace(':', "+"));
     let config: serde_json::Value = serde_json::from_slice(
-        &fs::read(storage.join("img").join(&name).join("ch/config.pulled.json")).unwrap(),
+        &fs::read(
+            storage
+                .join("img")
+                .join(&name)
+                .join("ch/config.pulled.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     // ch-run has no entrypoint of its own: run the one the image declares.

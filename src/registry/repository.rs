@@ -27,6 +27,9 @@ const MANIFEST_LIMIT: usize = 4 << 20;
 /// Blobs up to this size go up in one PUT; larger ones in PATCH chunks of it.
 pub const CHUNK: u64 = 32 << 20;
 
+/// Read size when streaming a file into an upload.
+const STREAM_BUFFER: usize = 1 << 20;
+
 /// What uploading one blob came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobOutcome {
@@ -60,7 +63,10 @@ impl Payload {
                     .await
                     .map_err(io)?;
                 if offset == 0 && file.metadata().await.map_err(io)?.len() == len {
-                    return Ok(file.into());
+                    // Large reads: the default 8 KiB stream costs more
+                    // than the loopback transfer itself.
+                    let stream = tokio_util::io::ReaderStream::with_capacity(file, STREAM_BUFFER);
+                    return Ok(reqwest::Body::wrap_stream(stream));
                 }
                 let mut chunk = Vec::with_capacity(len as usize);
                 file.take(len).read_to_end(&mut chunk).await.map_err(io)?;
