@@ -446,7 +446,7 @@ impl<'c> Repository<'c> {
         let url = self.url(&format!("blobs/{digest}"));
         let (tmp, actual, actual_size) = retry::retry(Backoff::REGISTRY, || async {
             let mut response = self
-                .send(&what, Method::GET, &url, HeaderMap::new(), None)
+                .attempt(&what, Method::GET, &url, HeaderMap::new(), None)
                 .await?;
             if !response.status().is_success() {
                 return Err(self.fail(&what, response).await);
