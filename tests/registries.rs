@@ -111,6 +111,7 @@ fn push_to_two_registries_in_one_command() {
         .arg(tls.ca())
         .args(["--push", &format!("{}/team/app", plain.addr)])
         .args(["--push", &format!("{}/team/app:stable", tls.addr)])
+        .args(["--push", &format!("{}/mirror/app", plain.addr)])
         .arg("--digest-file")
         .arg(t.join("digest"))
         .output()
@@ -126,6 +127,13 @@ fn push_to_two_registries_in_one_command() {
         stderr.contains(&format!("pushed {}/team/app:2.1.0 @ {digest}", plain.addr)),
         "{stderr}"
     );
+    // The second repository on the same registry mounts what the first received.
+    let mirror = stderr
+        .lines()
+        .find(|l| l.contains("/mirror/app:2.1.0"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(mirror.contains("(0 uploaded, 0 bytes;"), "{mirror}");
+    assert!(!mirror.contains("; 0 mounted"), "{mirror}");
 
     let plain_args = vec!["--tls-verify=false".to_owned()];
     for (args, image) in [
@@ -672,4 +680,50 @@ fn charliecloud_pulls_over_tls_and_runs_the_entrypoint() {
         .arg("--")
         .args(&entrypoint));
     assert!(printed.starts_with("hello from strata uid="), "{printed}");
+}
+
+#[test]
+fn credentials_from_a_docker_credential_helper() {
+    let t = TestDir::new();
+    let tls = Registry::start_tls(USER, PASSWORD);
+    let out = t.join("out");
+    t.build(&t.example("hello"), &out);
+    // A helper as docker runs them: `docker-credential-NAME get`, the
+    // registry on stdin, JSON on stdout.
+    let bin = t.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-strata-test");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread registry\n[ \"$1\" = get ] && [ \"$registry\" = \"{}\" ] || exit 1\necho '{{\"ServerURL\":\"'$registry'\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            tls.addr
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let docker = t.join("docker");
+    fs::create_dir_all(&docker).unwrap();
+    fs::write(
+        docker.join("config.json"),
+        format!("{{\"credHelpers\":{{\"{}\":\"strata-test\"}}}}", tls.addr),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let pushed = t
+        .strata()
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", &docker)
+        .env("REGISTRY_AUTH_FILE", t.join("none.json"))
+        .env("XDG_RUNTIME_DIR", t.join("none"))
+        .args(["push", &format!("{}:1.0.0", out.display())])
+        .arg(format!("{}/helped/hello:1", tls.addr))
+        .arg("--cert-dir")
+        .arg(tls.cert_dir())
+        .output()
+        .unwrap();
+    assert_success(&pushed, "strata push with a credential helper");
+    let inspected = skopeo_inspect(&skopeo_tls(&tls), &format!("{}/helped/hello:1", tls.addr));
+    assert_eq!(inspected["Digest"], tagged_digest(&out, "1.0.0").as_str());
 }

@@ -1228,8 +1228,8 @@ stop-signal "SIGTERM"
                 "the base `oci:../base` is not pinned by digest",
             ),
             (
-                "name \"x\"\nbase \"python:3.12\"",
-                "`python:3.12` is not a base strata can read yet",
+                "name \"x\"\nbase \"Python:3.12\"",
+                "the repository `library/Python` may only hold lowercase letters",
             ),
             (
                 "name \"x\"\nname \"y\"\nbase \"scratch\"",
