@@ -727,3 +727,56 @@ fn credentials_from_a_docker_credential_helper() {
     let inspected = skopeo_inspect(&skopeo_tls(&tls), &format!("{}/helped/hello:1", tls.addr));
     assert_eq!(inspected["Digest"], tagged_digest(&out, "1.0.0").as_str());
 }
+
+#[test]
+fn bearer_tokens_from_the_registry_token_service() {
+    let t = TestDir::new();
+    let registry = Registry::start_token(USER, PASSWORD);
+    let out = t.join("out");
+    t.build(&t.example("hello"), &out);
+    let image = format!("{}:1.0.0", out.display());
+    let dest = format!("{}/tokens/hello:1", registry.addr);
+    let creds = format!("{USER}:{PASSWORD}");
+    assert_success(
+        &push(&t, &[&image, &dest, "--creds", &creds]),
+        "strata push with a token",
+    );
+    let inspected = skopeo_inspect(
+        &[
+            "--tls-verify=false".to_owned(),
+            "--creds".to_owned(),
+            creds.clone(),
+        ],
+        &dest,
+    );
+    assert_eq!(inspected["Digest"], tagged_digest(&out, "1.0.0").as_str());
+    // The token service refuses a wrong password, and grants nothing anonymously.
+    let wrong = push(&t, &[&image, &dest, "--creds", &format!("{USER}:wrong")]);
+    assert!(
+        text(&wrong.stderr).contains("refused the credentials from --creds"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let anonymous = t
+        .strata()
+        .env("REGISTRY_AUTH_FILE", t.join("none.json"))
+        .args(["push", &image, &dest])
+        .output()
+        .unwrap();
+    assert!(!anonymous.status.success());
+    assert!(
+        text(&anonymous.stderr).contains("needs credentials"),
+        "{}",
+        text(&anonymous.stderr)
+    );
+    // A base pulled with a pull-scoped token.
+    let digest = tagged_digest(&out, "1.0.0");
+    let recipe = child_recipe(&t, &format!("{}/tokens/hello@{digest}", registry.addr));
+    let built = t
+        .build_cmd(&recipe, &t.join("child-out"))
+        .env("STRATA_CACHE", t.join("fresh-cache"))
+        .env("STRATA_CREDS", &creds)
+        .output()
+        .unwrap();
+    assert_success(&built, "strata build on a token-protected base");
+}

@@ -1,6 +1,8 @@
 //! The reference registry (`docker-registry`) on a free loopback port:
-//! plain HTTP, or TLS with a throwaway CA and bcrypt htpasswd auth. Stopped
-//! by its PID when dropped; tests may stop and restart it.
+//! plain HTTP, TLS with a throwaway CA and bcrypt htpasswd auth, or bearer
+//! tokens from a small token service (`token_server.py`, real JWTs the
+//! registry verifies). Stopped by PID when dropped; tests may stop and
+//! restart the registry.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use super::{free_port, run, wait_for_port};
 
 pub struct Registry {
     child: Option<Child>,
+    token_service: Option<Child>,
     pub addr: String,
     config: PathBuf,
     dir: tempfile::TempDir,
@@ -88,6 +91,52 @@ impl Registry {
         Registry::launch_in(dir, &extra, true)
     }
 
+    /// Plain HTTP with `auth: token`: a token service on another loopback
+    /// port grants what `user`/`password` ask for, and nothing to anonymous
+    /// callers.
+    pub fn start_token(user: &str, password: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        run(Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=strata test tokens",
+            "-keyout",
+            &p("token.key"),
+            "-out",
+            &p("token.crt"),
+        ]));
+        let port = free_port();
+        let service = Command::new("/usr/bin/python3")
+            .arg(super::repo_root().join("tests/util/token_server.py"))
+            .args([
+                &port.to_string(),
+                &p("token.key"),
+                &p("token.crt"),
+                user,
+                password,
+            ])
+            .arg("strata-test-issuer")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 with jwt and cryptography is installed by .ci/run");
+        let realm = format!("127.0.0.1:{port}");
+        wait_for_port(&realm, "the token service");
+        let extra = format!(
+            "auth:\n  token:\n    realm: http://{realm}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+            p("token.crt")
+        );
+        let mut registry = Registry::launch_in(dir, &extra, false);
+        registry.token_service = Some(service);
+        registry
+    }
+
     fn launch(extra: &str) -> Registry {
         Registry::launch_in(tempfile::tempdir().unwrap(), extra, false)
     }
@@ -105,6 +154,7 @@ impl Registry {
         .unwrap();
         let mut registry = Registry {
             child: None,
+            token_service: None,
             addr,
             config,
             dir,
@@ -158,5 +208,9 @@ fn spawn(config: &Path) -> Child {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
+        if let Some(mut service) = self.token_service.take() {
+            let _ = service.kill();
+            let _ = service.wait();
+        }
     }
 }
