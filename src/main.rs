@@ -107,6 +107,8 @@ enum Command {
     Lock {
         /// The recipe (a KDL file such as `image.kdl`)
         recipe: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Show what an OCI layout holds: config, layers, labels
     Inspect {
@@ -265,12 +267,12 @@ fn run(cli: Cli) -> Result<(), Report> {
             password,
             tls,
         } => login_command(&registry, username, password_stdin, password, tls),
-        Command::Lock { recipe } => lock_command(&recipe),
+        Command::Lock { recipe, registry } => lock_command(&recipe, registry.options()?),
         Command::Inspect { image, json } => inspect_command(&image, json),
     }
 }
 
-fn lock_command(recipe_path: &Path) -> Result<(), Report> {
+fn lock_command(recipe_path: &Path, registry: registry::Options) -> Result<(), Report> {
     let recipe = Recipe::load(recipe_path)?;
     let cache = Cache::from_env()?;
     let options = BuildOptions {
@@ -279,7 +281,7 @@ fn lock_command(recipe_path: &Path) -> Result<(), Report> {
         lock_path: lock::path_for(recipe_path),
         locked: false,
         offline: false,
-        registry: registry::Options::default(),
+        registry,
     };
     match strata::build::lock(&recipe, &options, &cache)? {
         Some(lock) => {
