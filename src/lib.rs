@@ -14,6 +14,7 @@ pub mod cache;
 pub mod digest;
 pub mod fetch;
 pub mod image;
+pub mod init;
 pub mod inspect;
 pub mod json;
 pub mod layer;

@@ -110,6 +110,12 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Write a commented starter recipe (TRE Python) into the current folder
+    Init,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) on standard output
+    Man,
     /// Show what an OCI layout holds: config, layers, labels
     Inspect {
         /// `DIR` or `DIR:TAG`
@@ -269,6 +275,27 @@ fn run(cli: Cli) -> Result<(), Report> {
         } => login_command(&registry, username, password_stdin, password, tls),
         Command::Lock { recipe, registry } => lock_command(&recipe, registry.options()?),
         Command::Inspect { image, json } => inspect_command(&image, json),
+        Command::Init => {
+            let recipe = strata::init::init(Path::new("."))?;
+            eprintln!(
+                "wrote {} and analysis/main.py; build with `strata build {}`",
+                recipe.display(),
+                recipe.display()
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "strata", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .into_diagnostic()
+                .wrap_err("cannot print the man page")
+        }
     }
 }
 
