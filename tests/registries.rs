@@ -206,35 +206,27 @@ fn wrong_password_names_the_registry_and_the_source() {
         ),
     )
     .unwrap();
-    let failed = t
-        .strata()
-        .env("REGISTRY_AUTH_FILE", &auth)
-        .args([
-            "push",
-            &format!("{}:1.0.0", out.display()),
-            &dest,
-            "--ca-file",
-        ])
-        .arg(tls.ca())
-        .output()
-        .unwrap();
-    let stderr = text(&failed.stderr);
-    assert!(!failed.status.success());
+    // A push trusting the CA, with credentials from `auth_file` only.
+    let push_with_auth_file = |auth_file: &Path| {
+        let failed = t
+            .strata()
+            .env("REGISTRY_AUTH_FILE", auth_file)
+            .args([
+                "push",
+                &format!("{}:1.0.0", out.display()),
+                &dest,
+                "--ca-file",
+            ])
+            .arg(tls.ca())
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        text(&failed.stderr)
+    };
+    let stderr = push_with_auth_file(&auth);
     assert!(stderr.contains(&auth.display().to_string()), "{stderr}");
     // No credentials at all: say where strata looked.
-    let failed = t
-        .strata()
-        .env("REGISTRY_AUTH_FILE", t.join("none.json"))
-        .args([
-            "push",
-            &format!("{}:1.0.0", out.display()),
-            &dest,
-            "--ca-file",
-        ])
-        .arg(tls.ca())
-        .output()
-        .unwrap();
-    let stderr = text(&failed.stderr);
+    let stderr = push_with_auth_file(&t.join("none.json"));
     assert!(stderr.contains("needs credentials"), "{stderr}");
     // And an untrusted certificate is refused without --ca-file.
     let failed = push(&t, &[&format!("{}:1.0.0", out.display()), &dest]);
