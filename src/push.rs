@@ -68,8 +68,8 @@ impl Image {
     /// The image `top` names in a layout.
     pub fn from_layout(layout: &Layout, top: &Descriptor) -> Result<Image, PushError> {
         Image::walk(top, |digest| {
-            Some(Payload::File(layout.blob_path(digest)))
-                .filter(|_| layout.blob_path(digest).is_file())
+            let path = layout.blob_path(digest);
+            path.is_file().then_some(Payload::File(path))
         })
     }
 

@@ -127,6 +127,9 @@ pub struct Options {
 #[derive(Debug, Clone)]
 struct Endpoint {
     base: reqwest::Url,
+    /// The `WWW-Authenticate` that `/v2/` answered, when it asked for one:
+    /// a registry's challenge is the same for every repository.
+    challenge: Option<String>,
 }
 
 pub struct Client {
@@ -216,7 +219,11 @@ impl Client {
             credential,
             scopes,
         );
-        repo.authenticate_ahead().await?;
+        if let Some(challenge) = &endpoint.challenge {
+            // Answered before the first real request, so that uploads are
+            // not sent twice.
+            repo.authenticate(Some(challenge)).await?;
+        }
         Ok(repo)
     }
 
@@ -287,7 +294,15 @@ impl Client {
                             || r.status() == reqwest::StatusCode::UNAUTHORIZED
                             || r.status() == reqwest::StatusCode::FORBIDDEN =>
                     {
-                        return Ok(base.clone());
+                        let challenge = (r.status() == reqwest::StatusCode::UNAUTHORIZED)
+                            .then(|| r.headers().get(reqwest::header::WWW_AUTHENTICATE))
+                            .flatten()
+                            .and_then(|h| h.to_str().ok())
+                            .map(str::to_owned);
+                        return Ok(Endpoint {
+                            base: base.clone(),
+                            challenge,
+                        });
                     }
                     Ok(r) => {
                         failures.push(format!("{}: `/v2/` answered {}", base.scheme(), r.status()))
@@ -303,10 +318,8 @@ impl Client {
             })
         })
         .await?;
-        let endpoint = Endpoint { base: found };
-        self.lock_endpoints()
-            .insert(host.to_owned(), endpoint.clone());
-        Ok(endpoint)
+        self.lock_endpoints().insert(host.to_owned(), found.clone());
+        Ok(found)
     }
 
     fn lock_endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, Endpoint>> {

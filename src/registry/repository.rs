@@ -120,28 +120,10 @@ impl<'c> Repository<'c> {
             .clone()
     }
 
-    /// Answers the registry's challenge before the first real request, so
-    /// that uploads are not sent twice.
-    pub(super) async fn authenticate_ahead(&self) -> Result<(), RegistryError> {
-        let ping = self.base.join("v2/").expect("a constant path joins");
-        let response = self
-            .http
-            .get(ping.clone())
-            .send()
-            .await
-            .map_err(|e| self.transfer(&format!("`{ping}`"), &e))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            self.authenticate(&response).await?;
-        }
-        Ok(())
-    }
-
-    async fn authenticate(&self, response: &Response) -> Result<(), RegistryError> {
-        let challenge = response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|h| h.to_str().ok())
-            .and_then(Challenge::parse);
+    /// Answers a `WWW-Authenticate` challenge (or its absence) and keeps the
+    /// resulting `Authorization` for every later request.
+    pub(super) async fn authenticate(&self, challenge: Option<&str>) -> Result<(), RegistryError> {
+        let challenge = challenge.and_then(Challenge::parse);
         let header = match challenge {
             Some(c) if c.scheme == "bearer" => self.token(&c).await?,
             // Basic, or a registry that says nothing: send the credentials.
@@ -315,7 +297,11 @@ impl<'c> Repository<'c> {
                     return Err(self.unauthorized());
                 }
                 challenged = true;
-                self.authenticate(&response).await?;
+                let challenge = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|h| h.to_str().ok());
+                self.authenticate(challenge).await?;
                 continue;
             }
             return self.check_status(what, response).await;

@@ -31,21 +31,7 @@ impl Registry {
         let p = |name: &str| dir.path().join(name).display().to_string();
         let openssl = |args: &[&str]| run(Command::new("openssl").args(args));
         fs::create_dir_all(dir.path().join("certs")).unwrap();
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=strata test CA",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("certs/ca.crt"),
-        ]);
+        self_signed(&p("ca.key"), &p("certs/ca.crt"), "/CN=strata test CA");
         openssl(&[
             "req",
             "-newkey",
@@ -97,21 +83,7 @@ impl Registry {
     pub fn start_token(user: &str, password: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let p = |name: &str| dir.path().join(name).display().to_string();
-        run(Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=strata test tokens",
-            "-keyout",
-            &p("token.key"),
-            "-out",
-            &p("token.crt"),
-        ]));
+        self_signed(&p("token.key"), &p("token.crt"), "/CN=strata test tokens");
         let port = free_port();
         let service = Command::new("/usr/bin/python3")
             .arg(super::repo_root().join("tests/util/token_server.py"))
@@ -193,6 +165,14 @@ impl Registry {
         self.child = Some(spawn(&self.config));
         wait_for_port(&self.addr, "the registry");
     }
+}
+
+/// A fresh RSA key and a self-signed certificate for it.
+fn self_signed(key: &str, cert: &str, subject: &str) {
+    run(Command::new("openssl").args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject, "-keyout",
+        key, "-out", cert,
+    ]));
 }
 
 fn spawn(config: &Path) -> Child {
