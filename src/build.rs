@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 
-use crate::apt;
+use crate::apt::{self, facts::PackageFacts};
+use crate::assemble::entry::LayerPlan;
+use crate::assemble::view::View;
 use crate::assemble::{self, AssembleError};
 use crate::base::{self, BaseError, BaseImage};
 use crate::cache::Cache;
@@ -18,6 +20,7 @@ use crate::layer::{self, LayerError};
 use crate::lock::{self, Lock, LockError};
 use crate::output::{Blob, BlobSource, Built, PlatformImage};
 use crate::platform::Platform;
+use crate::progress;
 use crate::provenance::{self, EpochError};
 use crate::recipe::Recipe;
 
@@ -93,8 +96,10 @@ fn current_lock(
     let on_disk = Lock::read(path)?;
     let exists = on_disk.is_some();
     if let Some(lock) = on_disk.filter(|l| Some(l.inputs) == lock::inputs(recipe)) {
+        tracing::info!(lock = %path.display(), "the lock matches the recipe");
         return Ok((lock, false));
     }
+    tracing::info!(lock = %path.display(), exists, "the lock is missing or stale");
     if options.locked {
         return Err(if exists {
             LockError::Stale { path: path.clone() }
@@ -129,8 +134,87 @@ fn resolve_lock(
 ) -> Result<Lock, BuildError> {
     let lowers: Vec<(Platform, &crate::assemble::Lower)> =
         bases.iter().map(|(p, b)| (p.clone(), &b.lower)).collect();
+    let step = progress::get().step("resolve", "Debian packages");
     let lock = apt::resolve(recipe, &lowers, fetcher)?.expect("the recipe has a `debian` block");
+    let count: usize = lock.platforms.values().map(Vec::len).sum();
+    step.finish(&format!("{count} locked"));
     Ok(lock)
+}
+
+/// One platform's image before its layers are written: what `strata lint`
+/// inspects and what `build` compresses.
+pub struct Planned {
+    pub platform: Platform,
+    /// strata's layers, in order: packages, accounts and TRE, the recipe's.
+    pub plans: Vec<LayerPlan>,
+    /// `uid:gid` for the config's `User`.
+    pub user: Option<String>,
+    pub packages: Vec<PackageFacts>,
+    /// The finished image's filesystem: the base's, then every plan's.
+    pub view: View,
+}
+
+fn plan_platform(
+    recipe: &Recipe,
+    platform: &Platform,
+    base: &BaseImage,
+    packages: Option<(&Fetcher, &Lock)>,
+    epoch: u64,
+    timings: &mut BTreeMap<&'static str, Duration>,
+) -> Result<Planned, BuildError> {
+    let mut lower = base.lower.clone();
+    let mut plans = Vec::new();
+    let mut facts = Vec::new();
+    if let Some((fetcher, lock)) = packages {
+        let started = Instant::now();
+        let step = progress::get().step("install", format!("packages for {platform}"));
+        if let Some(installed) = apt::layer(recipe, lock, platform, &lower, fetcher, epoch)? {
+            lower.view.apply(&installed.plan);
+            plans.push(installed.plan);
+            facts = installed.packages;
+        }
+        step.finish("");
+        *timings.entry("packages").or_default() += started.elapsed();
+    }
+    let started = Instant::now();
+    let assembly = assemble::assemble(recipe, &lower, epoch)?;
+    let mut view = lower.view;
+    for plan in &assembly.layers {
+        view.apply(plan);
+    }
+    plans.extend(assembly.layers);
+    *timings.entry("assemble").or_default() += started.elapsed();
+    Ok(Planned {
+        platform: platform.clone(),
+        plans,
+        user: assembly.user,
+        packages: facts,
+        view,
+    })
+}
+
+/// Everything a build would write, per platform, without writing it: the
+/// bases, the lock (resolved when there is none, but never written) and the
+/// planned layers. `strata lint` looks at these.
+pub fn plan(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<Vec<(BaseImage, Planned)>, BuildError> {
+    let bases = bases(recipe, options, cache)?;
+    let fetcher = Fetcher::new(cache.clone(), options.offline).map_err(apt::AptError::from)?;
+    let lock = match &recipe.debian {
+        Some(_) => Some(current_lock(recipe, &bases, options, &fetcher)?.0),
+        None => None,
+    };
+    let mut timings = BTreeMap::new();
+    let mut out = Vec::new();
+    for (platform, base) in bases {
+        let packages = lock.as_ref().map(|l| (&fetcher, l));
+        let planned = plan_platform(recipe, &platform, &base, packages, 0, &mut timings)?;
+        out.push((base, planned));
+    }
+    Ok(out)
 }
 
 /// Per-layer facts for reports.
@@ -148,6 +232,8 @@ pub struct BuildReport {
     pub layers: Vec<LayerReport>,
     /// Time spent per phase, summed over platforms.
     pub timings: BTreeMap<&'static str, Duration>,
+    /// What each platform's layers hold (for the SBOM).
+    pub planned: Vec<Planned>,
 }
 
 pub fn build(
@@ -188,27 +274,29 @@ pub fn build(
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     let mut images = Vec::new();
     let mut reports = Vec::new();
+    let mut planned_all = Vec::new();
     for (platform, base) in &bases {
-        let mut lower = base.lower.clone();
-        let mut plans = Vec::new();
-        if let Some((fetcher, lock, _)) = &packages {
-            let started = Instant::now();
-            if let Some(plan) = apt::layer(recipe, lock, platform, &lower, fetcher, epoch)? {
-                lower.view.apply(&plan);
-                plans.push(plan);
-            }
-            *timings.entry("packages").or_default() += started.elapsed();
-        }
-
-        let started = Instant::now();
-        let assembly = assemble::assemble(recipe, &lower, epoch)?;
-        plans.extend(assembly.layers);
-        *timings.entry("assemble").or_default() += started.elapsed();
+        let fetched = packages.as_ref().map(|(f, l, _)| (f, l));
+        let planned = plan_platform(recipe, platform, base, fetched, epoch, &mut timings)?;
+        let plans = &planned.plans;
 
         let started = Instant::now();
         let mut layers = Vec::new();
-        for plan in &plans {
+        for plan in plans {
+            let step = progress::get().step("compress", plan.name.clone());
             let built = layer::build(plan, options.compression, cache)?;
+            step.finish(&if built.cached {
+                "cached".to_owned()
+            } else {
+                progress::size(built.blob.size)
+            });
+            tracing::info!(
+                layer = %plan.name,
+                digest = %built.blob.digest,
+                size = built.blob.size,
+                cached = built.cached,
+                "layer"
+            );
             blobs.insert(
                 built.blob.digest.hex(),
                 Blob {
@@ -255,7 +343,7 @@ pub fn build(
             base_config: base.config.as_ref(),
             base_layers: &base_layers,
             layers: &layers,
-            user: assembly.user.as_deref(),
+            user: planned.user.as_deref(),
             runtime: &recipe.runtime,
             tre: recipe.tre,
             created: &created,
@@ -273,6 +361,7 @@ pub fn build(
             manifest: image.manifest,
             layers: all_layers,
         });
+        planned_all.push(planned);
     }
 
     let top = match images.as_slice() {
@@ -307,6 +396,7 @@ pub fn build(
         },
         layers: reports,
         timings,
+        planned: planned_all,
     })
 }
 

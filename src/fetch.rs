@@ -11,6 +11,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
+use crate::progress;
 use crate::retry::{self, Backoff, Transient};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -112,6 +113,7 @@ impl Fetcher {
                 missing: vec![url.to_owned()],
             });
         }
+        tracing::debug!(url, "get");
         self.runtime.block_on(with_retries(url, || async {
             let response = self.client.get(url).send().await?.error_for_status()?;
             Ok(response.bytes().await?.to_vec())
@@ -125,6 +127,11 @@ impl Fetcher {
             .iter()
             .filter(|d| self.cache.verified_blob(&d.sha256).is_none())
             .collect();
+        tracing::info!(
+            files = downloads.len(),
+            cached = downloads.len() - missing.len(),
+            "downloads"
+        );
         if self.offline && !missing.is_empty() {
             return Err(FetchError::Offline {
                 missing: missing.iter().map(|d| d.url.clone()).collect(),
@@ -150,6 +157,7 @@ impl Fetcher {
     /// callers fall back to [`Fetcher::fetch_all`], which is.
     pub fn open(&self, d: &Download) -> Result<Box<dyn Read + Send>, FetchError> {
         if let Some(path) = self.cache.verified_blob(&d.sha256) {
+            tracing::debug!(url = %d.url, "cached");
             let file =
                 std::fs::File::open(&path).map_err(|source| CacheError::Io { path, source })?;
             return Ok(Box::new(file));
@@ -175,13 +183,18 @@ impl Fetcher {
 
     async fn download(&self, d: &Download) -> Result<(), FetchError> {
         let tmp = self.cache.temp_file()?;
+        tracing::debug!(url = %d.url, size = d.size, "download");
+        let step = progress::get().step("download", display_name(&d.url));
+        step.set_length(d.size);
         let (digest, size) = with_retries(&d.url, || async {
+            step.set_position(0);
             let mut response = self.client.get(&d.url).send().await?.error_for_status()?;
             let file = tmp.reopen().map_err(Failure::Io)?;
             file.set_len(0).map_err(Failure::Io)?;
             let mut sink = HashingWriter::new(std::io::BufWriter::new(file));
             while let Some(chunk) = response.chunk().await? {
                 sink.write_all(&chunk).map_err(Failure::Io)?;
+                step.inc(chunk.len() as u64);
             }
             let (mut writer, digest, size) = sink.finish();
             writer.flush().map_err(Failure::Io)?;
@@ -190,7 +203,17 @@ impl Fetcher {
         .await?;
         d.check(digest, size)?;
         self.cache.commit_blob(tmp, &digest)?;
+        step.finish("");
         Ok(())
+    }
+}
+
+/// How a download is named on its bar: the path under `dists/` for indexes
+/// (their file names repeat), else the file name.
+fn display_name(url: &str) -> &str {
+    match url.split_once("/dists/") {
+        Some((_, path)) => path,
+        None => url.rsplit('/').next().unwrap_or(url),
     }
 }
 
@@ -210,6 +233,9 @@ async fn stream_into_cache(
         source,
     };
     let mut sink = HashingWriter::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
+    tracing::debug!(url = %d.url, size = d.size, "stream");
+    let step = progress::get().step("download", display_name(&d.url));
+    step.set_length(d.size);
     let mut response = client
         .get(&d.url)
         .send()
@@ -218,6 +244,7 @@ async fn stream_into_cache(
         .map_err(http)?;
     while let Some(chunk) = response.chunk().await.map_err(http)? {
         sink.write_all(&chunk).map_err(io)?;
+        step.inc(chunk.len() as u64);
         if tx.send(Ok(chunk)).await.is_err() {
             // The reader gave up: keep nothing.
             return Ok(());
@@ -227,6 +254,7 @@ async fn stream_into_cache(
     writer.flush().map_err(io)?;
     d.check(digest, size)?;
     cache.commit_blob(tmp, &digest)?;
+    step.finish("");
     Ok(())
 }
 

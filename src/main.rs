@@ -9,11 +9,14 @@ use miette::{IntoDiagnostic, Report, WrapErr};
 
 use strata::build::{BuildOptions, build};
 use strata::cache::Cache;
+use strata::diff;
 use strata::inspect;
 use strata::layer::compress::Compression;
 use strata::layout::Layout;
+use strata::lint;
 use strata::lock;
 use strata::output;
+use strata::progress;
 use strata::push::{self, Destination, Image};
 use strata::recipe::Recipe;
 use strata::reference::Reference;
@@ -28,6 +31,27 @@ use strata::registry::{self, Client, auth::Credential};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print nothing but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log what strata does on stderr (`-vv` for more detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Progress on stderr: bars on a terminal, else one line per step
+    #[arg(long, global = true, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    /// `tty` when stderr is a terminal, else `plain`
+    Auto,
+    /// Progress bars
+    Tty,
+    /// One line per step, for logs and CI
+    Plain,
+    /// No progress (results and errors still print)
+    None,
 }
 
 #[derive(Subcommand)]
@@ -116,12 +140,51 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff) on standard output
     Man,
+    /// Check a recipe and the image it would build against the TRE and
+    /// supply-chain rules (spec/lint.md)
+    Lint {
+        /// The recipe (a KDL file such as `image.kdl`)
+        #[arg(required_unless_present = "list")]
+        recipe: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+        format: LintFormat,
+        /// Silence these rules (`STR004` or `STR004,STR006`), besides the recipe's `lint { allow … }`
+        #[arg(long, value_name = "ID")]
+        allow: Vec<String>,
+        /// Fail on warnings too
+        #[arg(long)]
+        strict: bool,
+        /// Only the rules that read the recipe and the files it copies: no base, no packages
+        #[arg(long = "static")]
+        static_only: bool,
+        /// Use the cache only: no network at all
+        #[arg(long)]
+        offline: bool,
+        /// Print the rules and exit
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Show what an OCI layout holds: config, layers, labels
     Inspect {
         /// `DIR` or `DIR:TAG`
         image: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Show what changed between two images: config, layers, files, packages
+    Diff {
+        /// The first image: `DIR` or `DIR:TAG`
+        a: String,
+        /// The second image: `DIR` or `DIR:TAG`
+        b: String,
+        /// Print the differences as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        /// Exit with 1 when the images differ, as `git diff --exit-code` does
+        #[arg(long)]
+        exit_code: bool,
     },
 }
 
@@ -183,6 +246,23 @@ impl TlsArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum LintFormat {
+    /// Diagnostics with the recipe line, for people
+    Human,
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning
+    Sarif,
+}
+
+struct LintOptions {
+    format: LintFormat,
+    allow: Vec<String>,
+    strict: bool,
+    static_only: bool,
+    offline: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     /// An OCI image layout folder
     Oci,
@@ -194,19 +274,25 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mode = match cli.progress {
+        ProgressArg::Auto => progress::Mode::Auto,
+        ProgressArg::Tty => progress::Mode::Tty,
+        ProgressArg::Plain => progress::Mode::Plain,
+        ProgressArg::None => progress::Mode::Off,
+    };
+    progress::install(progress::Progress::new(mode, cli.quiet));
+    progress::init_logs(cli.verbose);
     // Logs and CI output are read by grep and people alike: wrap only on a terminal.
     let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let no_color = progress::no_color();
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
-            miette::MietteHandlerOpts::new()
-                .wrap_lines(on_terminal)
-                .build(),
-        )
+        let opts = miette::MietteHandlerOpts::new().wrap_lines(on_terminal);
+        Box::new(if no_color { opts.color(false) } else { opts }.build())
     }));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
-            eprintln!("{report:?}");
+            progress::get().suspend(|| eprintln!("{report:?}"));
             ExitCode::FAILURE
         }
     }
@@ -274,14 +360,45 @@ fn run(cli: Cli) -> Result<(), Report> {
             tls,
         } => login_command(&registry, username, password_stdin, password, tls),
         Command::Lock { recipe, registry } => lock_command(&recipe, registry.options()?),
+        Command::Lint {
+            recipe,
+            format,
+            allow,
+            strict,
+            static_only,
+            offline,
+            list,
+            registry,
+        } => match recipe.filter(|_| !list) {
+            None => {
+                print!("{}", strata::lint::render::list());
+                Ok(())
+            }
+            Some(recipe) => {
+                let options = LintOptions {
+                    format,
+                    allow,
+                    strict,
+                    static_only,
+                    offline,
+                };
+                lint_command(&recipe, &options, registry.options()?)
+            }
+        },
         Command::Inspect { image, json } => inspect_command(&image, json),
+        Command::Diff {
+            a,
+            b,
+            json,
+            exit_code,
+        } => diff_command(&a, &b, json, exit_code),
         Command::Init => {
             let recipe = strata::init::init(Path::new("."))?;
-            eprintln!(
+            say(format!(
                 "wrote {} and analysis/main.py; build with `strata build {}`",
                 recipe.display(),
                 recipe.display()
-            );
+            ));
             Ok(())
         }
         Command::Completions { shell } => {
@@ -313,12 +430,12 @@ fn lock_command(recipe_path: &Path, registry: registry::Options) -> Result<(), R
     match strata::build::lock(&recipe, &options, &cache)? {
         Some(lock) => {
             let count: usize = lock.platforms.values().map(Vec::len).sum();
-            eprintln!(
+            say(format!(
                 "locked {count} package(s) → {}",
                 options.lock_path.display()
-            );
+            ));
         }
-        None => eprintln!("the recipe installs no packages: nothing to lock"),
+        None => say("the recipe installs no packages: nothing to lock".to_owned()),
     }
     Ok(())
 }
@@ -339,6 +456,17 @@ fn build_command(
 ) -> Result<(), Report> {
     let started = Instant::now();
     let recipe = Recipe::load(recipe_path)?;
+    let allow = lint::Allow::new(&recipe, &[])?;
+    let errors = lint::check_before_build(&recipe, &allow);
+    if !errors.is_empty() {
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        eprint!("{}", lint::render::human(&recipe, &errors, color));
+        return Err(miette::miette!(
+            help = "fix them, or silence a rule with `lint { allow \"STRnnn\" }` in the recipe",
+            "the recipe breaks lint rules that stop a build"
+        ));
+    }
     let cache = Cache::from_env()?;
     let report = build(&recipe, options, &cache)?;
     let built = &report.built;
@@ -353,22 +481,22 @@ fn build_command(
     }
     if !json {
         for l in &report.layers {
-            eprintln!(
+            say(format!(
                 "  layer {:<12} {}  {:>10} bytes  {}",
                 l.name,
                 l.blob.digest,
                 l.blob.size,
                 if l.cached { "cached" } else { "built" }
-            );
+            ));
         }
-        eprintln!(
+        say(format!(
             "built {}:{} → {} ({}) in {:.2}s",
             recipe.name.value,
             built.tags.join(","),
             dest.display(),
             built.top.digest(),
             started.elapsed().as_secs_f64()
-        );
+        ));
     }
     let mut pushed = Vec::new();
     if !publish.destinations.is_empty() {
@@ -437,7 +565,7 @@ fn build_command(
 
 fn print_pushed(reports: &[push::PushReport]) {
     for r in reports {
-        eprintln!(
+        say(format!(
             "pushed {}:{} @ {} ({} uploaded, {} bytes; {} mounted; {} already there)",
             r.destination.name(),
             r.tags.join(","),
@@ -446,7 +574,7 @@ fn print_pushed(reports: &[push::PushReport]) {
             r.uploaded_bytes,
             r.mounted,
             r.present
-        );
+        ));
     }
 }
 
@@ -525,8 +653,16 @@ fn login_command(
     })?;
     Client::new(tls.options())?.check_login(registry, credential.clone())?;
     registry::auth::save(&file, registry, &credential)?;
-    eprintln!("login to {registry} succeeded; saved in {}", file.display());
+    say(format!(
+        "login to {registry} succeeded; saved in {}",
+        file.display()
+    ));
     Ok(())
+}
+
+/// A result line on stderr, above any bars; `-q` drops it.
+fn say(line: String) {
+    progress::get().println(line);
 }
 
 /// `DIR` or `DIR:TAG` (a folder whose name holds `:` is taken whole).
@@ -536,6 +672,50 @@ fn split_image(image: &str) -> (&str, Option<&str>) {
         _ => (image, None),
     }
 }
+
+/// Lint findings are the command's output (stdout), like hadolint's; the
+/// exit code says whether they fail the run.
+fn lint_command(
+    recipe_path: &Path,
+    options: &LintOptions,
+    registry: registry::Options,
+) -> Result<(), Report> {
+    let recipe = Recipe::load(recipe_path)?;
+    let allow = lint::Allow::new(&recipe, &options.allow)?;
+    let findings = if options.static_only {
+        lint::check_recipe(&recipe, &allow)?
+    } else {
+        let cache = Cache::from_env()?;
+        let build_options = BuildOptions {
+            compression: Compression::default(),
+            tags: Vec::new(),
+            lock_path: lock::path_for(recipe_path),
+            locked: false,
+            offline: options.offline,
+            registry,
+        };
+        let planned = strata::build::plan(&recipe, &build_options, &cache)?;
+        lint::check(&recipe, &planned, &allow)?
+    };
+    match options.format {
+        LintFormat::Human => {
+            let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            print!("{}", lint::render::human(&recipe, &findings, color));
+        }
+        LintFormat::Json => println!("{:#}", lint::render::json(&recipe, &findings)),
+        LintFormat::Sarif => println!("{:#}", lint::render::sarif(&recipe, &findings)),
+    }
+    if lint::fails(&findings, options.strict) {
+        return Err(Report::new(LintFailed));
+    }
+    Ok(())
+}
+
+/// Findings that fail the run were already printed: exit 1 without more output.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("lint found problems")]
+struct LintFailed;
 
 fn inspect_command(image: &str, json: bool) -> Result<(), Report> {
     let (dir, tag) = split_image(image);
@@ -548,6 +728,30 @@ fn inspect_command(image: &str, json: bool) -> Result<(), Report> {
         println!("{text}");
     } else {
         print!("{}", inspect::render(&inspection));
+    }
+    Ok(())
+}
+
+fn diff_command(a: &str, b: &str, json: bool, exit_code: bool) -> Result<(), Report> {
+    let (dir_a, tag_a) = split_image(a);
+    let (dir_b, tag_b) = split_image(b);
+    let layout_a = Layout::open(Path::new(dir_a))?;
+    let layout_b = Layout::open(Path::new(dir_b))?;
+    let input = |name, layout, tag| diff::Input { name, layout, tag };
+    let result = diff::diff(&input(a, &layout_a, tag_a), &input(b, &layout_b, tag_b))?;
+    if json {
+        let text = serde_json::to_string_pretty(&result)
+            .into_diagnostic()
+            .wrap_err("cannot print the diff")?;
+        println!("{text}");
+    } else {
+        print!("{}", diff::render::render(&result));
+    }
+    if exit_code && !result.identical {
+        // Differences are a result, not an error: no diagnostic on stderr,
+        // just the status, once everything printed has reached stdout.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        std::process::exit(1);
     }
     Ok(())
 }

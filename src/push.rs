@@ -225,6 +225,7 @@ pub fn push(
             .chain(&image.base)
             .find(|r| r.registry == target.registry && r.repository != target.repository)
             .map(|r| r.repository.clone());
+        tracing::info!(destination = %target, mount_from = ?mount_from, "push");
         let report = client
             .block_on(push_one(client, image, destination, mount_from))
             .map_err(|source| PushError::Registry {
@@ -258,6 +259,7 @@ async fn push_one(
     };
     // A manifest the registry accepted had all its blobs: a re-push only tags.
     if repo.has_manifest(&image.top.digest).await? {
+        tracing::info!(digest = %image.top.digest, "the manifest is already there: tagging only");
         report.present = image.blobs.len();
     } else {
         let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(&image.blobs)

@@ -11,6 +11,7 @@ mod cli;
 mod compression;
 mod copy;
 mod debian_live;
+mod diff;
 mod examples;
 mod golden;
 mod inspect;

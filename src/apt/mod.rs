@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod deb;
+pub mod facts;
 pub mod index;
 pub mod install;
 pub mod relation;
@@ -248,6 +249,12 @@ struct UnpackRecord {
     entries: Vec<deb::DataEntry>,
 }
 
+/// The package layer and what each package says about itself.
+pub struct PackageLayer {
+    pub plan: LayerPlan,
+    pub packages: Vec<facts::PackageFacts>,
+}
+
 /// Fetches and unpacks the platform's locked packages and plans their layer.
 pub fn layer(
     recipe: &Recipe,
@@ -256,7 +263,7 @@ pub fn layer(
     lower: &Lower,
     fetcher: &Fetcher,
     mtime: u64,
-) -> Result<Option<LayerPlan>, AptError> {
+) -> Result<Option<PackageLayer>, AptError> {
     let Some(debian) = &recipe.debian else {
         return Ok(None);
     };
@@ -296,7 +303,18 @@ pub fn layer(
             mtime,
         },
     )?;
-    Ok(Some(plan))
+    let packages = unpacked
+        .par_iter()
+        .map(|p| {
+            facts::facts(p).map_err(|source| {
+                AptError::Install(install::InstallError::Read {
+                    package: p.locked.name.clone(),
+                    source,
+                })
+            })
+        })
+        .collect::<Result<_, AptError>>()?;
+    Ok(Some(PackageLayer { plan, packages }))
 }
 
 fn unpack_cached(

@@ -6,7 +6,7 @@
 //! the host here beyond reading the files `copy` names.
 
 pub mod accounts;
-mod copy;
+pub(crate) mod copy;
 pub mod entry;
 pub mod tre;
 pub mod view;

@@ -132,6 +132,7 @@ impl Puller<'_> {
             });
         }
         let client = self.sources.client()?;
+        tracing::debug!(reference = %self.reference, "pulling from the registry");
         Ok(client.block_on(async {
             let repo = client.repository(self.reference, "pull", &[]).await?;
             work(&repo).await
@@ -142,6 +143,7 @@ impl Puller<'_> {
     fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, BaseError> {
         let cache = self.sources.cache;
         if let Some(path) = cache.verified_blob(digest) {
+            tracing::debug!(%digest, "base manifest from the cache");
             return std::fs::read(&path)
                 .map_err(|source| crate::cache::CacheError::Io { path, source }.into());
         }
@@ -173,6 +175,12 @@ impl Puller<'_> {
                 missing.push((digest, desc.size()));
             }
         }
+        tracing::info!(
+            base = %self.reference,
+            blobs = wanted.len(),
+            missing = missing.len(),
+            "base blobs"
+        );
         if missing.is_empty() {
             return Ok(());
         }

@@ -135,10 +135,14 @@ pub fn image(spec: &ImageSpec) -> Result<Image> {
     Ok(Image { config, manifest })
 }
 
-fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
-    let base = spec.base_config.and_then(|c| c.config().as_ref());
-    let runtime = spec.runtime;
-
+/// The image's `Env`: the base's variables (or a default `PATH`), then the
+/// TRE preset's, then the recipe's, a later value replacing an earlier one in
+/// place.
+pub fn environment(
+    base: Option<&oci_spec::image::Config>,
+    runtime: &Runtime,
+    tre: bool,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = match base.and_then(|b| b.env().as_ref()) {
         Some(vars) => vars
             .iter()
@@ -149,7 +153,7 @@ fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
             .collect(),
         None => vec![("PATH".to_owned(), DEFAULT_PATH.to_owned())],
     };
-    let preset = if spec.tre { &tre::ENV[..] } else { &[] };
+    let preset = if tre { &tre::ENV[..] } else { &[] };
     for (k, v) in preset
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -160,6 +164,14 @@ fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
             None => env.push((k, v)),
         }
     }
+    env
+}
+
+fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
+    let base = spec.base_config.and_then(|c| c.config().as_ref());
+    let runtime = spec.runtime;
+
+    let env = environment(base, runtime, spec.tre);
 
     let mut volumes: Vec<String> = base.and_then(|b| b.volumes().clone()).unwrap_or_default();
     if spec.tre {

@@ -10,7 +10,7 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::{
-    BaseRef, DebianSpec, ImagePath, LayerSpec, Metadata, Op, Owner, PackageRequest, Recipe,
+    BaseRef, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner, PackageRequest, Recipe,
     RecipeError, RecipeSource, RepositorySpec, Runtime, Spanned, UserSpec,
 };
 use crate::platform::Platform;
@@ -41,6 +41,7 @@ const TOP_LEVEL: &[&str] = &[
     "volume",
     "stop-signal",
     "debian",
+    "lint",
 ];
 
 const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
@@ -99,6 +100,8 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         layers: Vec::new(),
         runtime: Runtime::default(),
         debian: None,
+        lint_allow: Vec::new(),
+        nodes: Vec::new(),
     };
     for node in doc.nodes() {
         decoder.top_level(Node { node, src: &source })?;
@@ -143,6 +146,8 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         layers: decoder.layers,
         runtime: decoder.runtime,
         debian: decoder.debian,
+        lint_allow: decoder.lint_allow,
+        nodes: decoder.nodes,
     })
 }
 
@@ -160,6 +165,8 @@ struct Decoder<'a> {
     layers: Vec<LayerSpec>,
     runtime: Runtime,
     debian: Option<DebianSpec>,
+    lint_allow: Vec<Spanned<String>>,
+    nodes: Vec<NodeSpan>,
 }
 
 impl Decoder<'_> {
@@ -178,12 +185,22 @@ impl Decoder<'_> {
 
     fn top_level(&mut self, node: Node) -> Result<()> {
         let name = node.name();
+        self.nodes.push(NodeSpan {
+            name: name.to_owned(),
+            key: node
+                .args()
+                .first()
+                .and_then(|a| a.value().as_string())
+                .map(str::to_owned),
+            span: node.node.span(),
+        });
         if name != "label"
             && name != "platform"
             && name != "layer"
             && name != "env"
             && name != "expose"
             && name != "volume"
+            && name != "lint"
         {
             self.once(&node)?;
         }
@@ -402,10 +419,52 @@ impl Decoder<'_> {
                 self.runtime.stop_signal = Some(signal.value);
             }
             "debian" => self.debian = Some(decode_debian(&node)?),
+            "lint" => self.lint_allow.extend(decode_lint(&node)?),
             other => return Err(node.unknown(other, TOP_LEVEL, "top-level node")),
         }
         Ok(())
     }
+}
+
+/// `lint { allow "STR004" … }`: rule ids the recipe silences. Whether an id
+/// names a rule is checked by `strata lint`, which knows the rules.
+fn decode_lint(node: &Node) -> Result<Vec<Spanned<String>>> {
+    node.check_props(&[])?;
+    if !node.args().is_empty() {
+        return Err(node.err(
+            "`lint` takes a block, not values",
+            "here",
+            "write `lint { allow \"STR004\" }`",
+        ));
+    }
+    let mut allow = Vec::new();
+    for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
+        let child = Node {
+            node: child,
+            src: node.src,
+        };
+        match child.name() {
+            "allow" => {
+                child.no_props_or_children()?;
+                for id in child.string_args("rule id", 1)? {
+                    let valid = id.len() == 6
+                        && id.starts_with("STR")
+                        && id[3..].bytes().all(|b| b.is_ascii_digit());
+                    if !valid {
+                        return Err(child.src.error(
+                            id.span,
+                            format!("`{}` is not a lint rule id", id.value),
+                            "not STRnnn",
+                            Some("rule ids look like `STR004`; `strata lint --list` shows them".into()),
+                        ));
+                    }
+                    allow.push(id);
+                }
+            }
+            other => return Err(child.unknown(other, &["allow"], "`lint` entry")),
+        }
+    }
+    Ok(allow)
 }
 
 fn decode_user(node: &Node) -> Result<UserSpec> {

@@ -44,6 +44,19 @@ pub struct Recipe {
     pub layers: Vec<LayerSpec>,
     pub runtime: Runtime,
     pub debian: Option<DebianSpec>,
+    /// Lint rules the recipe silences (`lint { allow "STR004" }`).
+    pub lint_allow: Vec<Spanned<String>>,
+    /// Every top-level node, in file order, so that checks which run after
+    /// decoding (`strata lint`) can point at the line a value came from.
+    pub nodes: Vec<NodeSpan>,
+}
+
+/// Where one top-level node is, and its first string argument.
+#[derive(Debug, Clone)]
+pub struct NodeSpan {
+    pub name: String,
+    pub key: Option<String>,
+    pub span: SourceSpan,
 }
 
 /// The `debian` block: where packages come from and which to install.
@@ -182,6 +195,15 @@ impl Recipe {
             text: Arc::new(text),
         };
         decode::decode(source, context)
+    }
+
+    /// The span of the first top-level node called `name` (and whose first
+    /// argument is `key`, when given).
+    pub fn node_span(&self, name: &str, key: Option<&str>) -> Option<SourceSpan> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name && (key.is_none() || n.key.as_deref() == key))
+            .map(|n| n.span)
     }
 
     /// The version, or `latest` when the recipe names none.

@@ -15,6 +15,7 @@ use super::auth::{Challenge, Credential};
 use super::{RegistryError, error_message};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
+use crate::progress::{self, Step};
 use crate::reference::Reference;
 use crate::retry::{self, Backoff};
 
@@ -48,8 +49,14 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// Bytes `[offset, offset + len)` of the payload.
-    async fn body(&self, offset: u64, len: u64) -> Result<reqwest::Body, RegistryError> {
+    /// Bytes `[offset, offset + len)` of the payload; a streamed file counts
+    /// its bytes on `step` as they go.
+    async fn body(
+        &self,
+        offset: u64,
+        len: u64,
+        step: Option<&Step>,
+    ) -> Result<reqwest::Body, RegistryError> {
         match self {
             Payload::Bytes(b) => Ok(b.slice(offset as usize..(offset + len) as usize).into()),
             Payload::File(path) => {
@@ -66,6 +73,12 @@ impl Payload {
                     // Large reads: the default 8 KiB stream costs more
                     // than the loopback transfer itself.
                     let stream = tokio_util::io::ReaderStream::with_capacity(file, STREAM_BUFFER);
+                    let step = step.cloned();
+                    let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
+                        if let (Some(step), Ok(chunk)) = (&step, chunk) {
+                            step.inc(chunk.len() as u64);
+                        }
+                    });
                     return Ok(reqwest::Body::wrap_stream(stream));
                 }
                 let mut chunk = Vec::with_capacity(len as usize);
@@ -277,6 +290,20 @@ impl<'c> Repository<'c> {
         headers: HeaderMap,
         payload: Option<(&Payload, u64, u64)>,
     ) -> Result<Response, RegistryError> {
+        self.attempt_counted(what, method, url, headers, payload, None)
+            .await
+    }
+
+    /// [`Repository::attempt`], counting the bytes of a streamed upload on `step`.
+    async fn attempt_counted(
+        &self,
+        what: &str,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+        payload: Option<(&Payload, u64, u64)>,
+        step: Option<&Step>,
+    ) -> Result<Response, RegistryError> {
         let mut challenged = false;
         loop {
             let mut request = self
@@ -289,7 +316,7 @@ impl<'c> Repository<'c> {
             if let Some((payload, offset, len)) = payload {
                 request = request
                     .header(CONTENT_LENGTH, len)
-                    .body(payload.body(offset, len).await?);
+                    .body(payload.body(offset, len, step).await?);
             }
             let response = request.send().await.map_err(|e| self.transfer(what, &e))?;
             if response.status() == StatusCode::UNAUTHORIZED {
@@ -430,7 +457,11 @@ impl<'c> Repository<'c> {
     ) -> Result<PathBuf, RegistryError> {
         let what = format!("blob {digest} of {}", self.reference.name());
         let url = self.url(&format!("blobs/{digest}"));
+        tracing::debug!(%url, size, "pull blob");
+        let step = progress::get().step("download", self.blob_label(digest));
+        step.set_length(size);
         let (tmp, actual, actual_size) = retry::retry(Backoff::REGISTRY, || async {
+            step.set_position(0);
             let mut response = self
                 .attempt(&what, Method::GET, &url, HeaderMap::new(), None)
                 .await?;
@@ -451,6 +482,7 @@ impl<'c> Repository<'c> {
                 .map_err(|e| self.transfer(&what, &e))?
             {
                 sink.write_all(&chunk).map_err(io)?;
+                step.inc(chunk.len() as u64);
                 // A registry that sends more than the descriptor says is
                 // wrong whatever it sends next.
                 if sink.written() > size {
@@ -471,7 +503,14 @@ impl<'c> Repository<'c> {
                 actual_size,
             });
         }
-        Ok(cache.commit_blob(tmp, digest)?)
+        let path = cache.commit_blob(tmp, digest)?;
+        step.finish("");
+        Ok(path)
+    }
+
+    /// A blob as its bar names it: a short digest and where it goes or comes from.
+    fn blob_label(&self, digest: &Digest) -> String {
+        format!("{} {}", &digest.hex()[..12], self.reference.name())
     }
 
     /// Makes sure the repository has a blob: already there, mounted from
@@ -485,9 +524,12 @@ impl<'c> Repository<'c> {
         mount_from: Option<&str>,
     ) -> Result<BlobOutcome, RegistryError> {
         if self.has_blob(digest).await? {
+            tracing::debug!(%digest, repository = %self.reference.name(), "blob already there");
             return Ok(BlobOutcome::Present);
         }
         let what = format!("blob {digest} ({size} bytes) to {}", self.reference.name());
+        let step = progress::get().step("push", self.blob_label(digest));
+        step.set_length(size);
         let mut start = self.url("blobs/uploads/");
         if let Some(from) = mount_from {
             start
@@ -497,7 +539,8 @@ impl<'c> Repository<'c> {
         }
         // The whole upload is one attempt: after a failure midway the session
         // may be gone (a restarted registry), so start again from the POST.
-        retry::retry(Backoff::REGISTRY, || async {
+        let outcome = retry::retry(Backoff::REGISTRY, || async {
+            step.set_position(0);
             let response = self
                 .attempt(&what, Method::POST, &start, HeaderMap::new(), None)
                 .await?;
@@ -529,26 +572,36 @@ impl<'c> Repository<'c> {
                 }
                 location = self.location(&what, &response)?;
                 offset += CHUNK;
+                step.set_position(offset);
             }
             location
                 .query_pairs_mut()
                 .append_pair("digest", &digest.to_string());
             let response = self
-                .attempt(
+                .attempt_counted(
                     &what,
                     Method::PUT,
                     &location,
                     octet_stream(),
                     Some((payload, offset, size - offset)),
+                    Some(&step),
                 )
                 .await?;
             if response.status() != StatusCode::CREATED {
                 return Err(self.upload_failed(&what, response).await);
             }
             self.check_returned_digest(&what, &response, digest)?;
+            step.set_position(size);
             Ok(BlobOutcome::Uploaded)
         })
-        .await
+        .await?;
+        tracing::debug!(%digest, repository = %self.reference.name(), ?outcome, "blob pushed");
+        step.finish(if outcome == BlobOutcome::Mounted {
+            "mounted"
+        } else {
+            ""
+        });
+        Ok(outcome)
     }
 
     /// Uploads a manifest under a tag or its digest, with its media type.
