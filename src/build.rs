@@ -23,6 +23,7 @@ use crate::platform::Platform;
 use crate::progress;
 use crate::provenance::{self, EpochError};
 use crate::recipe::Recipe;
+use crate::sbom;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BuildError {
@@ -46,6 +47,8 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
+    #[error("cannot read the image's files to write its SBOM")]
+    Sbom(#[source] std::io::Error),
     #[error("`{0}` is not a valid tag")]
     #[diagnostic(help(
         "tags use letters, digits, `_`, `.` and `-`, up to 128 characters, not starting with `.` or `-`"
@@ -65,6 +68,24 @@ pub struct BuildOptions {
     pub offline: bool,
     /// Credentials and TLS for registry bases.
     pub registry: crate::registry::Options,
+    /// The SBOM to attach to the image.
+    pub sbom: sbom::Format,
+}
+
+impl BuildOptions {
+    /// The defaults for the recipe at `recipe_path`: gzip, no extra tags,
+    /// the lock beside the recipe, network allowed, an SPDX SBOM.
+    pub fn new(recipe_path: &std::path::Path, registry: crate::registry::Options) -> BuildOptions {
+        BuildOptions {
+            compression: Compression::default(),
+            tags: Vec::new(),
+            lock_path: lock::path_for(recipe_path),
+            locked: false,
+            offline: false,
+            registry,
+            sbom: sbom::Format::Spdx,
+        }
+    }
 }
 
 /// Every platform's base, pulled or read once per build.
@@ -152,6 +173,8 @@ pub struct Planned {
     pub packages: Vec<PackageFacts>,
     /// The finished image's filesystem: the base's, then every plan's.
     pub view: View,
+    /// The base's reference and manifest digest; `None` for scratch.
+    pub base: Option<(String, crate::digest::Digest)>,
 }
 
 fn plan_platform(
@@ -190,6 +213,7 @@ fn plan_platform(
         user: assembly.user,
         packages: facts,
         view,
+        base: base.name.clone().zip(base.digest),
     })
 }
 
@@ -381,6 +405,12 @@ pub fn build(
             index.descriptor()
         }
     };
+    let mut referrers = Vec::new();
+    if options.sbom != sbom::Format::None {
+        let started = Instant::now();
+        referrers.push(attach_sbom(recipe, options.sbom, &planned_all, &top, &created, &mut blobs)?);
+        *timings.entry("sbom").or_default() += started.elapsed();
+    }
     // A fresh lock is written only once the whole build has succeeded.
     if let Some((_, lock, true)) = &packages {
         lock.write(&options.lock_path)?;
@@ -392,12 +422,40 @@ pub fn build(
             top,
             tags,
             images,
+            referrers,
             epoch,
         },
         layers: reports,
         timings,
         planned: planned_all,
     })
+}
+
+/// Writes the SBOM and its artifact manifest into `blobs`; returns the
+/// artifact's descriptor for `index.json`.
+fn attach_sbom(
+    recipe: &Recipe,
+    format: sbom::Format,
+    planned: &[Planned],
+    top: &oci_spec::image::Descriptor,
+    created: &str,
+    blobs: &mut BTreeMap<String, Blob>,
+) -> Result<oci_spec::image::Descriptor, BuildError> {
+    let media_type = format.media_type().expect("not `none`");
+    let image = crate::layout::descriptor_digest(top)
+        .map_err(|m| BuildError::Sbom(std::io::Error::other(m)))?;
+    let inventory = sbom::Inventory::new(recipe, planned, image, created).map_err(BuildError::Sbom)?;
+    let document = inventory.render(format).expect("not `none`");
+    let manifest =
+        sbom::artifact::manifest(top, media_type, &document, format.file_name(), created);
+    for blob in [
+        Blob::bytes(document),
+        Blob::bytes(sbom::artifact::EMPTY_CONFIG.to_vec()),
+        Blob::json(&manifest),
+    ] {
+        blobs.insert(blob.digest.hex(), blob);
+    }
+    Ok(sbom::artifact::descriptor(&manifest, media_type))
 }
 
 /// Tags as the distribution spec allows them: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.

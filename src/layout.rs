@@ -113,8 +113,13 @@ impl Layout {
         let manifests = self.index.manifests();
         let found = match tag {
             Some(tag) => manifests.iter().find(|d| tagged(d) == Some(tag)),
-            None if manifests.len() == 1 => manifests.first(),
-            None => None,
+            // Untagged: the one image, however many tags it has; artifacts
+            // about it (its SBOM) do not count as images.
+            None => {
+                let mut images = manifests.iter().filter(|d| !is_artifact(d));
+                let first = images.next();
+                first.filter(|f| images.all(|d| d.digest() == f.digest()))
+            }
         };
         found.ok_or_else(|| LayoutError::NoSuchTag {
             layout: self.root.clone(),
@@ -231,6 +236,15 @@ pub fn select_platform<'i>(
                 && (platform.variant.is_none() || p.variant() == &platform.variant)
         })
     })
+}
+
+/// Whether an `index.json` entry is an artifact about an image (an SBOM
+/// with `artifactType`, untagged) rather than an image of its own.
+pub fn is_artifact(d: &Descriptor) -> bool {
+    d.artifact_type().is_some()
+        && d.annotations()
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(REF_NAME))
 }
 
 pub fn is_index(media_type: &MediaType) -> bool {

@@ -31,3 +31,4 @@ pub mod recipe;
 pub mod reference;
 pub mod registry;
 pub mod retry;
+pub mod sbom;

@@ -14,11 +14,11 @@ use strata::inspect;
 use strata::layer::compress::Compression;
 use strata::layout::Layout;
 use strata::lint;
-use strata::lock;
 use strata::output;
 use strata::progress;
 use strata::push::{self, Destination, Image};
 use strata::recipe::Recipe;
+use strata::sbom;
 use strata::reference::Reference;
 use strata::registry::{self, Client, auth::Credential};
 
@@ -86,8 +86,19 @@ enum Command {
         /// Write the image's digest to this file (for CI)
         #[arg(long, value_name = "FILE")]
         digest_file: Option<PathBuf>,
+        /// The SBOM attached to the image (an OCI artifact whose subject is the image)
+        #[arg(long, value_enum, default_value_t = sbom::Format::Spdx)]
+        sbom: sbom::Format,
         #[command(flatten)]
         registry: RegistryArgs,
+    },
+    /// Print the SBOM attached to an image in an OCI layout
+    Sbom {
+        /// `DIR` or `DIR:TAG`
+        image: String,
+        /// Which document, when the image has both
+        #[arg(long, value_enum)]
+        format: Option<sbom::Format>,
     },
     /// Push an image from an OCI layout to one or more registries
     Push {
@@ -311,15 +322,16 @@ fn run(cli: Cli) -> Result<(), Report> {
             offline,
             push,
             digest_file,
+            sbom,
             registry,
         } => {
             let options = BuildOptions {
                 compression,
                 tags,
-                lock_path: lock::path_for(&recipe),
                 locked,
                 offline,
-                registry: registry.options()?,
+                sbom,
+                ..BuildOptions::new(&recipe, registry.options()?)
             };
             let publish = Publish {
                 destinations: push,
@@ -386,6 +398,14 @@ fn run(cli: Cli) -> Result<(), Report> {
             }
         },
         Command::Inspect { image, json } => inspect_command(&image, json),
+        Command::Sbom { image, format } => {
+            let (dir, tag) = split_image(&image);
+            let layout = Layout::open(Path::new(dir))?;
+            let document = sbom::artifact::find(&layout, tag, format)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &document)
+                .into_diagnostic()
+                .wrap_err("cannot print the SBOM")
+        }
         Command::Diff {
             a,
             b,
@@ -419,14 +439,7 @@ fn run(cli: Cli) -> Result<(), Report> {
 fn lock_command(recipe_path: &Path, registry: registry::Options) -> Result<(), Report> {
     let recipe = Recipe::load(recipe_path)?;
     let cache = Cache::from_env()?;
-    let options = BuildOptions {
-        compression: Compression::default(),
-        tags: Vec::new(),
-        lock_path: lock::path_for(recipe_path),
-        locked: false,
-        offline: false,
-        registry,
-    };
+    let options = BuildOptions::new(recipe_path, registry);
     match strata::build::lock(&recipe, &options, &cache)? {
         Some(lock) => {
             let count: usize = lock.platforms.values().map(Vec::len).sum();
@@ -687,12 +700,8 @@ fn lint_command(
     } else {
         let cache = Cache::from_env()?;
         let build_options = BuildOptions {
-            compression: Compression::default(),
-            tags: Vec::new(),
-            lock_path: lock::path_for(recipe_path),
-            locked: false,
             offline: options.offline,
-            registry,
+            ..BuildOptions::new(recipe_path, registry)
         };
         let planned = strata::build::plan(&recipe, &build_options, &cache)?;
         lint::check(&recipe, &planned, &allow)?

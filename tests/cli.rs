@@ -39,3 +39,288 @@ fn completions_are_valid_shell_and_the_man_page_lists_commands() {
         assert!(man.contains(command), "the man page lacks {command}");
     }
 }
+
+// Progress and logging: bars on a terminal, lines elsewhere, `-q` and `-v`.
+
+use crate::util::{EPOCH, assert_success};
+
+/// Builds the local-repository recipe of `tests/packages.rs` (resolve,
+/// downloads, install, two layers) under a pseudo-terminal, with `cache` as
+/// the cache; returns the typescript's bytes without `script`'s own lines.
+fn build_on_a_terminal(t: &TestDir, recipe: &std::path::Path, cache: &str, color: bool) -> String {
+    let quote = |p: &std::path::Path| format!("'{}'", p.display());
+    // A known width, so that the screen below wraps where the terminal did.
+    let shell = format!(
+        "stty cols 200 rows 50; exec {} build {} -o out",
+        quote(std::path::Path::new(env!("CARGO_BIN_EXE_strata"))),
+        quote(recipe)
+    );
+    let typescript = t.join(&format!("{cache}.typescript"));
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &shell])
+        .arg(&typescript)
+        .env("STRATA_CACHE", t.join(cache))
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("TERM", "xterm-256color")
+        .stdin(std::process::Stdio::null())
+        .current_dir(t.path());
+    if color {
+        cmd.env_remove("NO_COLOR");
+    } else {
+        cmd.env("NO_COLOR", "1");
+    }
+    let output = cmd.output().unwrap();
+    assert_success(&output, "strata build under script");
+    // Split on `\n` alone: the `\r` before it is part of the screen.
+    text(&fs::read(&typescript).unwrap())
+        .split('\n')
+        .filter(|l| !l.starts_with("Script started on ") && !l.starts_with("Script done on "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The rows a terminal `width` columns wide shows after `raw`: enough of a
+/// VT100 for indicatif (carriage return, cursor movement, erasing, wrapping).
+fn screen(raw: &str, width: usize) -> Vec<String> {
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut r, mut c) = (0usize, 0usize);
+    let mut chars = raw.chars();
+    let grow = |rows: &mut Vec<Vec<char>>, r: usize| {
+        while rows.len() <= r {
+            rows.push(Vec::new());
+        }
+    };
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\r' => c = 0,
+            '\n' => {
+                r += 1;
+                grow(&mut rows, r);
+            }
+            '\x1b' => {
+                if chars.next() != Some('[') {
+                    continue;
+                }
+                let mut params = String::new();
+                let command = loop {
+                    match chars.next() {
+                        Some(p) if p.is_ascii_digit() || p == ';' || p == '?' => params.push(p),
+                        Some(command) => break command,
+                        None => break '\0',
+                    }
+                };
+                let n: usize = params.parse().unwrap_or(1).max(1);
+                match command {
+                    'A' => r = r.saturating_sub(n),
+                    'B' => {
+                        r += n;
+                        grow(&mut rows, r);
+                    }
+                    'C' => c += n,
+                    'D' => c = c.saturating_sub(n),
+                    'G' => c = n - 1,
+                    'K' if params == "2" => rows[r].clear(),
+                    'K' if params == "1" => {
+                        for cell in rows[r].iter_mut().take(c + 1) {
+                            *cell = ' ';
+                        }
+                    }
+                    'K' => rows[r].truncate(c),
+                    'J' => {
+                        rows[r].truncate(c);
+                        rows.truncate(r + 1);
+                    }
+                    _ => {} // colours, cursor visibility
+                }
+            }
+            ch => {
+                if c >= width {
+                    (r, c) = (r + 1, 0);
+                    grow(&mut rows, r);
+                }
+                let row = &mut rows[r];
+                row.resize(row.len().max(c + 1), ' ');
+                row[c] = ch;
+                c += 1;
+            }
+        }
+    }
+    rows.into_iter()
+        .map(|row| row.into_iter().collect::<String>().trim_end().to_owned())
+        .collect()
+}
+
+/// Whether `raw` holds a colour or other SGR sequence (`ESC [ … m`).
+fn has_sgr(raw: &str) -> bool {
+    raw.split('\x1b').skip(1).any(|s| {
+        s.strip_prefix('[')
+            .map(|s| s.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';'))
+            .is_some_and(|s| s.starts_with('m'))
+    })
+}
+
+#[test]
+fn a_terminal_gets_bars_that_give_way_to_the_summary() {
+    let t = TestDir::new();
+    let (_repo, url) = crate::packages::standard_repo(&t);
+    let recipe = crate::packages::recipe(&t, &url, "\"app\"");
+    for color in [true, false] {
+        let _ = fs::remove_file(t.join("image/image.lock"));
+        let cache = if color { "cache-color" } else { "cache-plain" };
+        let raw = build_on_a_terminal(&t, &recipe, cache, color);
+        // Bars were drawn: cursor control, and the phases by name.
+        assert!(raw.contains("\x1b[") && raw.contains('\r'), "{raw:?}");
+        for phase in ["resolve", "download", "install"] {
+            assert!(raw.contains(phase), "no {phase} bar: {raw:?}");
+        }
+        assert!(raw.contains("hello-bin_1.0_amd64.deb"), "{raw:?}");
+        assert_eq!(
+            has_sgr(&raw),
+            color,
+            "colours with NO_COLOR unset only: {raw:?}"
+        );
+
+        // …and cleared: what stays on the screen is the summary, last.
+        let rows = screen(&raw, 200);
+        let shown: Vec<&String> = rows.iter().filter(|r| !r.is_empty()).collect();
+        let last = shown.last().unwrap();
+        assert!(
+            last.starts_with("built pkgs:1 → out (sha256:") && last.ends_with('s'),
+            "{rows:#?}"
+        );
+        let layers = shown.iter().filter(|r| r.starts_with("  layer ")).count();
+        assert_eq!(layers, 2, "{rows:#?}");
+        assert_eq!(shown.len(), 3, "bars left on the screen: {rows:#?}");
+    }
+}
+
+#[test]
+fn plain_progress_is_one_line_per_step() {
+    let t = TestDir::new();
+    let recipe = t.example("hello");
+    let out = t.join("out");
+    // stderr is a pipe here: plain lines without asking. The first build
+    // compresses, the second finds its layers in the cache.
+    for (args, note) in [
+        (&[][..], " B) done in "),
+        (&["--progress", "plain"][..], " (cached) done in "),
+    ] {
+        let built = t.build_cmd(&recipe, &out).args(args).output().unwrap();
+        assert_success(&built, "strata build");
+        let stderr = text(&built.stderr);
+        assert!(
+            !stderr.contains('\r') && !stderr.contains('\x1b'),
+            "{stderr:?}"
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines[0], "compress strata", "{stderr}");
+        assert!(lines[1].starts_with("compress strata ("), "{stderr}");
+        assert_eq!(lines[2], "compress app", "{stderr}");
+        assert!(lines[3].starts_with("compress app ("), "{stderr}");
+        assert!(
+            lines[1].contains(note) && lines[3].contains(note),
+            "{stderr}"
+        );
+        assert!(lines[4].starts_with("  layer strata "), "{stderr}");
+        assert!(lines[6].starts_with("built hello:1.0.0 → "), "{stderr}");
+        assert_eq!(lines.len(), 7, "{stderr}");
+    }
+    // `--progress none` keeps the result and drops the steps.
+    let none = t
+        .build_cmd(&recipe, &out)
+        .args(["--progress", "none"])
+        .output()
+        .unwrap();
+    assert_success(&none, "strata build --progress none");
+    let stderr = text(&none.stderr);
+    assert!(
+        stderr.starts_with("  layer strata ") && !stderr.contains("compress"),
+        "{stderr}"
+    );
+
+    // Downloads give their file and size.
+    let (_repo, url) = crate::packages::standard_repo(&t);
+    let recipe = crate::packages::recipe(&t, &url, "\"app\"");
+    let built = t
+        .build_cmd(&recipe, &t.join("pkgs"))
+        .args(["--progress", "plain"])
+        .output()
+        .unwrap();
+    assert_success(&built, "strata build --progress plain");
+    let stderr = text(&built.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    for expected in [
+        "resolve Debian packages",
+        "download hello-bin_1.0_amd64.deb",
+        "install packages for linux/amd64",
+        "compress packages",
+    ] {
+        assert!(lines.contains(&expected), "no `{expected}`:\n{stderr}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("download hello-bin_1.0_amd64.deb (")
+                && l.contains(" KiB) done in ")),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("resolve Debian packages (4 locked) done in ")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn quiet_prints_nothing_and_verbose_logs() {
+    let t = TestDir::new();
+    let recipe = t.example("hello");
+    let quiet = t
+        .build_cmd(&recipe, &t.join("out"))
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_success(&quiet, "strata build -q");
+    assert_eq!(text(&quiet.stderr), "");
+    assert_eq!(text(&quiet.stdout), "");
+    assert!(t.join("out/index.json").is_file());
+    let init = t.strata().args(["init", "--quiet"]).output().unwrap();
+    assert_success(&init, "strata init --quiet");
+    assert_eq!(text(&init.stderr), "");
+
+    // Errors still show.
+    let failed = t
+        .build_cmd(&t.join("nope.kdl"), &t.join("out"))
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        text(&failed.stderr).contains("nope.kdl"),
+        "{}",
+        text(&failed.stderr)
+    );
+
+    let verbose = t
+        .build_cmd(&recipe, &t.join("out"))
+        .arg("-v")
+        .output()
+        .unwrap();
+    assert_success(&verbose, "strata build -v");
+    let stderr = text(&verbose.stderr);
+    assert!(
+        stderr.contains("INFO strata::build: layer layer=app digest=sha256:")
+            && stderr.contains("cached=true"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DEBUG"), "{stderr}");
+    assert!(!text(&quiet.stderr).contains("INFO"));
+
+    let both = t
+        .build_cmd(&recipe, &t.join("out"))
+        .args(["-q", "-v"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+}

@@ -68,9 +68,11 @@ pub fn copyright_licenses(text: &str) -> Vec<String> {
         let Some(value) = line.strip_prefix("License:") else {
             continue;
         };
+        // `GPL-2+ with Autoconf exception`: the exception is not a licence.
+        let value = value.split(" with ").next().unwrap_or(value);
         for name in value
             .split([' ', ','])
-            .filter(|w| !w.is_empty() && *w != "or" && *w != "and" && *w != "with")
+            .filter(|w| !w.is_empty() && *w != "or" && *w != "and")
         {
             let name = name.trim_matches(|c| c == '(' || c == ')');
             if !name.is_empty() && !out.iter().any(|n| n == name) {

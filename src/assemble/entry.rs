@@ -78,6 +78,20 @@ pub enum Source {
 }
 
 impl Content {
+    /// The bytes, `size` of them at most.
+    pub fn open(&self) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        use std::io::{Read, Seek};
+        Ok(match &self.source {
+            Source::Inline(bytes) => Box::new(&bytes[..]),
+            Source::Host(path) => Box::new(std::fs::File::open(path)?.take(self.size)),
+            Source::Slice { path, offset } => {
+                let mut file = std::fs::File::open(path)?;
+                file.seek(std::io::SeekFrom::Start(*offset))?;
+                Box::new(file.take(self.size))
+            }
+        })
+    }
+
     pub fn inline(bytes: impl Into<Arc<[u8]>>) -> Content {
         let bytes: Arc<[u8]> = bytes.into();
         Content {

@@ -29,6 +29,14 @@ pub struct Blob {
 }
 
 impl Blob {
+    pub fn bytes(bytes: Vec<u8>) -> Blob {
+        Blob {
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+            source: BlobSource::Bytes(Arc::new(bytes)),
+        }
+    }
+
     pub fn json(blob: &JsonBlob) -> Blob {
         Blob {
             digest: blob.digest,
@@ -62,6 +70,9 @@ pub struct Built {
     pub top: Descriptor,
     pub tags: Vec<String>,
     pub images: Vec<PlatformImage>,
+    /// Artifacts about the image (its SBOM), listed in `index.json` untagged
+    /// after the image's tags; their blobs are in `blobs`.
+    pub referrers: Vec<Descriptor>,
     /// The SOURCE_DATE_EPOCH used for archive entries.
     pub epoch: u64,
 }
@@ -81,6 +92,7 @@ impl Built {
                 )])));
                 d
             })
+            .chain(self.referrers.iter().cloned())
             .collect();
         let index = serde_json::json!({
             "schemaVersion": 2,

@@ -1,0 +1,192 @@
+//! The image's SBOM: every Debian package (with the sha256 of its `.deb`
+//! and the licences of its copyright file), the base image and the recipe's
+//! own files, written as SPDX 2.3 or CycloneDX 1.5 JSON and attached to the
+//! image as an OCI artifact whose `subject` is the image.
+//!
+//! Nothing in a document depends on the machine or the moment: names come
+//! from the recipe, times from SOURCE_DATE_EPOCH, identifiers from digests,
+//! and every list is sorted, so the SBOM is as reproducible as the image.
+
+pub mod artifact;
+mod cyclonedx;
+pub mod license;
+mod spdx;
+
+use std::io;
+
+use sha1::Digest as _;
+
+use crate::assemble::entry::Kind;
+use crate::build::Planned;
+use crate::digest::{Digest, HashingWriter};
+use crate::recipe::Recipe;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Spdx,
+    Cyclonedx,
+    /// No SBOM
+    None,
+}
+
+impl Format {
+    pub fn media_type(self) -> Option<&'static str> {
+        match self {
+            Format::Spdx => Some(spdx::MEDIA_TYPE),
+            Format::Cyclonedx => Some(cyclonedx::MEDIA_TYPE),
+            Format::None => None,
+        }
+    }
+
+    /// The document's file name (the artifact layer's title).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Cyclonedx => "sbom.cdx.json",
+            _ => "sbom.spdx.json",
+        }
+    }
+}
+
+/// What the SBOM lists, gathered from a finished build.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub name: String,
+    pub version: String,
+    /// RFC 3339, from SOURCE_DATE_EPOCH.
+    pub created: String,
+    /// The recipe's `licenses`, when given.
+    pub licenses: Option<String>,
+    /// The manifest or index the SBOM describes.
+    pub image: Digest,
+    pub bases: Vec<(String, Digest)>,
+    pub packages: Vec<Package>,
+    pub files: Vec<File>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub sha256: Digest,
+    pub url: String,
+    /// SPDX ids of the copyright file's licences.
+    pub licenses: Vec<String>,
+}
+
+impl Package {
+    /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, as Syft and Trivy write it.
+    pub fn purl(&self) -> String {
+        format!(
+            "pkg:deb/debian/{}@{}?arch={}",
+            self.name,
+            purl_escape(&self.version),
+            self.architecture
+        )
+    }
+}
+
+/// Percent-encodes what a purl version may not hold as is (`+`, `:`, `~`…).
+fn purl_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct File {
+    /// Absolute, in the image.
+    pub path: String,
+    pub sha256: Digest,
+    pub sha1: String,
+}
+
+impl Inventory {
+    pub fn new(
+        recipe: &Recipe,
+        planned: &[Planned],
+        image: Digest,
+        created: &str,
+    ) -> io::Result<Inventory> {
+        let mut packages = Vec::new();
+        let mut files = Vec::new();
+        let mut bases = Vec::new();
+        for plan in planned {
+            for facts in &plan.packages {
+                let p = &facts.locked;
+                packages.push(Package {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    architecture: p.architecture.clone(),
+                    sha256: p.sha256,
+                    url: p.url(),
+                    licenses: facts.licenses.iter().map(|l| license::spdx_id(l)).collect(),
+                });
+            }
+            bases.extend(plan.base.clone());
+            let recipe_layers = &plan.plans[plan.plans.len() - recipe.layers.len()..];
+            for entry in recipe_layers.iter().flat_map(|l| &l.entries) {
+                if let Kind::File(content) = &entry.kind {
+                    let (sha256, sha1) = hash(content.open()?)?;
+                    files.push(File {
+                        path: entry.path.to_string(),
+                        sha256,
+                        sha1,
+                    });
+                }
+            }
+        }
+        // Platforms share packages (`all`) and files: list each once.
+        packages.sort();
+        packages.dedup();
+        files.sort();
+        files.dedup();
+        bases.sort();
+        bases.dedup();
+        Ok(Inventory {
+            name: recipe.name.value.clone(),
+            version: recipe.tag().to_owned(),
+            created: created.to_owned(),
+            licenses: recipe.metadata.licenses.clone(),
+            image,
+            bases,
+            packages,
+            files,
+        })
+    }
+
+    /// The document, as canonical JSON bytes.
+    pub fn render(&self, format: Format) -> Option<Vec<u8>> {
+        let value = match format {
+            Format::Spdx => spdx::document(self),
+            Format::Cyclonedx => cyclonedx::document(self),
+            Format::None => return None,
+        };
+        Some(crate::json::to_canonical_vec(&value).expect("an SBOM always serialises"))
+    }
+}
+
+/// sha256 and sha1 in one pass (SPDX 2.3 requires a file's SHA1).
+fn hash(mut reader: impl io::Read) -> io::Result<(Digest, String)> {
+    struct Both(HashingWriter<io::Sink>, sha1::Sha1);
+    impl io::Write for Both {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1.update(buf);
+            self.0.write_all(buf)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut both = Both(HashingWriter::new(io::sink()), sha1::Sha1::new());
+    io::copy(&mut reader, &mut both)?;
+    let (_, sha256, _) = both.0.finish();
+    Ok((sha256, hex::encode(both.1.finalize())))
+}
