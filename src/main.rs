@@ -519,7 +519,7 @@ fn build_command(
             .map(|d| Destination::parse(d, &built.tags))
             .collect::<Result<Vec<_>, _>>()?;
         let client = Client::new(options.registry.clone())?;
-        let image = Image::from_blobs(&built.blobs, &built.top)?;
+        let image = Image::from_blobs(&built.blobs, &built.top, &built.referrers)?;
         pushed = push::push(&client, &image, &destinations)?;
         if !json {
             print_pushed(&pushed);
@@ -588,6 +588,9 @@ fn print_pushed(reports: &[push::PushReport]) {
             r.mounted,
             r.present
         ));
+        for how in &r.referrers {
+            say(format!("  attached {how}"));
+        }
     }
 }
 
@@ -600,6 +603,7 @@ fn push_json(r: &push::PushReport) -> serde_json::Value {
         "uploadedBytes": r.uploaded_bytes,
         "mounted": r.mounted,
         "present": r.present,
+        "referrers": r.referrers,
     })
 }
 

@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use crate::digest::Digest;
-use crate::layout::{Layout, LayoutError, descriptor_digest, is_index};
+use crate::layout::{Layout, LayoutError, descriptor_digest, is_artifact, is_index};
 use crate::output::{Blob, BlobSource};
 use crate::reference::Reference;
 use crate::registry::{BlobOutcome, Client, Payload, RegistryError};
@@ -62,20 +62,43 @@ pub struct Image {
     top: Manifest,
     /// The repository the base came from (its `base.name`), for mounts.
     base: Option<Reference>,
+    /// Artifacts whose `subject` is `top` (the SBOM).
+    referrers: Vec<Referrer>,
+}
+
+/// An artifact about the image: its manifest, its type and its blobs.
+#[derive(Debug, Clone)]
+struct Referrer {
+    manifest: Manifest,
+    artifact_type: String,
+    blobs: Vec<(Digest, u64, Payload)>,
 }
 
 impl Image {
-    /// The image `top` names in a layout.
+    /// The image `top` names in a layout, with the artifacts `index.json`
+    /// lists about it.
     pub fn from_layout(layout: &Layout, top: &Descriptor) -> Result<Image, PushError> {
-        Image::walk(top, |digest| {
+        let artifacts: Vec<Descriptor> = layout
+            .index
+            .manifests()
+            .iter()
+            .filter(|d| is_artifact(d))
+            .cloned()
+            .collect();
+        Image::walk(top, &artifacts, |digest| {
             let path = layout.blob_path(digest);
             path.is_file().then_some(Payload::File(path))
         })
     }
 
-    /// A build's image, straight from its blobs (the cache and memory).
-    pub fn from_blobs(blobs: &[Blob], top: &Descriptor) -> Result<Image, PushError> {
-        Image::walk(top, |digest| {
+    /// A build's image and its artifacts, straight from its blobs (the cache
+    /// and memory).
+    pub fn from_blobs(
+        blobs: &[Blob],
+        top: &Descriptor,
+        referrers: &[Descriptor],
+    ) -> Result<Image, PushError> {
+        Image::walk(top, referrers, |digest| {
             blobs
                 .iter()
                 .find(|b| b.digest == *digest)
@@ -92,6 +115,7 @@ impl Image {
 
     fn walk(
         top: &Descriptor,
+        artifacts: &[Descriptor],
         get: impl Fn(&Digest) -> Option<Payload>,
     ) -> Result<Image, PushError> {
         let read = |desc: &Descriptor, what: &str| -> Result<Manifest, PushError> {
@@ -149,11 +173,34 @@ impl Image {
         } else {
             Vec::new()
         };
+        let mut referrers = Vec::new();
+        for desc in artifacts {
+            let manifest = read(desc, "artifact manifest")?;
+            let parsed: ImageManifest = serde_json::from_slice(&manifest.bytes)
+                .map_err(|e| invalid("artifact manifest", e.to_string()))?;
+            if parsed.subject().as_ref().map(|s| s.digest()) != Some(top.digest()) {
+                continue;
+            }
+            let mut blobs = Vec::new();
+            for d in std::iter::once(parsed.config()).chain(parsed.layers()) {
+                let digest = descriptor_digest(d).map_err(|m| invalid("artifact manifest", m))?;
+                blobs.push((digest, d.size(), get(&digest).ok_or(PushError::Missing(digest))?));
+            }
+            referrers.push(Referrer {
+                manifest,
+                artifact_type: desc
+                    .artifact_type()
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string),
+                blobs,
+            });
+        }
         Ok(Image {
             blobs,
             children,
             top: top_manifest,
             base,
+            referrers,
         })
     }
 }
@@ -178,6 +225,9 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
     pub mounted: usize,
     pub present: usize,
+    /// How each artifact about the image (its SBOM) was attached: through
+    /// the registry's referrers API, or under the referrers tag.
+    pub referrers: Vec<String>,
 }
 
 /// A destination and the tags it gets.
@@ -256,6 +306,7 @@ async fn push_one(
         uploaded_bytes: 0,
         mounted: 0,
         present: 0,
+        referrers: Vec::new(),
     };
     // A manifest the registry accepted had all its blobs: a re-push only tags.
     if repo.has_manifest(&image.top.digest).await? {
@@ -293,7 +344,70 @@ async fn push_one(
         repo.put_manifest(tag, &image.top.media_type, &image.top.bytes)
             .await?;
     }
+    for referrer in &image.referrers {
+        report
+            .referrers
+            .push(push_referrer(&repo, image, referrer, mount_from.as_deref()).await?);
+    }
     Ok(report)
+}
+
+/// Pushes an artifact about the image. A registry with the referrers API
+/// answers the manifest with `OCI-Subject`; for one without (docker-registry
+/// 2.8), the artifact is added to the index under the referrers tag
+/// `sha256-<hex>`, as the distribution spec's fallback says.
+async fn push_referrer(
+    repo: &crate::registry::Repository<'_>,
+    image: &Image,
+    referrer: &Referrer,
+    mount_from: Option<&str>,
+) -> Result<String, RegistryError> {
+    for (digest, size, payload) in &referrer.blobs {
+        repo.push_blob(digest, *size, payload, mount_from).await?;
+    }
+    let manifest = &referrer.manifest;
+    let native = repo
+        .put_manifest(
+            &manifest.digest.to_string(),
+            &manifest.media_type,
+            &manifest.bytes,
+        )
+        .await?;
+    if native {
+        return Ok(format!("{} via the referrers API", referrer.artifact_type));
+    }
+    let tag = crate::sbom::artifact::referrers_tag(&image.top.digest);
+    let mut entries: Vec<serde_json::Value> = match repo.manifest_if_any(&tag).await? {
+        Some((existing, _)) => serde_json::from_slice::<serde_json::Value>(&existing)
+            .ok()
+            .and_then(|v| v["manifests"].as_array().cloned())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let digest = manifest.digest.to_string();
+    entries.retain(|e| e["digest"] != digest.as_str());
+    entries.push(serde_json::json!({
+        "mediaType": manifest.media_type,
+        "digest": digest,
+        "size": manifest.bytes.len(),
+        "artifactType": referrer.artifact_type,
+    }));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let bytes = crate::json::to_canonical_vec(&index).map_err(|e| RegistryError::Invalid {
+        what: format!("the referrers index {tag}"),
+        message: e.to_string(),
+    })?;
+    repo.put_manifest(
+        &tag,
+        "application/vnd.oci.image.index.v1+json",
+        &bytes::Bytes::from(bytes),
+    )
+    .await?;
+    Ok(format!("{} under the tag {tag}", referrer.artifact_type))
 }
 
 /// Writes the pushed digest for CI (`--digest-file`), whole or not at all.

@@ -604,13 +604,27 @@ impl<'c> Repository<'c> {
         Ok(outcome)
     }
 
+    /// The manifest `reference` names, or `None` when the repository has none.
+    pub async fn manifest_if_any(
+        &self,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, RegistryError> {
+        let what = format!("the manifest {}:{reference}", self.reference.name());
+        if !self.exists(&what, &format!("manifests/{reference}")).await? {
+            return Ok(None);
+        }
+        self.manifest(reference).await.map(Some)
+    }
+
     /// Uploads a manifest under a tag or its digest, with its media type.
+    /// Returns whether the registry answered with `OCI-Subject`, i.e. took
+    /// note of the manifest's `subject` for its referrers API.
     pub async fn put_manifest(
         &self,
         reference: &str,
         media_type: &str,
         bytes: &bytes::Bytes,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<bool, RegistryError> {
         let digest = Digest::of(bytes);
         let what = format!("the manifest {}:{reference}", self.reference.name());
         let mut headers = HeaderMap::new();
@@ -635,7 +649,8 @@ impl<'c> Repository<'c> {
         if response.status() != StatusCode::CREATED {
             return Err(self.fail(&what, response).await);
         }
-        self.check_returned_digest(&what, &response, &digest)
+        self.check_returned_digest(&what, &response, &digest)?;
+        Ok(response.headers().contains_key("oci-subject"))
     }
 
     /// The `Location` of an upload session, used as given (resolved against
