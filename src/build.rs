@@ -408,7 +408,14 @@ pub fn build(
     let mut referrers = Vec::new();
     if options.sbom != sbom::Format::None {
         let started = Instant::now();
-        referrers.push(attach_sbom(recipe, options.sbom, &planned_all, &top, &created, &mut blobs)?);
+        referrers.push(attach_sbom(
+            recipe,
+            options.sbom,
+            &planned_all,
+            &top,
+            &created,
+            &mut blobs,
+        )?);
         *timings.entry("sbom").or_default() += started.elapsed();
     }
     // A fresh lock is written only once the whole build has succeeded.
@@ -444,7 +451,8 @@ fn attach_sbom(
     let media_type = format.media_type().expect("not `none`");
     let image = crate::layout::descriptor_digest(top)
         .map_err(|m| BuildError::Sbom(std::io::Error::other(m)))?;
-    let inventory = sbom::Inventory::new(recipe, planned, image, created).map_err(BuildError::Sbom)?;
+    let inventory =
+        sbom::Inventory::new(recipe, planned, image, created).map_err(BuildError::Sbom)?;
     let document = inventory.render(format).expect("not `none`");
     let manifest =
         sbom::artifact::manifest(top, media_type, &document, format.file_name(), created);

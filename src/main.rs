@@ -18,9 +18,9 @@ use strata::output;
 use strata::progress;
 use strata::push::{self, Destination, Image};
 use strata::recipe::Recipe;
-use strata::sbom;
 use strata::reference::Reference;
 use strata::registry::{self, Client, auth::Credential};
+use strata::sbom;
 
 #[derive(Parser)]
 #[command(
@@ -707,8 +707,21 @@ fn lint_command(
             offline: options.offline,
             ..BuildOptions::new(recipe_path, registry)
         };
-        let planned = strata::build::plan(&recipe, &build_options, &cache)?;
-        lint::check(&recipe, &planned, &allow)?
+        match strata::build::plan(&recipe, &build_options, &cache) {
+            Ok(planned) => lint::check(&recipe, &planned, &allow)?,
+            // A recipe the build rejects still gets its recipe findings,
+            // when they explain the rejection.
+            Err(error) => {
+                let findings = lint::check_recipe(&recipe, &allow)?;
+                if !lint::fails(&findings, false) {
+                    return Err(error.into());
+                }
+                progress::get().suspend(|| {
+                    eprintln!("note: image rules not run, the build stops first: {error}")
+                });
+                findings
+            }
+        }
     };
     match options.format {
         LintFormat::Human => {

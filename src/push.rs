@@ -184,7 +184,11 @@ impl Image {
             let mut blobs = Vec::new();
             for d in std::iter::once(parsed.config()).chain(parsed.layers()) {
                 let digest = descriptor_digest(d).map_err(|m| invalid("artifact manifest", m))?;
-                blobs.push((digest, d.size(), get(&digest).ok_or(PushError::Missing(digest))?));
+                blobs.push((
+                    digest,
+                    d.size(),
+                    get(&digest).ok_or(PushError::Missing(digest))?,
+                ));
             }
             referrers.push(Referrer {
                 manifest,

@@ -67,9 +67,45 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
     let locked = locked_packages(&t.join("python/image.lock"));
     assert!(locked.iter().any(|(n, _)| n == "python3-minimal"));
 
+    // The SBOM strata attached lists exactly the locked packages.
+    let sbom: serde_json::Value = serde_json::from_str(&run(t
+        .strata()
+        .arg("sbom")
+        .arg(format!("{}:3.11", out.display()))))
+    .unwrap();
+    let in_sbom: BTreeSet<(String, String)> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .unwrap()
+                .starts_with("pkg:deb/")
+        })
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["versionInfo"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(in_sbom, locked, "the SBOM's packages differ from the lock");
+
+    // Syft's `oci-dir:` source takes layouts with exactly one manifest, and
+    // this one also lists the SBOM artifact: Syft reads the same image from
+    // a docker-archive instead.
+    let archive = t.join("python.tar");
+    assert_success(
+        &t.build_cmd(&recipe, &archive)
+            .args(["--format", "docker-archive"])
+            .output()
+            .unwrap(),
+        "strata build --format docker-archive",
+    );
     let syft: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_SYFT"))
         .args(["scan", "-q", "-o", "json"])
-        .arg(format!("oci-dir:{}", out.display()))))
+        .arg(format!("docker-archive:{}", archive.display()))))
     .unwrap();
     let by_syft: BTreeSet<(String, String)> = syft["artifacts"]
         .as_array()

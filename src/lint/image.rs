@@ -23,12 +23,7 @@ const PRIVATE_BY_DESIGN: &[&str] = &[
 /// At most this many paths are listed per finding; the count says the rest.
 const MAX_ITEMS: usize = 20;
 
-pub fn check(
-    recipe: &Recipe,
-    base: &BaseImage,
-    plan: &Planned,
-    copied: &[Copied],
-) -> Vec<Finding> {
+pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied]) -> Vec<Finding> {
     let config = base.config.as_ref().and_then(|c| c.config().as_ref());
     let mut out = Vec::new();
     let passwd = passwd(base, plan);
@@ -62,7 +57,11 @@ pub fn check(
     system_users(recipe, plan, &passwd, &mut out);
 
     let env = crate::image::environment(config, &recipe.runtime, recipe.tre);
-    let packages: Vec<&str> = plan.packages.iter().map(|p| p.locked.name.as_str()).collect();
+    let packages: Vec<&str> = plan
+        .packages
+        .iter()
+        .map(|p| p.locked.name.as_str())
+        .collect();
     out.extend(network_at_runtime(recipe, &env, &packages, copied));
     let has = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
     if recipe.runtime.entrypoint.is_none()
@@ -146,7 +145,11 @@ fn writable(
             || (entry.gid == gid && entry.mode & 0o020 != 0)
             || entry.mode & 0o002 != 0;
         if executable && can_write && !expected(path.as_str()) {
-            let what = if entry.kind == ViewKind::Dir { "folder" } else { "executable" };
+            let what = if entry.kind == ViewKind::Dir {
+                "folder"
+            } else {
+                "executable"
+            };
             items.push(format!(
                 "{path} ({what}, {:04o}, owner {}:{})",
                 entry.mode & 0o7777,
@@ -159,7 +162,10 @@ fn writable(
         out.push(
             Finding::new(
                 WRITABLE_BY_USER,
-                format!("{} path(s) can be changed by uid {uid} at run time", items.len()),
+                format!(
+                    "{} path(s) can be changed by uid {uid} at run time",
+                    items.len()
+                ),
                 recipe.user.as_ref().map(|u| u.name.span),
             )
             .items(listed(items)),
@@ -239,7 +245,10 @@ fn system_users(recipe: &Recipe, plan: &Planned, passwd: &str, out: &mut Vec<Fin
         out.push(
             Finding::new(
                 SYSTEM_USER,
-                format!("{} system user(s) from maintainer scripts are missing", items.len()),
+                format!(
+                    "{} system user(s) from maintainer scripts are missing",
+                    items.len()
+                ),
                 recipe.debian.as_ref().map(|d| d.span),
             )
             .items(items),

@@ -165,14 +165,21 @@ impl Allow {
                     id.span,
                     format!("`{}` is not a lint rule", id.value),
                     "unknown rule",
-                    Some("rule ids run from STR001 to STR015: `strata lint --list` shows them".into()),
+                    Some(
+                        "rule ids run from STR001 to STR015: `strata lint --list` shows them"
+                            .into(),
+                    ),
                 )
             })?;
             ids.push(rule.id);
         }
         for id in command_line.iter().flat_map(|s| s.split(',')) {
             let id = id.trim();
-            ids.push(rule(id).ok_or_else(|| LintError::UnknownRule(id.to_owned()))?.id);
+            ids.push(
+                rule(id)
+                    .ok_or_else(|| LintError::UnknownRule(id.to_owned()))?
+                    .id,
+            );
         }
         Ok(Allow(ids))
     }

@@ -92,8 +92,7 @@ fn base(recipe: &Recipe, out: &mut Vec<Finding>) {
     let written = &recipe.source.text[span_range(recipe.base.span)];
     let written = written.trim_matches(|c| c == '"' || c == '#');
     let host = written.split_once('/').map(|(first, _)| first);
-    let qualified =
-        host.is_some_and(|h| h.contains('.') || h.contains(':') || h == "localhost");
+    let qualified = host.is_some_and(|h| h.contains('.') || h.contains(':') || h == "localhost");
     if !qualified {
         out.push(Finding::new(
             BASE_NOT_QUALIFIED,
@@ -169,10 +168,7 @@ fn environment(recipe: &Recipe, out: &mut Vec<Finding>) {
                 span,
             ));
         }
-        if recipe.tre
-            && (name == "TMPDIR" || name == "TMP")
-            && !value.starts_with("/scratch")
-        {
+        if recipe.tre && (name == "TMPDIR" || name == "TMP") && !value.starts_with("/scratch") {
             out.push(Finding::new(
                 TMPDIR_NOT_SCRATCH,
                 format!("`{name}={value}` sends temporary files outside /scratch"),
@@ -294,7 +290,10 @@ const HF_NAMES: &[&str] = &[
 fn requirements_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     (name.starts_with("requirements") && name.ends_with(".txt"))
-        || matches!(name, "pyproject.toml" | "environment.yml" | "setup.cfg" | "Pipfile")
+        || matches!(
+            name,
+            "pyproject.toml" | "environment.yml" | "setup.cfg" | "Pipfile"
+        )
 }
 
 /// STR012: Hugging Face libraries among the packages or the copied
@@ -323,7 +322,9 @@ pub fn network_at_runtime(
         let Source::Host(host) = &content.source else {
             continue;
         };
-        let text = fs::read_to_string(host).unwrap_or_default().to_ascii_lowercase();
+        let text = fs::read_to_string(host)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if HF_NAMES.iter().any(|n| text.contains(n)) {
             users.push(format!("/{path}"));
         }

@@ -51,7 +51,9 @@ impl Diagnostic for Report<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.finding.span.map(|_| &self.source as &dyn miette::SourceCode)
+        self.finding
+            .span
+            .map(|_| &self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -69,8 +71,11 @@ pub fn human(recipe: &Recipe, findings: &[Finding], color: bool) -> String {
         GraphicalTheme::unicode_nocolor()
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-    let source = NamedSource::new(recipe.source.path.display().to_string(), recipe.source.text.clone())
-        .with_language("kdl");
+    let source = NamedSource::new(
+        recipe.source.path.display().to_string(),
+        recipe.source.text.clone(),
+    )
+    .with_language("kdl");
     let mut out = String::new();
     for finding in findings {
         let report = Report {

@@ -10,8 +10,8 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::{
-    BaseRef, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner, PackageRequest, Recipe,
-    RecipeError, RecipeSource, RepositorySpec, Runtime, Spanned, UserSpec,
+    BaseRef, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner, PackageRequest,
+    Recipe, RecipeError, RecipeSource, RepositorySpec, Runtime, Spanned, UserSpec,
 };
 use crate::platform::Platform;
 
@@ -455,7 +455,10 @@ fn decode_lint(node: &Node) -> Result<Vec<Spanned<String>>> {
                             id.span,
                             format!("`{}` is not a lint rule id", id.value),
                             "not STRnnn",
-                            Some("rule ids look like `STR004`; `strata lint --list` shows them".into()),
+                            Some(
+                                "rule ids look like `STR004`; `strata lint --list` shows them"
+                                    .into(),
+                            ),
                         ));
                     }
                     allow.push(id);

@@ -610,7 +610,10 @@ impl<'c> Repository<'c> {
         reference: &str,
     ) -> Result<Option<(Vec<u8>, String)>, RegistryError> {
         let what = format!("the manifest {}:{reference}", self.reference.name());
-        if !self.exists(&what, &format!("manifests/{reference}")).await? {
+        if !self
+            .exists(&what, &format!("manifests/{reference}"))
+            .await?
+        {
             return Ok(None);
         }
         self.manifest(reference).await.map(Some)

@@ -67,7 +67,9 @@ pub enum FindError {
     #[diagnostic(transparent)]
     Layout(#[from] LayoutError),
     #[error("the image {digest} in `{}` has no {what} attached", layout.display())]
-    #[diagnostic(help("build it with `strata build --sbom spdx` (the default) or `--sbom cyclonedx`"))]
+    #[diagnostic(help(
+        "build it with `strata build --sbom spdx` (the default) or `--sbom cyclonedx`"
+    ))]
     None {
         layout: std::path::PathBuf,
         digest: String,
@@ -97,12 +99,14 @@ pub fn find(
         if !is_sbom {
             continue;
         }
-        let manifest: oci_spec::image::ImageManifest = layout.read_json(d, "SBOM artifact manifest")?;
+        let manifest: oci_spec::image::ImageManifest =
+            layout.read_json(d, "SBOM artifact manifest")?;
         if manifest.subject().as_ref().map(|s| s.digest()) != Some(image.digest()) {
             continue;
         }
         if let Some(layer) = manifest.layers().first() {
-            let digest = descriptor_digest(layer).map_err(|m| layout.invalid("SBOM artifact manifest", m))?;
+            let digest = descriptor_digest(layer)
+                .map_err(|m| layout.invalid("SBOM artifact manifest", m))?;
             return Ok(layout.read_blob(&digest, Some(layer.size()))?);
         }
     }

@@ -57,7 +57,13 @@ pub fn spdx_id(debian: &str) -> String {
     }
     let cleaned: String = debian
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("LicenseRef-{cleaned}")
 }

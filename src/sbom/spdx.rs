@@ -14,7 +14,13 @@ fn package_id(p: &Package) -> String {
 fn spdx_ref(text: &str) -> String {
     let cleaned: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("SPDXRef-{cleaned}")
 }
@@ -100,7 +106,12 @@ pub fn document(inv: &Inventory) -> Value {
             "externalRefs": purl_ref(p.purl()),
         }));
         relate("CONTAINS", &id);
-        refs.extend(p.licenses.iter().filter(|l| l.starts_with("LicenseRef-")).map(String::as_str));
+        refs.extend(
+            p.licenses
+                .iter()
+                .filter(|l| l.starts_with("LicenseRef-"))
+                .map(String::as_str),
+        );
     }
     let mut files = Vec::new();
     for (i, f) in inv.files.iter().enumerate() {

@@ -26,6 +26,8 @@ pub struct Pkg<'a> {
     pub version: &'a str,
     pub arch: &'a str,
     pub fields: &'a [(&'a str, &'a str)],
+    /// Image paths with content and mode; `DEBIAN/NAME` goes into the control
+    /// archive (maintainer scripts).
     pub files: &'a [(&'a str, &'a [u8], u32)],
 }
 
@@ -87,6 +89,12 @@ impl AptRepo {
         let mut md5sums = String::new();
         for (path, content, mode) in pkg.files {
             let dest = tree.join(path.trim_start_matches('/'));
+            // `DEBIAN/postinst` and the like go into the control archive.
+            if path.starts_with("DEBIAN/") {
+                fs::write(&dest, content).unwrap();
+                fs::set_permissions(&dest, fs::Permissions::from_mode(*mode)).unwrap();
+                continue;
+            }
             fs::create_dir_all(dest.parent().unwrap()).unwrap();
             fs::write(&dest, content).unwrap();
             fs::set_permissions(&dest, fs::Permissions::from_mode(*mode)).unwrap();

@@ -1,0 +1,493 @@
+//! `strata lint`: each rule against a recipe that breaks it and one that
+//! does not; allow lists; exit codes; SARIF validated against its schema;
+//! and `strata build` refusing a recipe that breaks an error-level rule.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::apt::{AptRepo, Pkg};
+use crate::util::{TestDir, repo_root, run, text};
+
+/// A recipe that passes every rule: all labels, a user, an entrypoint,
+/// nothing but a script copied in.
+const CLEAN: &str = r#"name "clean"
+version "1.0"
+description "a clean image"
+source "https://example.org/clean"
+licenses "MIT"
+authors "Research Software Team"
+base "scratch"
+platform "linux/amd64"
+user "analyst" uid=10001
+layer "app" {
+    copy "run.sh" "/usr/local/bin/run"
+}
+entrypoint "/usr/local/bin/run"
+"#;
+
+const PINNED: &str = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A recipe folder in a git checkout (so `revision` has a value) with
+/// `run.sh`, `recipe` as `image.kdl`, and `extra` files.
+fn recipe(t: &TestDir, recipe: &str, extra: &[(&str, &str)]) -> PathBuf {
+    let dir = t.join("r");
+    if !dir.join(".git").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        run(Command::new("git").arg("init").arg("-q").arg(&dir));
+        run(Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org", "-C"])
+            .arg(&dir)
+            .args(["commit", "-q", "--allow-empty", "-m", "init"]));
+    }
+    t.write("r/run.sh", "#!/bin/sh\necho hi\n");
+    for (path, content) in extra {
+        t.write(&format!("r/{path}"), content);
+    }
+    t.write("r/image.kdl", recipe)
+}
+
+/// `strata lint --format json` on `path`: the document and the exit code.
+fn lint(t: &TestDir, path: &Path, args: &[&str]) -> (Value, i32) {
+    let output = t
+        .strata()
+        .args(["lint", "--format", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{}", text(&output.stderr)));
+    (json, output.status.code().unwrap_or(-1))
+}
+
+fn rules(json: &Value) -> Vec<String> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Checks that `bad` triggers `id` (with `needle` in its message or items)
+/// and `good` does not.
+fn case(id: &str, bad: &str, good: &str, files: &[(&str, &str)], args: &[&str], needle: &str) {
+    let t = TestDir::new();
+    let (json, _) = lint(&t, &recipe(&t, bad, files), args);
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == id)
+        .unwrap_or_else(|| panic!("{id} not reported:\n{json:#}"));
+    assert!(
+        finding.to_string().contains(needle),
+        "{id} does not mention {needle:?}: {finding:#}"
+    );
+    let (json, _) = lint(&t, &recipe(&t, good, files), args);
+    assert!(
+        !rules(&json).contains(&id.to_owned()),
+        "{id} reported on the good recipe:\n{json:#}"
+    );
+}
+
+fn with(extra: &str) -> String {
+    format!("{CLEAN}{extra}\n")
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(CLEAN.contains(from), "{from:?}");
+    CLEAN.replace(from, to)
+}
+
+#[test]
+fn the_clean_recipe_passes_every_rule() {
+    let t = TestDir::new();
+    let (json, code) = lint(&t, &recipe(&t, CLEAN, &[]), &["--strict"]);
+    assert_eq!(rules(&json), Vec::<String>::new(), "{json:#}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn str001_base_not_pinned() {
+    case(
+        "STR001",
+        &replace("base \"scratch\"", "base \"docker.io/library/python:3.11\""),
+        &replace(
+            "base \"scratch\"",
+            &format!("base \"docker.io/library/python:3.11{PINNED}\""),
+        ),
+        &[],
+        &["--static"],
+        "docker.io/library/python:3.11",
+    );
+}
+
+#[test]
+fn str002_base_not_fully_qualified() {
+    case(
+        "STR002",
+        &replace("base \"scratch\"", &format!("base \"python:3.11{PINNED}\"")),
+        &replace(
+            "base \"scratch\"",
+            &format!("base \"ghcr.io/org/python:3.11{PINNED}\""),
+        ),
+        &[],
+        &["--static"],
+        "docker.io/library/python",
+    );
+}
+
+#[test]
+fn str003_runs_as_root() {
+    case(
+        "STR003",
+        &replace("user \"analyst\" uid=10001", "user \"admin\" uid=0"),
+        CLEAN,
+        &[],
+        &[],
+        "uid 0",
+    );
+    // Without the preset and without a user, the image runs as root: a warning.
+    case(
+        "STR003",
+        &replace(
+            "user \"analyst\" uid=10001",
+            "tre #false\nlint { allow \"STR004\" }",
+        ),
+        &replace(
+            "user \"analyst\" uid=10001",
+            "tre #false\nuser \"analyst\" uid=10001\nlint { allow \"STR004\" }",
+        ),
+        &[],
+        &[],
+        "\"level\":\"warning\"",
+    );
+}
+
+#[test]
+fn str004_tre_disabled() {
+    case("STR004", &with("tre #false"), CLEAN, &[], &[], "tre #false");
+}
+
+#[test]
+fn str005_missing_labels() {
+    case(
+        "STR005",
+        &replace("licenses \"MIT\"\n", ""),
+        CLEAN,
+        &[],
+        &[],
+        "licenses",
+    );
+}
+
+#[test]
+fn str006_data_in_image() {
+    let bad = replace(
+        "copy \"run.sh\" \"/usr/local/bin/run\"",
+        "copy \"run.sh\" \"/usr/local/bin/run\"\n    copy \"cohort.csv\" \"/opt/cohort.csv\"",
+    );
+    case(
+        "STR006",
+        &bad,
+        CLEAN,
+        &[("cohort.csv", "id,age\n1,40\n")],
+        &[],
+        "/opt/cohort.csv",
+    );
+}
+
+#[test]
+fn str006_large_files_are_data_whatever_their_name() {
+    let t = TestDir::new();
+    let path = recipe(
+        &t,
+        &replace(
+            "copy \"run.sh\"",
+            "copy \"big.bin\" \"/opt/big.bin\"\n    copy \"run.sh\"",
+        ),
+        &[],
+    );
+    let file = std::fs::File::create(t.join("r/big.bin")).unwrap();
+    file.set_len(30 << 20).unwrap();
+    let (json, _) = lint(&t, &path, &[]);
+    assert!(
+        json.to_string().contains("/opt/big.bin (30.0 MiB)"),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn str007_writable_by_runtime_user() {
+    case(
+        "STR007",
+        &replace(
+            "copy \"run.sh\" \"/usr/local/bin/run\"",
+            "copy \"run.sh\" \"/usr/local/bin/run\" owner=\"analyst\" mode=0o755",
+        ),
+        CLEAN,
+        &[],
+        &[],
+        "/usr/local/bin/run (executable, 0755, owner 10001:10001)",
+    );
+}
+
+#[test]
+fn str008_unreadable_by_others() {
+    case(
+        "STR008",
+        &replace(
+            "copy \"run.sh\" \"/usr/local/bin/run\"",
+            "copy \"run.sh\" \"/usr/local/bin/run\"\n    file \"/etc/app.conf\" \"k=v\" mode=0o600",
+        ),
+        &replace(
+            "copy \"run.sh\" \"/usr/local/bin/run\"",
+            "copy \"run.sh\" \"/usr/local/bin/run\"\n    file \"/etc/app.conf\" \"k=v\" mode=0o644",
+        ),
+        &[],
+        &[],
+        "/etc/app.conf (0600)",
+    );
+}
+
+#[test]
+fn str009_setuid_files_are_listed() {
+    case(
+        "STR009",
+        &replace(
+            "copy \"run.sh\" \"/usr/local/bin/run\"",
+            "copy \"run.sh\" \"/usr/local/bin/run\"\n    file \"/usr/bin/su-ish\" \"x\" mode=0o4755",
+        ),
+        CLEAN,
+        &[],
+        &[],
+        "/usr/bin/su-ish (setuid, 4755)",
+    );
+}
+
+#[test]
+fn str010_secret_in_env() {
+    case(
+        "STR010",
+        &with("env \"GITHUB_TOKEN\" \"ghp_abc\""),
+        &with("env \"GITHUB_USER\" \"octocat\""),
+        &[],
+        &[],
+        "GITHUB_TOKEN",
+    );
+    for name in ["DB_PASSWORD", "CLIENT_SECRET", "AWS_ACCESS_KEY"] {
+        let t = TestDir::new();
+        let (json, code) = lint(
+            &t,
+            &recipe(&t, &with(&format!("env \"{name}\" \"x\"")), &[]),
+            &[],
+        );
+        assert!(
+            rules(&json).contains(&"STR010".to_owned()),
+            "{name}: {json:#}"
+        );
+        assert_eq!(code, 1, "an error-level finding fails the run");
+    }
+}
+
+#[test]
+fn str011_system_user_from_postinst() {
+    let t = TestDir::new();
+    let mut repo = AptRepo::new(&t, "users");
+    let postinst: &[u8] = b"#!/bin/sh\nset -e\nadduser --system --group --home /var/lib/svc --no-create-home svcuser\n";
+    repo.add(&Pkg {
+        name: "svc",
+        version: "1.0",
+        arch: "amd64",
+        fields: &[],
+        files: &[
+            ("/usr/bin/svc", b"#!/bin/sh\n", 0o755),
+            ("DEBIAN/postinst", postinst, 0o755),
+        ],
+    });
+    repo.add(&Pkg {
+        name: "quiet",
+        version: "1.0",
+        arch: "amd64",
+        fields: &[],
+        files: &[("/usr/bin/quiet", b"#!/bin/sh\n", 0o755)],
+    });
+    repo.publish("stable");
+    let url = repo.serve();
+    repo.export_key(&t.join("r/keys/repo.gpg"));
+    let debian = |package: &str| {
+        with(&format!(
+            "debian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install \"{package}\"\n}}"
+        ))
+    };
+    let (json, _) = lint(&t, &recipe(&t, &debian("svc"), &[]), &[]);
+    assert!(
+        json.to_string().contains("svc creates `svcuser`"),
+        "{json:#}"
+    );
+    let (json, _) = lint(&t, &recipe(&t, &debian("quiet"), &[]), &[]);
+    assert!(!rules(&json).contains(&"STR011".to_owned()), "{json:#}");
+}
+
+#[test]
+fn str012_network_at_runtime() {
+    let requirements = [("requirements.txt", "pandas==2.2\ntransformers==4.40\n")];
+    let copy = "copy \"run.sh\" \"/usr/local/bin/run\"\n    copy \"requirements.txt\" \"/opt/requirements.txt\"";
+    let base = replace("copy \"run.sh\" \"/usr/local/bin/run\"", copy);
+    case(
+        "STR012",
+        &format!("{base}env \"HF_HUB_OFFLINE\" \"0\"\n"),
+        &base,
+        &requirements,
+        &[],
+        "/opt/requirements.txt",
+    );
+}
+
+#[test]
+fn str013_tmpdir_not_scratch() {
+    case(
+        "STR013",
+        &with("env \"TMPDIR\" \"/var/tmp\""),
+        &with("env \"TMPDIR\" \"/scratch/job\""),
+        &[],
+        &[],
+        "TMPDIR=/var/tmp",
+    );
+}
+
+#[test]
+fn str014_no_entrypoint() {
+    case(
+        "STR014",
+        &replace("entrypoint \"/usr/local/bin/run\"\n", ""),
+        &replace(
+            "entrypoint \"/usr/local/bin/run\"\n",
+            "cmd \"/usr/local/bin/run\"\n",
+        ),
+        &[],
+        &[],
+        "entrypoint",
+    );
+}
+
+#[test]
+fn str015_alpine_base() {
+    case(
+        "STR015",
+        &replace(
+            "base \"scratch\"",
+            &format!("base \"docker.io/library/python:3.11-alpine{PINNED}\""),
+        ),
+        &replace(
+            "base \"scratch\"",
+            &format!("base \"docker.io/library/python:3.11-slim{PINNED}\""),
+        ),
+        &[],
+        &["--static"],
+        "\"level\":\"note\"",
+    );
+}
+
+#[test]
+fn rules_are_silenced_by_the_recipe_and_the_command_line() {
+    let t = TestDir::new();
+    let bad = with("tre #false\nenv \"API_TOKEN\" \"x\"");
+    let (json, code) = lint(&t, &recipe(&t, &bad, &[]), &[]);
+    assert!(rules(&json).contains(&"STR010".to_owned()));
+    assert_eq!(code, 1);
+
+    let allowed = format!("{bad}lint {{ allow \"STR010\" }}\n");
+    let (json, code) = lint(
+        &t,
+        &recipe(&t, &allowed, &[]),
+        &["--allow", "STR003,STR004"],
+    );
+    assert_eq!(rules(&json), Vec::<String>::new(), "{json:#}");
+    assert_eq!(code, 0);
+
+    // An unknown id is an error that points at it.
+    let output = t
+        .strata()
+        .args(["lint", "--static"])
+        .arg(recipe(&t, &with("lint { allow \"STR999\" }"), &[]))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("`STR999` is not a lint rule"), "{stderr}");
+    assert!(stderr.contains("image.kdl:14"), "{stderr}");
+}
+
+#[test]
+fn warnings_fail_only_with_strict() {
+    let t = TestDir::new();
+    let path = recipe(&t, &with("tre #false\nlint { allow \"STR003\" }"), &[]);
+    let (json, code) = lint(&t, &path, &[]);
+    assert_eq!(rules(&json), ["STR004"]);
+    assert_eq!(code, 0);
+    let (_, code) = lint(&t, &path, &["--strict"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn sarif_output_validates_against_the_schema() {
+    let t = TestDir::new();
+    let bad = with("tre #false\nenv \"API_TOKEN\" \"x\"");
+    let path = recipe(&t, &bad, &[]);
+    let output = t
+        .strata()
+        .args(["lint", "--format", "sarif"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let sarif = t.join("lint.sarif");
+    std::fs::write(&sarif, &output.stdout).unwrap();
+    validate("sarif-2.1.0.schema.json", &sarif);
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results = json["runs"][0]["results"].as_array().unwrap();
+    let secret = results.iter().find(|r| r["ruleId"] == "STR010").unwrap();
+    assert_eq!(secret["level"], "error");
+    assert_eq!(
+        secret["locations"][0]["physicalLocation"]["region"]["startLine"], 15,
+        "{secret:#}"
+    );
+    let rules = json["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap();
+    assert_eq!(rules.len(), 15);
+}
+
+/// Checks `document` against one of the published schemas in tests/schemas.
+pub fn validate(schema: &str, document: &Path) {
+    let python = std::env::var("STRATA_PYTHON")
+        .expect("STRATA_PYTHON (a Python with jsonschema) is set by .ci/run");
+    run(Command::new(python)
+        .arg(repo_root().join("tests/util/validate.py"))
+        .arg(repo_root().join("tests/schemas").join(schema))
+        .arg(document));
+}
+
+#[test]
+fn build_refuses_a_recipe_that_breaks_an_error_rule() {
+    let t = TestDir::new();
+    let path = recipe(&t, &with("env \"API_TOKEN\" \"x\""), &[]);
+    let out = t.join("out");
+    let stderr = t.build_fails(&path, &out);
+    assert!(stderr.contains("STR010"), "{stderr}");
+    assert!(
+        stderr.contains("the recipe breaks lint rules that stop a build"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing is written");
+
+    t.write(
+        "r/image.kdl",
+        &with("env \"API_TOKEN\" \"x\"\nlint { allow \"STR010\" }"),
+    );
+    t.build(&path, &out);
+}

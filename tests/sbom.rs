@@ -1,0 +1,226 @@
+//! The SBOM: SPDX 2.3 and CycloneDX 1.5 documents that validate against
+//! their published schemas, list the locked packages with their `.deb`
+//! hashes and licences and the recipe's files, are byte-reproducible, sit in
+//! the layout as an artifact whose subject is the image, and reach a
+//! registry under the referrers tag.
+
+use std::fs;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::lint::validate;
+use crate::packages::{recipe, standard_repo};
+use crate::util::apt::{AptRepo, Pkg};
+use crate::util::registry::Registry;
+use crate::util::{TestDir, assert_success, run, tagged_digest};
+
+fn sbom(t: &TestDir, image: &str, format: Option<&str>) -> Vec<u8> {
+    let mut cmd = t.strata();
+    cmd.arg("sbom").arg(image);
+    if let Some(format) = format {
+        cmd.args(["--format", format]);
+    }
+    let output = cmd.output().unwrap();
+    assert_success(&output, "strata sbom");
+    output.stdout
+}
+
+#[test]
+fn spdx_lists_packages_files_and_licences_and_validates() {
+    let t = TestDir::new();
+    let (_repo, url) = standard_repo(&t);
+    let path = recipe(&t, &url, "\"app\"");
+    let out = t.join("out");
+    t.build(&path, &out);
+    let bytes = sbom(&t, &format!("{}:1", out.display()), None);
+    let file = t.join("sbom.spdx.json");
+    fs::write(&file, &bytes).unwrap();
+    validate("spdx-2.3.schema.json", &file);
+
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+    let image = tagged_digest(&out, "1");
+    assert!(
+        doc["documentNamespace"]
+            .as_str()
+            .unwrap()
+            .ends_with(image.trim_start_matches("sha256:")),
+        "{doc:#}"
+    );
+    let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
+    let debs: Vec<&Value> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["SPDXID"].as_str().unwrap().starts_with("SPDXRef-deb-"))
+        .collect();
+    let names: Vec<&str> = debs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["app", "hello-bin", "libfoo", "tiny-mta"]);
+    for p in &debs {
+        let sha = p["checksums"][0]["checksumValue"].as_str().unwrap();
+        assert!(
+            lock.contains(sha),
+            "{sha} of {} is not the lock's",
+            p["name"]
+        );
+        let purl = p["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+        assert!(purl.starts_with(&format!("pkg:deb/debian/{}@", p["name"].as_str().unwrap())));
+    }
+    let libfoo = debs.iter().find(|p| p["name"] == "libfoo").unwrap();
+    assert_eq!(libfoo["versionInfo"], "2.0");
+    assert_eq!(
+        libfoo["externalRefs"][0]["referenceLocator"],
+        "pkg:deb/debian/libfoo@2.0?arch=amd64"
+    );
+    // `app`'s copyright file is not machine-readable: no licence is claimed.
+    let app = debs.iter().find(|p| p["name"] == "app").unwrap();
+    assert_eq!(app["licenseDeclared"], "NOASSERTION");
+}
+
+#[test]
+fn licences_come_from_machine_readable_copyright_files() {
+    let t = TestDir::new();
+    let mut repo = AptRepo::new(&t, "licences");
+    let copyright: &[u8] = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: lib/*\nLicense: Expat\n";
+    repo.add(&Pkg {
+        name: "licensed",
+        version: "1:2.0+dfsg-1",
+        arch: "amd64",
+        fields: &[],
+        files: &[
+            ("/usr/bin/licensed", b"#!/bin/sh\n", 0o755),
+            ("/usr/share/doc/licensed/copyright", copyright, 0o644),
+        ],
+    });
+    repo.publish("stable");
+    let url = repo.serve();
+    repo.export_key(&t.join("image/keys/repo.gpg"));
+    let path = recipe(&t, &url, "\"licensed\"");
+    let out = t.join("out");
+    t.build_cmd(&path, &out)
+        .args(["--sbom", "cyclonedx"])
+        .output()
+        .map(|o| assert_success(&o, "strata build --sbom cyclonedx"))
+        .unwrap();
+    let bytes = sbom(&t, &format!("{}:1", out.display()), Some("cyclonedx"));
+    let file = t.join("sbom.cdx.json");
+    fs::write(&file, &bytes).unwrap();
+    validate("bom-1.5.schema.json", &file);
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["specVersion"], "1.5");
+    let component = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "licensed")
+        .unwrap();
+    assert_eq!(
+        component["purl"],
+        "pkg:deb/debian/licensed@1%3A2.0%2Bdfsg-1?arch=amd64"
+    );
+    let ids: Vec<&str> = component["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["license"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["GPL-2.0-or-later", "Artistic-1.0-Perl", "MIT"]);
+    // Asking for the other format names what is missing.
+    let output = t
+        .strata()
+        .args(["sbom", "--format", "spdx"])
+        .arg(format!("{}:1", out.display()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("has no `application/spdx+json` SBOM"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_sbom_is_an_artifact_about_the_image_and_reproducible() {
+    let t = TestDir::new();
+    let recipe = t.example("app");
+    let (a, b) = (t.join("a"), t.join("b"));
+    t.build(&recipe, &a);
+    t.build(&recipe, &b);
+    let first = sbom(&t, &a.display().to_string(), None);
+    assert_eq!(first, sbom(&t, &b.display().to_string(), None));
+
+    let doc: Value = serde_json::from_slice(&first).unwrap();
+    let files: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fileName"].as_str().unwrap())
+        .collect();
+    assert!(files.contains(&"./opt/app/main.py"), "{files:?}");
+    let main = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fileName"] == "./opt/app/main.py")
+        .unwrap();
+    let expected = format!(
+        "{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(fs::read(t.join("app/app/main.py")).unwrap())
+    );
+    assert_eq!(main["checksums"][1]["checksumValue"], expected.as_str());
+
+    // index.json: the tagged image, then the untagged artifact about it.
+    let index: Value = serde_json::from_slice(&fs::read(a.join("index.json")).unwrap()).unwrap();
+    let artifact = &index["manifests"][1];
+    assert_eq!(artifact["artifactType"], "application/spdx+json");
+    let digest = artifact["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(a.join("blobs/sha256").join(digest)).unwrap()).unwrap();
+    assert_eq!(manifest["subject"]["digest"], tagged_digest(&a, "2.1.0"));
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    // umoci still unpacks the image by its tag.
+    crate::util::unpack(&a, "2.1.0", &t.join("bundle"));
+}
+
+#[test]
+fn a_push_attaches_the_sbom_under_the_referrers_tag() {
+    let t = TestDir::new();
+    let recipe = t.example("app");
+    let out = t.join("out");
+    t.build(&recipe, &out);
+    let registry = Registry::start();
+    let dest = format!("{}/strata/app", registry.addr);
+    run(t.strata().args(["push"]).arg(&out).arg(&dest));
+    let image = tagged_digest(&out, "2.1.0");
+    let tag = image.replace(':', "-");
+    let raw: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{dest}:{tag}"))))
+    .unwrap();
+    let referrer = &raw["manifests"][0];
+    assert_eq!(referrer["artifactType"], "application/spdx+json");
+    let artifact: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://{dest}@{}",
+            referrer["digest"].as_str().unwrap()
+        ))))
+    .unwrap();
+    assert_eq!(artifact["subject"]["digest"], image.as_str());
+    // Pushing again keeps one entry, not two.
+    run(t.strata().args(["push"]).arg(&out).arg(&dest));
+    let raw: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{dest}:{tag}"))))
+    .unwrap();
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 1);
+}
