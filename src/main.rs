@@ -567,6 +567,14 @@ fn build_command(
                 .collect::<serde_json::Map<_, _>>(),
             "seconds": started.elapsed().as_secs_f64(),
             "pushed": pushed.iter().map(push_json).collect::<Vec<_>>(),
+            "referrers": built
+                .referrers
+                .iter()
+                .map(|d| serde_json::json!({
+                    "digest": d.digest().to_string(),
+                    "artifactType": d.artifact_type().as_ref().map(ToString::to_string),
+                }))
+                .collect::<Vec<_>>(),
         });
         println!(
             "{}",

@@ -1,0 +1,116 @@
+//! What people read, pinned with insta snapshots (tests/snapshots/): the
+//! human output of `lint` and `inspect`, the `build --json` document, and
+//! error messages in their one style (what happened, where, what to do).
+//! Any change to them shows up as a snapshot diff to review.
+
+use std::process::Output;
+
+use crate::util::{TestDir, text};
+
+/// Runs `strata ARGS` in `t` (relative paths, so no temporary folder shows)
+/// and returns stdout and stderr, with anything host-specific replaced.
+fn strata(t: &TestDir, args: &[&str]) -> (String, String, Option<i32>) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = t.strata().args(args).output().unwrap();
+    let clean = |bytes: &[u8]| text(bytes).replace(&t.path().display().to_string(), "[tmp]");
+    (clean(&stdout), clean(&stderr), status.code())
+}
+
+/// A recipe that breaks a few rules, in a folder outside any git checkout.
+const LINTED: &str = r#"name "survey"
+version "latest"
+base "docker.io/library/python:3.11-alpine"
+tre #false
+env "API_TOKEN" "abc123"
+layer "app" {
+    copy "analysis.py" "/opt/analysis.py"
+    copy "cohort.csv" "/opt/cohort.csv"
+}
+"#;
+
+#[test]
+fn lint_human_output() {
+    let t = TestDir::new();
+    t.write("analysis.py", "print('hi')\n");
+    t.write("cohort.csv", "id,age\n1,40\n");
+    t.write("image.kdl", LINTED);
+    let (stdout, stderr, code) = strata(&t, &["lint", "--static", "image.kdl"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    insta::assert_snapshot!("lint_human", stdout);
+}
+
+#[test]
+fn lint_rule_list() {
+    let t = TestDir::new();
+    let (stdout, _, code) = strata(&t, &["lint", "--list"]);
+    assert_eq!(code, Some(0));
+    insta::assert_snapshot!("lint_list", stdout);
+}
+
+#[test]
+fn inspect_human_output() {
+    let t = TestDir::new();
+    let recipe = t.example("hello");
+    t.build(&recipe, &t.join("out"));
+    let (stdout, stderr, code) = strata(&t, &["inspect", "out:1.0.0"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    insta::assert_snapshot!("inspect_hello", stdout);
+}
+
+#[test]
+fn build_json_document() {
+    let t = TestDir::new();
+    t.example("hello");
+    let (stdout, stderr, code) = strata(&t, &["build", "hello/image.kdl", "-o", "out", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // Durations vary from run to run; their presence is what is pinned.
+    json["seconds"] = "[seconds]".into();
+    for (_, value) in json["timings"].as_object_mut().unwrap() {
+        *value = "[seconds]".into();
+    }
+    insta::assert_snapshot!(
+        "build_json_hello",
+        serde_json::to_string_pretty(&json).unwrap()
+    );
+}
+
+/// Error messages, each from a recipe that makes one mistake.
+#[test]
+fn error_messages() {
+    let cases = [
+        (
+            "unknown_node",
+            "name \"x\"\nbase \"scratch\"\nlayr \"a\" {\n}\n",
+        ),
+        (
+            "missing_copy_source",
+            "name \"x\"\nbase \"scratch\"\nlayer \"a\" {\n    copy \"nope.txt\" \"/opt/nope.txt\"\n}\n",
+        ),
+        (
+            "root_user_under_tre",
+            "name \"x\"\nbase \"scratch\"\nuser \"admin\" uid=0\n",
+        ),
+        (
+            "unknown_lint_rule",
+            "name \"x\"\nbase \"scratch\"\nlint {\n    allow \"STR042\"\n}\n",
+        ),
+        (
+            "bad_mode",
+            "name \"x\"\nbase \"scratch\"\nlayer \"a\" {\n    file \"/a\" \"x\" mode=0o7777777\n}\n",
+        ),
+    ];
+    let mut all = String::new();
+    for (name, recipe) in cases {
+        let t = TestDir::new();
+        t.write("image.kdl", recipe);
+        let (_, stderr, code) = strata(&t, &["build", "image.kdl", "-o", "out"]);
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert!(!t.join("out").exists(), "{name}: nothing is written");
+        all.push_str(&format!("--- {name}\n{stderr}\n"));
+    }
+    insta::assert_snapshot!("errors", all);
+}
