@@ -154,9 +154,9 @@ enum Command {
     /// Check a recipe and the image it would build against the TRE and
     /// supply-chain rules (spec/lint.md)
     Lint {
-        /// The recipe (a KDL file such as `image.kdl`)
+        /// The recipes (KDL files such as `image.kdl`)
         #[arg(required_unless_present = "list")]
-        recipe: Option<PathBuf>,
+        recipes: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = LintFormat::Human)]
         format: LintFormat,
         /// Silence these rules (`STR004` or `STR004,STR006`), besides the recipe's `lint { allow … }`
@@ -373,7 +373,7 @@ fn run(cli: Cli) -> Result<(), Report> {
         } => login_command(&registry, username, password_stdin, password, tls),
         Command::Lock { recipe, registry } => lock_command(&recipe, registry.options()?),
         Command::Lint {
-            recipe,
+            recipes,
             format,
             allow,
             strict,
@@ -381,22 +381,20 @@ fn run(cli: Cli) -> Result<(), Report> {
             offline,
             list,
             registry,
-        } => match recipe.filter(|_| !list) {
-            None => {
+        } => {
+            if list {
                 print!("{}", strata::lint::render::list());
-                Ok(())
+                return Ok(());
             }
-            Some(recipe) => {
-                let options = LintOptions {
-                    format,
-                    allow,
-                    strict,
-                    static_only,
-                    offline,
-                };
-                lint_command(&recipe, &options, registry.options()?)
-            }
-        },
+            let options = LintOptions {
+                format,
+                allow,
+                strict,
+                static_only,
+                offline,
+            };
+            lint_command(&recipes, &options, &registry.options()?)
+        }
         Command::Inspect { image, json } => inspect_command(&image, json),
         Command::Sbom { image, format } => {
             let (dir, tag) = split_image(&image);
@@ -701,49 +699,75 @@ fn split_image(image: &str) -> (&str, Option<&str>) {
 /// Lint findings are the command's output (stdout), like hadolint's; the
 /// exit code says whether they fail the run.
 fn lint_command(
-    recipe_path: &Path,
+    recipes: &[PathBuf],
     options: &LintOptions,
-    registry: registry::Options,
+    registry: &registry::Options,
 ) -> Result<(), Report> {
-    let recipe = Recipe::load(recipe_path)?;
-    let allow = lint::Allow::new(&recipe, &options.allow)?;
-    let findings = if options.static_only {
-        lint::check_recipe(&recipe, &allow)?
-    } else {
-        let cache = Cache::from_env()?;
-        let build_options = BuildOptions {
-            offline: options.offline,
-            ..BuildOptions::new(recipe_path, registry)
-        };
-        match strata::build::plan(&recipe, &build_options, &cache) {
-            Ok(planned) => lint::check(&recipe, &planned, &allow)?,
-            // A recipe the build rejects still gets its recipe findings,
-            // when they explain the rejection.
-            Err(error) => {
-                let findings = lint::check_recipe(&recipe, &allow)?;
-                if !lint::fails(&findings, false) {
-                    return Err(error.into());
-                }
-                progress::get().suspend(|| {
-                    eprintln!("note: image rules not run, the build stops first: {error}")
-                });
-                findings
-            }
-        }
-    };
+    let mut results = Vec::new();
+    for path in recipes {
+        results.push(lint_recipe(path, options, registry)?);
+    }
     match options.format {
         LintFormat::Human => {
             let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            print!("{}", lint::render::human(&recipe, &findings, color));
+            for (recipe, findings) in &results {
+                print!("{}", lint::render::human(recipe, findings, color));
+            }
         }
-        LintFormat::Json => println!("{:#}", lint::render::json(&recipe, &findings)),
-        LintFormat::Sarif => println!("{:#}", lint::render::sarif(&recipe, &findings)),
+        // One recipe, one document; several (a pre-commit run), an array.
+        LintFormat::Json => {
+            let mut documents: Vec<_> = results
+                .iter()
+                .map(|(recipe, findings)| lint::render::json(recipe, findings))
+                .collect();
+            match documents.len() {
+                1 => println!("{:#}", documents.remove(0)),
+                _ => println!("{:#}", serde_json::Value::Array(documents)),
+            }
+        }
+        LintFormat::Sarif => println!("{:#}", lint::render::sarif(&results)),
     }
-    if lint::fails(&findings, options.strict) {
+    if results
+        .iter()
+        .any(|(_, findings)| lint::fails(findings, options.strict))
+    {
         return Err(Report::new(LintFailed));
     }
     Ok(())
+}
+
+fn lint_recipe(
+    recipe_path: &Path,
+    options: &LintOptions,
+    registry: &registry::Options,
+) -> Result<(Recipe, Vec<lint::Finding>), Report> {
+    let recipe = Recipe::load(recipe_path)?;
+    let allow = lint::Allow::new(&recipe, &options.allow)?;
+    if options.static_only {
+        let findings = lint::check_recipe(&recipe, &allow)?;
+        return Ok((recipe, findings));
+    }
+    let cache = Cache::from_env()?;
+    let build_options = BuildOptions {
+        offline: options.offline,
+        ..BuildOptions::new(recipe_path, registry.clone())
+    };
+    let findings = match strata::build::plan(&recipe, &build_options, &cache) {
+        Ok(planned) => lint::check(&recipe, &planned, &allow)?,
+        // A recipe the build rejects still gets its recipe findings, when
+        // they explain the rejection.
+        Err(error) => {
+            let findings = lint::check_recipe(&recipe, &allow)?;
+            if !lint::fails(&findings, false) {
+                return Err(error.into());
+            }
+            progress::get()
+                .suspend(|| eprintln!("note: image rules not run, the build stops first: {error}"));
+            findings
+        }
+    };
+    Ok((recipe, findings))
 }
 
 /// Findings that fail the run were already printed: exit 1 without more output.

@@ -491,3 +491,68 @@ fn build_refuses_a_recipe_that_breaks_an_error_rule() {
     );
     t.build(&path, &out);
 }
+
+/// Reads a YAML file as JSON through Python (python3-yaml, installed by .ci/run).
+fn yaml(path: &Path) -> Value {
+    let json = run(Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(path));
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn the_pre_commit_hook_lints_every_recipe_it_is_given() {
+    let hooks = yaml(&repo_root().join(".pre-commit-hooks.yaml"));
+    let hook = &hooks[0];
+    assert_eq!(hook["id"], "strata-lint");
+    assert_eq!(hook["language"], "rust");
+    let entry: Vec<&str> = hook["entry"].as_str().unwrap().split_whitespace().collect();
+    assert_eq!(entry[0], "strata");
+
+    let t = TestDir::new();
+    let good = recipe(&t, CLEAN, &[]);
+    t.write("bad/run.sh", "#!/bin/sh\n");
+    let bad = t.write("bad/image.kdl", &with("env \"API_TOKEN\" \"x\""));
+    // As pre-commit runs it: the entry, then the changed files.
+    let output = t
+        .strata()
+        .args(&entry[1..])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("r/image.kdl: no problems found"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("STR010"), "{stdout}");
+}
+
+#[test]
+fn the_ci_example_lints_builds_scans_and_pushes() {
+    let workflow = yaml(&repo_root().join("examples/ci/github-actions.yml"));
+    let runs: Vec<&str> = workflow["jobs"]["image"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    let script = runs.join("\n");
+    for needle in [
+        "strata lint --format sarif image.kdl",
+        "strata build image.kdl --locked -o out",
+        "strata sbom out",
+        "strata push out",
+    ] {
+        assert!(
+            script.contains(needle),
+            "{needle:?} missing from:\n{script}"
+        );
+    }
+    assert!(!script.contains("docker "), "no daemon: {script}");
+}

@@ -158,8 +158,8 @@ pub fn json(recipe: &Recipe, findings: &[Finding]) -> Value {
 }
 
 /// A SARIF 2.1.0 log with one run: every rule in the driver, one result per
-/// finding, located in the recipe (`uri` as given on the command line).
-pub fn sarif(recipe: &Recipe, findings: &[Finding]) -> Value {
+/// finding, located in its recipe (`uri` as given on the command line).
+pub fn sarif(results: &[(Recipe, Vec<Finding>)]) -> Value {
     let rules: Vec<Value> = RULES
         .iter()
         .map(|r| {
@@ -172,16 +172,16 @@ pub fn sarif(recipe: &Recipe, findings: &[Finding]) -> Value {
             })
         })
         .collect();
-    let uri = recipe.source.path.to_string_lossy().replace('\\', "/");
-    let results: Vec<Value> = findings
-        .iter()
-        .map(|f| {
+    let mut out = Vec::new();
+    for (recipe, findings) in results {
+        let uri = recipe.source.path.to_string_lossy().replace('\\', "/");
+        for f in findings {
             let mut text = f.message.clone();
             if !f.items.is_empty() {
                 text.push_str(": ");
                 text.push_str(&f.items.join(", "));
             }
-            json!({
+            out.push(json!({
                 "ruleId": f.rule.id,
                 "ruleIndex": RULES.iter().position(|r| r.id == f.rule.id),
                 "level": f.level.as_str(),
@@ -192,9 +192,9 @@ pub fn sarif(recipe: &Recipe, findings: &[Finding]) -> Value {
                         "region": region(recipe, f),
                     }
                 }],
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -204,7 +204,7 @@ pub fn sarif(recipe: &Recipe, findings: &[Finding]) -> Value {
                 "version": env!("CARGO_PKG_VERSION"),
                 "rules": rules,
             }},
-            "results": results,
+            "results": out,
         }],
     })
 }
