@@ -5,7 +5,9 @@ use std::io;
 use oci_spec::image::{Descriptor, ImageConfiguration};
 use serde::Serialize;
 
-use crate::layout::{HashingReader, Layout, LayoutError, REF_NAME, descriptor_digest, is_index};
+use crate::layout::{
+    HashingReader, Layout, LayoutError, REF_NAME, descriptor_digest, is_artifact, is_index,
+};
 use crate::platform::Platform;
 
 #[derive(Debug, Serialize)]
@@ -14,6 +16,14 @@ pub struct Inspection {
     pub media_type: String,
     pub tags: Vec<String>,
     pub images: Vec<ImageInfo>,
+    /// Artifacts in the layout whose subject is this image (its SBOM).
+    pub referrers: Vec<Referrer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Referrer {
+    pub digest: String,
+    pub artifact_type: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,11 +88,25 @@ pub fn inspect(layout: &Layout, tag: Option<&str>) -> Result<Inspection, LayoutE
             layers,
         });
     }
+    let mut referrers = Vec::new();
+    for d in layout.index.manifests().iter().filter(|d| is_artifact(d)) {
+        let manifest: oci_spec::image::ImageManifest = layout.read_json(d, "artifact manifest")?;
+        if manifest.subject().as_ref().map(|s| s.digest()) == Some(top.digest()) {
+            referrers.push(Referrer {
+                digest: d.digest().to_string(),
+                artifact_type: d
+                    .artifact_type()
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string),
+            });
+        }
+    }
     Ok(Inspection {
         digest: digest.to_string(),
         media_type: top.media_type().to_string(),
         tags,
         images,
+        referrers,
     })
 }
 
@@ -118,6 +142,9 @@ pub fn render(inspection: &Inspection) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "image   {}", inspection.digest);
     let _ = writeln!(out, "tags    {}", inspection.tags.join(", "));
+    for r in &inspection.referrers {
+        let _ = writeln!(out, "artifact {} ({})", r.digest, r.artifact_type);
+    }
     for image in &inspection.images {
         let _ = writeln!(
             out,

