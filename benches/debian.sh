@@ -25,8 +25,7 @@ debian "bookworm" {
 }
 KDL
 
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+source "$root/benches/common.sh"
 
 strata_cold=()
 baseline=()

@@ -32,9 +32,7 @@ start_registry() {
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.05; done
 }
 
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-elapsed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc; }
+source "$root/benches/common.sh"
 
 cp -r "$root/examples/python" "$work/python"
 "$strata" build "$work/python/image.kdl" -o "$work/layout" 2>/dev/null

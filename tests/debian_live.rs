@@ -96,13 +96,7 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
     // this one also lists the SBOM artifact: Syft reads the same image from
     // a docker-archive instead.
     let archive = t.join("python.tar");
-    assert_success(
-        &t.build_cmd(&recipe, &archive)
-            .args(["--format", "docker-archive"])
-            .output()
-            .unwrap(),
-        "strata build --format docker-archive",
-    );
+    t.build_with(&recipe, &archive, &["--format", "docker-archive"]);
     let syft: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_SYFT"))
         .args(["scan", "-q", "-o", "json"])
         .arg(format!("docker-archive:{}", archive.display()))))

@@ -151,13 +151,7 @@ fn skopeo_round_trip_through_the_reference_registry() {
     let recipe = t.example("app");
     let out = t.join("out");
     // skopeo copies the image, not its SBOM artifact: compare like with like.
-    util::assert_success(
-        &t.build_cmd(&recipe, &out)
-            .args(["--sbom", "none"])
-            .output()
-            .unwrap(),
-        "strata build",
-    );
+    t.build_with(&recipe, &out, &["--sbom", "none"]);
     let registry = Registry::start();
     let remote = format!("docker://{}/strata/app:2.1.0", registry.addr);
     run(Command::new("skopeo")

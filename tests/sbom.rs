@@ -99,11 +99,7 @@ fn licences_come_from_machine_readable_copyright_files() {
     repo.export_key(&t.join("image/keys/repo.gpg"));
     let path = recipe(&t, &url, "\"licensed\"");
     let out = t.join("out");
-    t.build_cmd(&path, &out)
-        .args(["--sbom", "cyclonedx"])
-        .output()
-        .map(|o| assert_success(&o, "strata build --sbom cyclonedx"))
-        .unwrap();
+    t.build_with(&path, &out, &["--sbom", "cyclonedx"]);
     let bytes = sbom(&t, &format!("{}:1", out.display()), Some("cyclonedx"));
     let file = t.join("sbom.cdx.json");
     fs::write(&file, &bytes).unwrap();
@@ -189,6 +185,13 @@ fn the_sbom_is_an_artifact_about_the_image_and_reproducible() {
     );
     // umoci still unpacks the image by its tag.
     crate::util::unpack(&a, "2.1.0", &t.join("bundle"));
+
+    // The image does not depend on its SBOM.
+    let none = t.join("none");
+    t.build_with(&recipe, &none, &["--sbom", "none"]);
+    assert_eq!(tagged_digest(&none, "2.1.0"), tagged_digest(&a, "2.1.0"));
+    let index: Value = serde_json::from_slice(&fs::read(none.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
 }
 
 #[test]

@@ -103,13 +103,24 @@ fn passwd(base: &BaseImage, plan: &Planned) -> String {
     base.lower.text("etc/passwd").unwrap_or_default().to_owned()
 }
 
-fn listed(mut items: Vec<String>) -> Vec<String> {
+/// A finding about `items` (none when there are none): the message from
+/// their count, and at most `MAX_ITEMS` of them listed.
+fn about(
+    rule: &'static Rule,
+    mut items: Vec<String>,
+    message: impl FnOnce(usize) -> String,
+    span: Option<SourceSpan>,
+) -> Option<Finding> {
+    if items.is_empty() {
+        return None;
+    }
+    let message = message(items.len());
     if items.len() > MAX_ITEMS {
         let more = items.len() - MAX_ITEMS;
         items.truncate(MAX_ITEMS);
         items.push(format!("… and {more} more"));
     }
-    items
+    Some(Finding::new(rule, message, span).items(items))
 }
 
 /// STR007: what the runtime user could change. Its home, the TRE mount
@@ -158,19 +169,12 @@ fn writable(
             ));
         }
     }
-    if !items.is_empty() {
-        out.push(
-            Finding::new(
-                WRITABLE_BY_USER,
-                format!(
-                    "{} path(s) can be changed by uid {uid} at run time",
-                    items.len()
-                ),
-                recipe.user.as_ref().map(|u| u.name.span),
-            )
-            .items(listed(items)),
-        );
-    }
+    out.extend(about(
+        WRITABLE_BY_USER,
+        items,
+        |n| format!("{n} path(s) can be changed by uid {uid} at run time"),
+        recipe.user.as_ref().map(|u| u.name.span),
+    ));
 }
 
 /// STR008: what strata adds (packages, its own layer, the recipe's layers)
@@ -191,16 +195,12 @@ fn unreadable(plan: &Planned, out: &mut Vec<Finding>) {
             items.push(format!("/{path} ({:04o})", entry.mode & 0o7777));
         }
     }
-    if !items.is_empty() {
-        out.push(
-            Finding::new(
-                UNREADABLE,
-                format!("{} path(s) are not readable by other users", items.len()),
-                None,
-            )
-            .items(listed(items)),
-        );
-    }
+    out.extend(about(
+        UNREADABLE,
+        items,
+        |n| format!("{n} path(s) are not readable by other users"),
+        None,
+    ));
 }
 
 /// STR009: every setuid or setgid file of the image, base included.
@@ -218,16 +218,12 @@ fn setuid(plan: &Planned, out: &mut Vec<Finding>) {
             format!("{path} ({bits}, {:04o})", e.mode & 0o7777)
         })
         .collect();
-    if !items.is_empty() {
-        out.push(
-            Finding::new(
-                SETUID,
-                format!("{} setuid/setgid file(s) in the image", items.len()),
-                None,
-            )
-            .items(listed(items)),
-        );
-    }
+    out.extend(about(
+        SETUID,
+        items,
+        |n| format!("{n} setuid/setgid file(s) in the image"),
+        None,
+    ));
 }
 
 /// STR011: users a package's postinst would add, that the image lacks.
@@ -241,17 +237,10 @@ fn system_users(recipe: &Recipe, plan: &Planned, passwd: &str, out: &mut Vec<Fin
             }
         }
     }
-    if !items.is_empty() {
-        out.push(
-            Finding::new(
-                SYSTEM_USER,
-                format!(
-                    "{} system user(s) from maintainer scripts are missing",
-                    items.len()
-                ),
-                recipe.debian.as_ref().map(|d| d.span),
-            )
-            .items(items),
-        );
-    }
+    out.extend(about(
+        SYSTEM_USER,
+        items,
+        |n| format!("{n} system user(s) from maintainer scripts are missing"),
+        recipe.debian.as_ref().map(|d| d.span),
+    ));
 }

@@ -55,8 +55,13 @@ pub fn spdx_id(debian: &str) -> String {
     if let Some((_, id)) = TABLE.iter().find(|(name, _)| *name == lower) {
         return (*id).to_owned();
     }
-    let cleaned: String = debian
-        .chars()
+    format!("LicenseRef-{}", id_chars(debian))
+}
+
+/// `text` with every character SPDX identifiers do not allow (anything but
+/// ASCII letters, digits, `.` and `-`) replaced by `-`.
+pub fn id_chars(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                 c
@@ -64,8 +69,7 @@ pub fn spdx_id(debian: &str) -> String {
                 '-'
             }
         })
-        .collect();
-    format!("LicenseRef-{cleaned}")
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,19 +10,9 @@ fn package_id(p: &Package) -> String {
     spdx_ref(&format!("deb-{}-{}-{}", p.name, p.architecture, p.version))
 }
 
-/// `SPDXRef-` followed by the characters SPDX ids allow (letters, digits, `.`, `-`).
+/// `SPDXRef-` followed by the characters SPDX ids allow.
 fn spdx_ref(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("SPDXRef-{cleaned}")
+    format!("SPDXRef-{}", super::license::id_chars(text))
 }
 
 fn purl_ref(purl: String) -> Value {

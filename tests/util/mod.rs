@@ -91,6 +91,13 @@ impl TestDir {
         output
     }
 
+    /// `strata build RECIPE -o OUT ARGS…`, asserting success.
+    pub fn build_with(&self, recipe: &Path, out: &Path, args: &[&str]) -> Output {
+        let output = self.build_cmd(recipe, out).args(args).output().unwrap();
+        assert_success(&output, &format!("strata build {}", args.join(" ")));
+        output
+    }
+
     /// Runs a build expected to fail and returns its stderr.
     pub fn build_fails(&self, recipe: &Path, out: &Path) -> String {
         let output = self.build_cmd(recipe, out).output().unwrap();
