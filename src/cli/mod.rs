@@ -1,0 +1,128 @@
+//! The command layer: turns parsed arguments into calls to the library and
+//! prints what they return.
+//!
+//! `args` holds the clap definitions; each other module holds one family of
+//! commands. The helpers below are the few every family shares.
+
+mod args;
+mod build;
+mod generate;
+mod inspect;
+mod lint;
+mod recipe;
+mod registry;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use miette::Report;
+
+use strata::build::BuildOptions;
+use strata::progress;
+
+pub use args::Cli;
+use args::Command;
+
+pub fn run(cli: Cli) -> Result<(), Report> {
+    match cli.command {
+        Command::Build {
+            recipe,
+            output,
+            tags,
+            format,
+            compression,
+            json,
+            locked,
+            offline,
+            push,
+            digest_file,
+            sbom,
+            registry,
+        } => {
+            let options = BuildOptions {
+                compression,
+                tags,
+                locked,
+                offline,
+                sbom,
+                ..BuildOptions::new(&recipe, registry.options()?)
+            };
+            let publish = build::Publish {
+                destinations: push,
+                digest_file,
+            };
+            build::build_command(&recipe, output, format, &options, json, &publish)
+        }
+        Command::Push {
+            image,
+            destinations,
+            tags,
+            digest_file,
+            registry,
+        } => registry::push_command(&image, &destinations, tags, digest_file, registry),
+        Command::ResolveBase {
+            reference,
+            registry,
+        } => registry::resolve_base_command(&reference, registry),
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+            password,
+            tls,
+        } => registry::login_command(&registry, username, password_stdin, password, tls),
+        Command::Lock { recipe, registry } => recipe::lock_command(&recipe, registry.options()?),
+        Command::Lint {
+            recipes,
+            format,
+            allow,
+            strict,
+            static_only,
+            offline,
+            list,
+            registry,
+        } => {
+            if list {
+                print!("{}", strata::lint::render::list());
+                return Ok(());
+            }
+            let options = lint::LintOptions {
+                format,
+                allow,
+                strict,
+                static_only,
+                offline,
+            };
+            lint::lint_command(&recipes, &options, &registry.options()?)
+        }
+        Command::Inspect { image, json } => inspect::inspect_command(&image, json),
+        Command::Sbom { image, format } => inspect::sbom_command(&image, format),
+        Command::Diff {
+            a,
+            b,
+            json,
+            exit_code,
+        } => inspect::diff_command(&a, &b, json, exit_code),
+        Command::Init => recipe::init_command(),
+        Command::Completions { shell } => generate::completions_command(shell),
+        Command::Man => generate::man_command(),
+    }
+}
+
+/// A result line on stderr, above any bars; `-q` drops it.
+fn say(line: String) {
+    progress::get().println(line);
+}
+
+/// `DIR` or `DIR:TAG` (a folder whose name holds `:` is taken whole).
+fn split_image(image: &str) -> (&str, Option<&str>) {
+    match image.rsplit_once(':') {
+        Some((dir, tag)) if !Path::new(image).is_dir() => (dir, Some(tag)),
+        _ => (image, None),
+    }
+}
+
+/// Whether to colour what goes to `stream`: a terminal, and no `NO_COLOR`.
+fn color(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && !progress::no_color()
+}

@@ -1,0 +1,40 @@
+//! Commands that write files beside a recipe: `init` (a starter recipe)
+//! and `lock` (the resolved Debian packages).
+
+use std::path::Path;
+
+use miette::Report;
+
+use strata::build::BuildOptions;
+use strata::cache::Cache;
+use strata::recipe::Recipe;
+use strata::registry;
+
+use super::say;
+
+pub fn init_command() -> Result<(), Report> {
+    let recipe = strata::init::init(Path::new("."))?;
+    say(format!(
+        "wrote {} and analysis/main.py; build with `strata build {}`",
+        recipe.display(),
+        recipe.display()
+    ));
+    Ok(())
+}
+
+pub fn lock_command(recipe_path: &Path, registry: registry::Options) -> Result<(), Report> {
+    let recipe = Recipe::load(recipe_path)?;
+    let cache = Cache::from_env()?;
+    let options = BuildOptions::new(recipe_path, registry);
+    match strata::build::lock(&recipe, &options, &cache)? {
+        Some(lock) => {
+            let count: usize = lock.platforms.values().map(Vec::len).sum();
+            say(format!(
+                "locked {count} package(s) → {}",
+                options.lock_path.display()
+            ));
+        }
+        None => say("the recipe installs no packages: nothing to lock".to_owned()),
+    }
+    Ok(())
+}
