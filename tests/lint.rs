@@ -556,3 +556,44 @@ fn the_ci_example_lints_builds_scans_and_pushes() {
     }
     assert!(!script.contains("docker "), "no daemon: {script}");
 }
+
+#[test]
+fn a_declared_system_user_satisfies_str011_and_lands_in_passwd() {
+    let t = TestDir::new();
+    let mut repo = AptRepo::new(&t, "declared");
+    let postinst: &[u8] = b"#!/bin/sh\nadduser --system --group svcuser\n";
+    repo.add(&Pkg {
+        name: "svc",
+        version: "1.0",
+        arch: "amd64",
+        fields: &[],
+        files: &[
+            ("/usr/bin/svc", b"#!/bin/sh\n", 0o755),
+            ("DEBIAN/postinst", postinst, 0o755),
+        ],
+    });
+    repo.publish("stable");
+    let url = repo.serve();
+    repo.export_key(&t.join("r/keys/repo.gpg"));
+    let path = recipe(
+        &t,
+        &with(&format!(
+            "system-user \"svcuser\" uid=901\ndebian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install \"svc\"\n}}"
+        )),
+        &[],
+    );
+    let (json, _) = lint(&t, &path, &[]);
+    assert!(!rules(&json).contains(&"STR011".to_owned()), "{json:#}");
+
+    let out = t.join("out");
+    t.build(&path, &out);
+    let rootfs = crate::util::unpack(&out, "1.0", &t.join("bundle"));
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("svcuser:x:901:901:svcuser:/nonexistent:/usr/sbin/nologin\n"),
+        "{passwd}"
+    );
+    assert!(passwd.contains("analyst:x:10001:"), "{passwd}");
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
+    assert!(group.contains("svcuser:x:901:"), "{group}");
+}

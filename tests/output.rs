@@ -99,6 +99,10 @@ fn error_messages() {
             "name \"x\"\nbase \"scratch\"\nlint {\n    allow \"STR042\"\n}\n",
         ),
         (
+            "system_user_without_uid",
+            "name \"x\"\nbase \"scratch\"\nsystem-user \"messagebus\"\n",
+        ),
+        (
             "bad_mode",
             "name \"x\"\nbase \"scratch\"\nlayer \"a\" {\n    file \"/a\" \"x\" mode=0o7777777\n}\n",
         ),

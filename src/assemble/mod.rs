@@ -73,6 +73,24 @@ pub struct Assembly {
 pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, AssembleError> {
     let mut accounts = Accounts::from_base(lower.text("etc/passwd"), lower.text("etc/group"));
     let user = image_user(recipe, lower, &mut accounts)?;
+    for system in &recipe.system_users {
+        accounts
+            .ensure_user(
+                &system.name,
+                system.uid,
+                system.gid,
+                &system.home.to_string(),
+                &system.shell,
+            )
+            .map_err(|e| {
+                recipe.error(
+                    system.name.span,
+                    e.to_string(),
+                    "conflicts with an existing account",
+                    Some("use the name and uid the base already has, or free ones".into()),
+                )
+            })?;
+    }
 
     // Expand the recipe first: strata's own layer leaves alone what it writes.
     let mut recipe_layers = Vec::new();

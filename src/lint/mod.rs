@@ -93,7 +93,7 @@ rules! {
         "never bake secrets into an image: anyone who can pull it can read them; pass them at run time";
     SYSTEM_USER = "STR011" "undeclared-system-user" Warning
         "a package's postinst would create a system user that the image does not have"
-        "strata runs no maintainer script: use a base that has the user, or make it the recipe's `user`; allow STR011 if the program never looks the user up";
+        "strata runs no maintainer script: declare the account with `system-user \"NAME\" uid=N`, or use a base that has it";
     NETWORK_AT_RUNTIME = "STR012" "network-at-runtime" Warning
         "Hugging Face libraries are installed but HF_HUB_OFFLINE is not 1"
         "a TRE has no network: set `env \"HF_HUB_OFFLINE\" \"1\"` (the TRE preset does) and load models from /safe_data";

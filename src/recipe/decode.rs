@@ -31,6 +31,7 @@ const TOP_LEVEL: &[&str] = &[
     "base",
     "platform",
     "user",
+    "system-user",
     "tre",
     "layer",
     "env",
@@ -102,6 +103,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         debian: None,
         lint_allow: Vec::new(),
         nodes: Vec::new(),
+        system_users: Vec::new(),
     };
     for node in doc.nodes() {
         decoder.top_level(Node { node, src: &source })?;
@@ -148,6 +150,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         debian: decoder.debian,
         lint_allow: decoder.lint_allow,
         nodes: decoder.nodes,
+        system_users: decoder.system_users,
     })
 }
 
@@ -167,6 +170,7 @@ struct Decoder<'a> {
     debian: Option<DebianSpec>,
     lint_allow: Vec<Spanned<String>>,
     nodes: Vec<NodeSpan>,
+    system_users: Vec<UserSpec>,
 }
 
 impl Decoder<'_> {
@@ -201,6 +205,7 @@ impl Decoder<'_> {
             && name != "expose"
             && name != "volume"
             && name != "lint"
+            && name != "system-user"
         {
             self.once(&node)?;
         }
@@ -296,7 +301,26 @@ impl Decoder<'_> {
                     });
                 }
             }
-            "user" => self.user = Some(decode_user(&node)?),
+            "user" => self.user = Some(decode_user(&node, false)?),
+            "system-user" => {
+                let user = decode_user(&node, true)?;
+                if let Some(earlier) = self
+                    .system_users
+                    .iter()
+                    .find(|u| u.name.value == user.name.value)
+                {
+                    return Err(self.src.error(
+                        user.name.span,
+                        format!("system user `{}` is declared twice", user.name.value),
+                        "again here",
+                        Some(format!(
+                            "keep one (the first is at {})",
+                            self.src.position(earlier.name.span)
+                        )),
+                    ));
+                }
+                self.system_users.push(user);
+            }
             "tre" => {
                 node.check_props(&[])?;
                 node.no_children()?;
@@ -470,7 +494,10 @@ fn decode_lint(node: &Node) -> Result<Vec<Spanned<String>>> {
     Ok(allow)
 }
 
-fn decode_user(node: &Node) -> Result<UserSpec> {
+/// `user` (the image's user) or `system-user` (an account a package expects,
+/// which a postinst would have created): the same properties, with system
+/// defaults (no home, no shell) and an explicit uid for the latter.
+fn decode_user(node: &Node, system: bool) -> Result<UserSpec> {
     node.check_props(&["uid", "gid", "home", "shell"])?;
     node.no_children()?;
     let name = node.single_string("user name")?;
@@ -488,15 +515,34 @@ fn decode_user(node: &Node) -> Result<UserSpec> {
             Some("use up to 32 letters, digits, `_`, `-` or `.`, not starting with `-`".into()),
         ));
     }
-    let uid = node.prop_u32("uid")?.unwrap_or(10001);
+    let uid = match node.prop_u32("uid")? {
+        Some(uid) => uid,
+        None if system => {
+            return Err(node.err(
+                format!("system user `{}` has no `uid`", name.value),
+                "no uid",
+                format!(
+                    "give the id the package expects, e.g. `system-user \"{}\" uid=101`",
+                    name.value
+                ),
+            ));
+        }
+        None => 10001,
+    };
     let gid = node.prop_u32("gid")?.unwrap_or(uid);
     let home = match node.prop_string("home")? {
         Some(home) => image_path(node, &home)?,
+        None if system => ImagePath::root().join("nonexistent"),
         None => ImagePath::root().join("home").join(&name),
+    };
+    let default_shell = if system {
+        "/usr/sbin/nologin"
+    } else {
+        "/sbin/nologin"
     };
     let shell = node
         .prop_string("shell")?
-        .map_or_else(|| "/sbin/nologin".to_owned(), |s| s.value);
+        .map_or_else(|| default_shell.to_owned(), |s| s.value);
     Ok(UserSpec {
         name,
         uid,

@@ -40,6 +40,9 @@ pub struct Recipe {
     pub base: Spanned<BaseRef>,
     pub platforms: Vec<Spanned<Platform>>,
     pub user: Option<UserSpec>,
+    /// Accounts packages expect (`system-user`), written into `/etc/passwd`
+    /// and `/etc/group` as a postinst's `adduser --system` would have.
+    pub system_users: Vec<UserSpec>,
     pub tre: bool,
     pub layers: Vec<LayerSpec>,
     pub runtime: Runtime,
