@@ -32,20 +32,25 @@ const PINNED: &str = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef01
 /// A recipe folder in a git checkout (so `revision` has a value) with
 /// `run.sh`, `recipe` as `image.kdl`, and `extra` files.
 fn recipe(t: &TestDir, recipe: &str, extra: &[(&str, &str)]) -> PathBuf {
-    let dir = t.join("r");
-    if !dir.join(".git").exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        run(Command::new("git").arg("init").arg("-q").arg(&dir));
-        run(Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.org", "-C"])
-            .arg(&dir)
-            .args(["commit", "-q", "--allow-empty", "-m", "init"]));
-    }
+    git_checkout(&t.join("r"));
     t.write("r/run.sh", "#!/bin/sh\necho hi\n");
     for (path, content) in extra {
         t.write(&format!("r/{path}"), content);
     }
     t.write("r/image.kdl", recipe)
+}
+
+/// Makes `dir` a git checkout with one commit, once.
+fn git_checkout(dir: &Path) {
+    if dir.join(".git").exists() {
+        return;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    run(Command::new("git").arg("init").arg("-q").arg(dir));
+    run(Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org", "-C"])
+        .arg(dir)
+        .args(["commit", "-q", "--allow-empty", "-m", "init"]));
 }
 
 /// `strata lint --format json` on `path`: the document and the exit code.
@@ -596,4 +601,15 @@ fn a_declared_system_user_satisfies_str011_and_lands_in_passwd() {
     assert!(passwd.contains("analyst:x:10001:"), "{passwd}");
     let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
     assert!(group.contains("svcuser:x:901:"), "{group}");
+}
+
+#[test]
+fn the_starter_recipe_passes_every_recipe_rule() {
+    let t = TestDir::new();
+    let dir = t.join("project");
+    git_checkout(&dir);
+    run(t.strata().arg("init").current_dir(&dir));
+    let (json, code) = lint(&t, &dir.join("image.kdl"), &["--static", "--strict"]);
+    assert_eq!(rules(&json), Vec::<String>::new(), "{json:#}");
+    assert_eq!(code, 0);
 }
