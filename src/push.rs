@@ -313,11 +313,17 @@ async fn push_one(
         referrers: Vec::new(),
     };
     // A manifest the registry accepted had all its blobs: a re-push only tags.
-    if repo.has_manifest(&image.top.digest).await? {
+    let present = repo.has_manifest(&image.top.digest).await?;
+    if present {
         tracing::info!(digest = %image.top.digest, "the manifest is already there: tagging only");
         report.present = image.blobs.len();
     } else {
-        let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(&image.blobs)
+        // The artifacts' blobs (a few KiB) go up with the image's.
+        let blobs = image
+            .blobs
+            .iter()
+            .chain(image.referrers.iter().flat_map(|r| &r.blobs));
+        let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(blobs)
             .map(|(digest, size, payload)| {
                 let repo = &repo;
                 let from = mount_from.as_deref();
@@ -349,11 +355,24 @@ async fn push_one(
             .await?;
     }
     for referrer in &image.referrers {
-        report
-            .referrers
-            .push(push_referrer(&repo, image, referrer, mount_from.as_deref()).await?);
+        let how = push_referrer(&repo, image, referrer, mount_from.as_deref(), !present).await?;
+        report.referrers.push(how);
     }
     Ok(report)
+}
+
+/// The descriptors listed under a referrers tag (none when it is absent).
+async fn referrers_index(
+    repo: &crate::registry::Repository<'_>,
+    tag: &str,
+) -> Result<Vec<serde_json::Value>, RegistryError> {
+    Ok(match repo.manifest_if_any(tag).await? {
+        Some((existing, _)) => serde_json::from_slice::<serde_json::Value>(&existing)
+            .ok()
+            .and_then(|v| v["manifests"].as_array().cloned())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    })
 }
 
 /// Pushes an artifact about the image. A registry with the referrers API
@@ -365,30 +384,35 @@ async fn push_referrer(
     image: &Image,
     referrer: &Referrer,
     mount_from: Option<&str>,
+    blobs_pushed: bool,
 ) -> Result<String, RegistryError> {
-    for (digest, size, payload) in &referrer.blobs {
-        repo.push_blob(digest, *size, payload, mount_from).await?;
-    }
     let manifest = &referrer.manifest;
+    let digest = manifest.digest.to_string();
+    let tag = crate::sbom::artifact::referrers_tag(&image.top.digest);
+    let listed =
+        |entries: &[serde_json::Value]| entries.iter().any(|e| e["digest"] == digest.as_str());
+    if !blobs_pushed {
+        // A re-push: the artifact and its entry under the referrers tag are
+        // there already (a registry with the referrers API is asked again
+        // below, which costs one `PUT`).
+        if repo.has_manifest(&manifest.digest).await? && listed(&referrers_index(repo, &tag).await?)
+        {
+            return Ok(format!(
+                "{} under the tag {tag} (already there)",
+                referrer.artifact_type
+            ));
+        }
+        for (digest, size, payload) in &referrer.blobs {
+            repo.push_blob(digest, *size, payload, mount_from).await?;
+        }
+    }
     let native = repo
-        .put_manifest(
-            &manifest.digest.to_string(),
-            &manifest.media_type,
-            &manifest.bytes,
-        )
+        .put_manifest(&digest, &manifest.media_type, &manifest.bytes)
         .await?;
     if native {
         return Ok(format!("{} via the referrers API", referrer.artifact_type));
     }
-    let tag = crate::sbom::artifact::referrers_tag(&image.top.digest);
-    let mut entries: Vec<serde_json::Value> = match repo.manifest_if_any(&tag).await? {
-        Some((existing, _)) => serde_json::from_slice::<serde_json::Value>(&existing)
-            .ok()
-            .and_then(|v| v["manifests"].as_array().cloned())
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let digest = manifest.digest.to_string();
+    let mut entries = referrers_index(repo, &tag).await?;
     entries.retain(|e| e["digest"] != digest.as_str());
     entries.push(serde_json::json!({
         "mediaType": manifest.media_type,
