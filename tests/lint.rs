@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::apt::{AptRepo, Pkg};
+use crate::util::apt::{AptRepo, Pkg, serve_signed};
 use crate::util::{TestDir, repo_root, run, text};
 
 /// A recipe that passes every rule: all labels, a user, an entrypoint,
@@ -302,40 +302,55 @@ fn str010_secret_in_env() {
 #[test]
 fn str011_system_user_from_postinst() {
     let t = TestDir::new();
-    let mut repo = AptRepo::new(&t, "users");
-    let postinst: &[u8] = b"#!/bin/sh\nset -e\nadduser --system --group --home /var/lib/svc --no-create-home svcuser\n";
-    repo.add(&Pkg {
-        name: "svc",
-        version: "1.0",
-        arch: "amd64",
-        fields: &[],
-        files: &[
-            ("/usr/bin/svc", b"#!/bin/sh\n", 0o755),
-            ("DEBIAN/postinst", postinst, 0o755),
-        ],
-    });
-    repo.add(&Pkg {
-        name: "quiet",
-        version: "1.0",
-        arch: "amd64",
-        fields: &[],
-        files: &[("/usr/bin/quiet", b"#!/bin/sh\n", 0o755)],
-    });
-    repo.publish("stable");
-    let url = repo.serve();
-    repo.export_key(&t.join("r/keys/repo.gpg"));
-    let debian = |package: &str| {
-        with(&format!(
-            "debian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install \"{package}\"\n}}"
-        ))
-    };
-    let (json, _) = lint(&t, &recipe(&t, &debian("svc"), &[]), &[]);
+    let (_repo, url) = users_repo(&t);
+    let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "svc")), &[]), &[]);
     assert!(
         json.to_string().contains("svc creates `svcuser`"),
         "{json:#}"
     );
-    let (json, _) = lint(&t, &recipe(&t, &debian("quiet"), &[]), &[]);
+    let (json, _) = lint(
+        &t,
+        &recipe(&t, &with(&debian_block(&url, "quiet")), &[]),
+        &[],
+    );
     assert!(!rules(&json).contains(&"STR011".to_owned()), "{json:#}");
+}
+
+/// A signed local repository with `svc` (whose postinst adds the system user
+/// `svcuser`) and `quiet` (no scripts), its key in `r/keys/repo.gpg`; and a
+/// recipe `debian` block installing `package` from it.
+fn users_repo(t: &TestDir) -> (AptRepo, String) {
+    let postinst: &[u8] = b"#!/bin/sh\nset -e\nadduser --system --group --home /var/lib/svc --no-create-home svcuser\n";
+    serve_signed(
+        t,
+        "users",
+        &[
+            Pkg {
+                name: "svc",
+                version: "1.0",
+                arch: "amd64",
+                fields: &[],
+                files: &[
+                    ("/usr/bin/svc", b"#!/bin/sh\n", 0o755),
+                    ("DEBIAN/postinst", postinst, 0o755),
+                ],
+            },
+            Pkg {
+                name: "quiet",
+                version: "1.0",
+                arch: "amd64",
+                fields: &[],
+                files: &[("/usr/bin/quiet", b"#!/bin/sh\n", 0o755)],
+            },
+        ],
+        &t.join("r/keys/repo.gpg"),
+    )
+}
+
+fn debian_block(url: &str, package: &str) -> String {
+    format!(
+        "debian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install \"{package}\"\n}}"
+    )
 }
 
 #[test]
@@ -565,25 +580,12 @@ fn the_ci_example_lints_builds_scans_and_pushes() {
 #[test]
 fn a_declared_system_user_satisfies_str011_and_lands_in_passwd() {
     let t = TestDir::new();
-    let mut repo = AptRepo::new(&t, "declared");
-    let postinst: &[u8] = b"#!/bin/sh\nadduser --system --group svcuser\n";
-    repo.add(&Pkg {
-        name: "svc",
-        version: "1.0",
-        arch: "amd64",
-        fields: &[],
-        files: &[
-            ("/usr/bin/svc", b"#!/bin/sh\n", 0o755),
-            ("DEBIAN/postinst", postinst, 0o755),
-        ],
-    });
-    repo.publish("stable");
-    let url = repo.serve();
-    repo.export_key(&t.join("r/keys/repo.gpg"));
+    let (_repo, url) = users_repo(&t);
     let path = recipe(
         &t,
         &with(&format!(
-            "system-user \"svcuser\" uid=901\ndebian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install \"svc\"\n}}"
+            "system-user \"svcuser\" uid=901\n{}",
+            debian_block(&url, "svc")
         )),
         &[],
     );

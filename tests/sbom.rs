@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::lint::validate;
 use crate::packages::{recipe, standard_repo};
-use crate::util::apt::{AptRepo, Pkg};
+use crate::util::apt::{Pkg, serve_signed};
 use crate::util::registry::Registry;
 use crate::util::{TestDir, assert_success, run, tagged_digest};
 
@@ -82,21 +82,22 @@ fn spdx_lists_packages_files_and_licences_and_validates() {
 #[test]
 fn licences_come_from_machine_readable_copyright_files() {
     let t = TestDir::new();
-    let mut repo = AptRepo::new(&t, "licences");
     let copyright: &[u8] = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: lib/*\nLicense: Expat\n";
-    repo.add(&Pkg {
-        name: "licensed",
-        version: "1:2.0+dfsg-1",
-        arch: "amd64",
-        fields: &[],
-        files: &[
-            ("/usr/bin/licensed", b"#!/bin/sh\n", 0o755),
-            ("/usr/share/doc/licensed/copyright", copyright, 0o644),
-        ],
-    });
-    repo.publish("stable");
-    let url = repo.serve();
-    repo.export_key(&t.join("image/keys/repo.gpg"));
+    let (_repo, url) = serve_signed(
+        &t,
+        "licences",
+        &[Pkg {
+            name: "licensed",
+            version: "1:2.0+dfsg-1",
+            arch: "amd64",
+            fields: &[],
+            files: &[
+                ("/usr/bin/licensed", b"#!/bin/sh\n", 0o755),
+                ("/usr/share/doc/licensed/copyright", copyright, 0o644),
+            ],
+        }],
+        &t.join("image/keys/repo.gpg"),
+    );
     let path = recipe(&t, &url, "\"licensed\"");
     let out = t.join("out");
     t.build_with(&path, &out, &["--sbom", "cyclonedx"]);

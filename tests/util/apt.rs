@@ -175,3 +175,17 @@ impl Drop for AptRepo {
         }
     }
 }
+
+/// A repository of `packages`, published as `stable`, signed, served on a
+/// loopback port, its public key written to `key`: the repository (keep it:
+/// dropping it stops the server) and its URL.
+pub fn serve_signed(t: &TestDir, name: &str, packages: &[Pkg], key: &Path) -> (AptRepo, String) {
+    let mut repo = AptRepo::new(t, name);
+    for package in packages {
+        repo.add(package);
+    }
+    repo.publish("stable");
+    let url = repo.serve();
+    repo.export_key(key);
+    (repo, url)
+}
