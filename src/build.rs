@@ -175,6 +175,8 @@ pub struct Planned {
     pub view: View,
     /// The base's reference and manifest digest; `None` for scratch.
     pub base: Option<(String, crate::digest::Digest)>,
+    /// The packages of the base's dpkg database.
+    pub base_packages: Vec<apt::BasePackage>,
 }
 
 fn plan_platform(
@@ -214,6 +216,7 @@ fn plan_platform(
         packages: facts,
         view,
         base: base.name.clone().zip(base.digest),
+        base_packages: apt::base_packages(&base.lower),
     })
 }
 

@@ -228,3 +228,80 @@ fn a_push_attaches_the_sbom_under_the_referrers_tag() {
     .unwrap();
     assert_eq!(raw["manifests"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn packages_of_the_base_are_listed_and_syft_agrees() {
+    let t = TestDir::new();
+    let (_repo, url) = standard_repo(&t);
+    // A base built by strata with hello-bin in its dpkg database.
+    let base = recipe(&t, &url, "\"hello-bin\"");
+    t.build(&base, &t.join("base-out"));
+    let digest = tagged_digest(&t.join("base-out"), "1");
+    let child = t.write(
+        "child/image.kdl",
+        &fs::read_to_string(&base)
+            .unwrap()
+            .replace("name \"pkgs\"", "name \"child\"")
+            .replace(
+                "base \"scratch\"",
+                &format!("base \"oci:../base-out@{digest}\""),
+            )
+            .replace("install \"hello-bin\"", "install \"app\""),
+    );
+    fs::create_dir_all(t.join("child/keys")).unwrap();
+    fs::copy(t.join("image/keys/repo.gpg"), t.join("child/keys/repo.gpg")).unwrap();
+    let out = t.join("out");
+    t.build(&child, &out);
+
+    let bytes = sbom(&t, &format!("{}:1", out.display()), None);
+    let file = t.join("child.spdx.json");
+    fs::write(&file, &bytes).unwrap();
+    validate("spdx-2.3.schema.json", &file);
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let debs = |prefix: &str| -> Vec<String> {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["SPDXID"].as_str().unwrap().starts_with(prefix))
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["name"].as_str().unwrap(),
+                    p["versionInfo"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(debs("SPDXRef-base-deb-"), ["hello-bin 1.0"]);
+    assert_eq!(
+        debs("SPDXRef-deb-"),
+        ["app 1.0", "libfoo 2.0", "tiny-mta 0.1"]
+    );
+
+    // Syft, reading the same image, finds exactly these packages.
+    let archive = t.join("child.tar");
+    t.build_with(&child, &archive, &["--format", "docker-archive"]);
+    let syft = std::env::var("STRATA_SYFT").expect("STRATA_SYFT is set by .ci/run");
+    let found: Value = serde_json::from_str(&run(Command::new(syft)
+        .args(["scan", "-q", "-o", "json"])
+        .arg(format!("docker-archive:{}", archive.display()))))
+    .unwrap();
+    let mut by_syft: Vec<String> = found["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "deb")
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["name"].as_str().unwrap(),
+                a["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    by_syft.sort();
+    let mut ours = [debs("SPDXRef-base-deb-"), debs("SPDXRef-deb-")].concat();
+    ours.sort();
+    assert_eq!(by_syft, ours);
+}

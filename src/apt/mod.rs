@@ -212,6 +212,51 @@ fn read_index(
 /// The packages the base's dpkg database lists as installed.
 fn installed(lower: &Lower) -> Vec<Installed> {
     let mut out = Vec::new();
+    for_each_installed(lower, |p| {
+        if let (Some(name), Some(version)) = (
+            p.get("Package"),
+            p.get("Version")
+                .and_then(|v| version::Version::parse(v).ok()),
+        ) {
+            out.push(Installed {
+                name: name.to_owned(),
+                version,
+                provides: p.get("Provides").map(str::to_owned),
+            });
+        }
+    });
+    out
+}
+
+/// A package the base's dpkg database lists as installed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BasePackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+}
+
+/// The packages of the base's dpkg database (`status` and `status.d/`).
+pub fn base_packages(lower: &Lower) -> Vec<BasePackage> {
+    let mut out = Vec::new();
+    for_each_installed(lower, |p| {
+        if let (Some(name), Some(version), Some(architecture)) =
+            (p.get("Package"), p.get("Version"), p.get("Architecture"))
+        {
+            out.push(BasePackage {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                architecture: architecture.to_owned(),
+            });
+        }
+    });
+    out
+}
+
+/// Calls `f` with every installed package's stanza in the base's dpkg
+/// database. A stanza without `Status` (distroless's `status.d`) counts as
+/// installed.
+fn for_each_installed(lower: &Lower, mut f: impl FnMut(&control::Paragraph)) {
     let texts = lower
         .files
         .iter()
@@ -223,23 +268,12 @@ fn installed(lower: &Lower) -> Vec<Installed> {
         .map(|(_, text)| text);
     for text in texts {
         let _ = control::for_each_paragraph(text.as_bytes(), |p| {
-            let installed = p.get("Status").is_none_or(|s| s.ends_with(" installed"));
-            if let (true, Some(name), Some(version)) = (
-                installed,
-                p.get("Package"),
-                p.get("Version")
-                    .and_then(|v| version::Version::parse(v).ok()),
-            ) {
-                out.push(Installed {
-                    name: name.to_owned(),
-                    version,
-                    provides: p.get("Provides").map(str::to_owned),
-                });
+            if p.get("Status").is_none_or(|s| s.ends_with(" installed")) {
+                f(p);
             }
             Ok(())
         });
     }
-    out
 }
 
 /// What the cache keeps of an unpacked package, next to its data tar.

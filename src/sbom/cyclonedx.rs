@@ -56,6 +56,20 @@ pub fn document(inv: &Inventory) -> Value {
         }
         components.push(c);
     }
+    for p in &inv.base_packages {
+        let purl = super::purl(&p.name, &p.version, &p.architecture);
+        components.push(json!({
+            "type": "library",
+            "bom-ref": purl,
+            "name": p.name,
+            "version": p.version,
+            "purl": purl,
+            "properties": [
+                {"name": "strata:architecture", "value": p.architecture},
+                {"name": "strata:from", "value": "base"},
+            ],
+        }));
+    }
     for f in &inv.files {
         components.push(json!({
             "type": "file",

@@ -16,6 +16,7 @@ use std::io;
 
 use sha1::Digest as _;
 
+pub use crate::apt::BasePackage;
 use crate::assemble::entry::Kind;
 use crate::build::Planned;
 use crate::digest::{Digest, HashingWriter};
@@ -60,6 +61,9 @@ pub struct Inventory {
     pub image: Digest,
     pub bases: Vec<(String, Digest)>,
     pub packages: Vec<Package>,
+    /// Packages the base's dpkg database lists: no `.deb` (and so no hash or
+    /// licence) is known for them.
+    pub base_packages: Vec<BasePackage>,
     pub files: Vec<File>,
 }
 
@@ -75,15 +79,17 @@ pub struct Package {
 }
 
 impl Package {
-    /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, as Syft and Trivy write it.
     pub fn purl(&self) -> String {
-        format!(
-            "pkg:deb/debian/{}@{}?arch={}",
-            self.name,
-            purl_escape(&self.version),
-            self.architecture
-        )
+        purl(&self.name, &self.version, &self.architecture)
     }
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, as Syft and Trivy write it.
+pub fn purl(name: &str, version: &str, architecture: &str) -> String {
+    format!(
+        "pkg:deb/debian/{name}@{}?arch={architecture}",
+        purl_escape(version)
+    )
 }
 
 /// Percent-encodes what a purl version may not hold as is (`+`, `:`, `~`…).
@@ -117,7 +123,9 @@ impl Inventory {
         let mut packages = Vec::new();
         let mut files = Vec::new();
         let mut bases = Vec::new();
+        let mut base_packages = Vec::new();
         for plan in planned {
+            base_packages.extend(plan.base_packages.iter().cloned());
             for facts in &plan.packages {
                 let p = &facts.locked;
                 packages.push(Package {
@@ -149,6 +157,13 @@ impl Inventory {
         files.dedup();
         bases.sort();
         bases.dedup();
+        base_packages.sort();
+        base_packages.dedup();
+        base_packages.retain(|b| {
+            !packages.iter().any(|p| {
+                p.name == b.name && p.version == b.version && p.architecture == b.architecture
+            })
+        });
         Ok(Inventory {
             name: recipe.name.value.clone(),
             version: recipe.tag().to_owned(),
@@ -157,6 +172,7 @@ impl Inventory {
             image,
             bases,
             packages,
+            base_packages,
             files,
         })
     }

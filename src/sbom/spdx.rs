@@ -103,6 +103,26 @@ pub fn document(inv: &Inventory) -> Value {
                 .map(String::as_str),
         );
     }
+    for p in &inv.base_packages {
+        let id = spdx_ref(&format!(
+            "base-deb-{}-{}-{}",
+            p.name, p.architecture, p.version
+        ));
+        packages.push(json!({
+            "SPDXID": id,
+            "name": p.name,
+            "versionInfo": p.version,
+            "primaryPackagePurpose": "LIBRARY",
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "comment": "installed in the base image (its dpkg database)",
+            "externalRefs": purl_ref(super::purl(&p.name, &p.version, &p.architecture)),
+        }));
+        relate("CONTAINS", &id);
+    }
     let mut files = Vec::new();
     for (i, f) in inv.files.iter().enumerate() {
         let id = format!("SPDXRef-file-{i}");
