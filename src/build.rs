@@ -47,8 +47,8 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
-    #[error("cannot read the image's files to write its SBOM")]
-    Sbom(#[source] std::io::Error),
+    #[error("cannot write the image's SBOM")]
+    Sbom(#[source] sbom::SbomError),
     #[error("`{0}` is not a valid tag")]
     #[diagnostic(help(
         "tags use letters, digits, `_`, `.` and `-`, up to 128 characters, not starting with `.` or `-`"
@@ -417,6 +417,7 @@ pub fn build(
             &planned_all,
             &top,
             &created,
+            cache,
             &mut blobs,
         )?);
         *timings.entry("sbom").or_default() += started.elapsed();
@@ -449,13 +450,13 @@ fn attach_sbom(
     planned: &[Planned],
     top: &oci_spec::image::Descriptor,
     created: &str,
+    cache: &Cache,
     blobs: &mut BTreeMap<String, Blob>,
 ) -> Result<oci_spec::image::Descriptor, BuildError> {
     let media_type = format.media_type().expect("not `none`");
-    let image = crate::layout::descriptor_digest(top)
-        .map_err(|m| BuildError::Sbom(std::io::Error::other(m)))?;
+    let image = crate::layout::descriptor_digest(top).expect("strata's own digests are sha256");
     let inventory =
-        sbom::Inventory::new(recipe, planned, image, created).map_err(BuildError::Sbom)?;
+        sbom::Inventory::new(recipe, planned, image, created, cache).map_err(BuildError::Sbom)?;
     let document = inventory.render(format).expect("not `none`");
     let manifest =
         sbom::artifact::manifest(top, media_type, &document, format.file_name(), created);

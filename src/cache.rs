@@ -48,7 +48,7 @@ impl Cache {
     }
 
     pub fn at(root: PathBuf) -> Result<Cache, CacheError> {
-        for sub in ["blobs/sha256", "layers", "tmp"] {
+        for sub in ["blobs/sha256", "layers", "sbom-files", "tmp"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|source| CacheError::Io { path: dir, source })?;
         }

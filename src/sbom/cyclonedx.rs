@@ -77,7 +77,7 @@ pub fn document(inv: &Inventory) -> Value {
             "name": f.path,
             "hashes": [
                 {"alg": "SHA-1", "content": f.sha1},
-                {"alg": "SHA-256", "content": f.sha256.hex()},
+                {"alg": "SHA-256", "content": f.sha256},
             ],
         }));
     }

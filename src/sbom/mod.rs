@@ -17,9 +17,11 @@ use std::io;
 use sha1::Digest as _;
 
 pub use crate::apt::BasePackage;
-use crate::assemble::entry::Kind;
+use crate::assemble::entry::{Kind, LayerPlan};
 use crate::build::Planned;
+use crate::cache::Cache;
 use crate::digest::{Digest, HashingWriter};
+use crate::layer::compress::Compression;
 use crate::recipe::Recipe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -105,12 +107,58 @@ fn purl_escape(text: &str) -> String {
     out
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct File {
     /// Absolute, in the image.
     pub path: String,
-    pub sha256: Digest,
+    /// Lowercase hex.
+    pub sha256: String,
     pub sha1: String,
+}
+
+/// Cache records of a recipe layer's file hashes, by the layer's key: a
+/// rebuild with nothing changed reads none of the copied files, SBOM included.
+const FILE_RECORDS: &str = "sbom-files";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SbomError {
+    #[error("cannot read the files of layer `{layer}` to hash them")]
+    Read {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+}
+
+/// The regular files of a recipe layer with their hashes, from the cache
+/// when the layer is unchanged.
+fn layer_files(plan: &LayerPlan, cache: &Cache) -> Result<Vec<File>, SbomError> {
+    let key = crate::layer::key(plan, Compression::default());
+    if let Some(files) = cache.read_record::<Vec<File>>(FILE_RECORDS, &key) {
+        return Ok(files);
+    }
+    let mut files = Vec::new();
+    for entry in &plan.entries {
+        if let Kind::File(content) = &entry.kind {
+            let (sha256, sha1) =
+                content
+                    .open()
+                    .and_then(hash)
+                    .map_err(|source| SbomError::Read {
+                        layer: plan.name.clone(),
+                        source,
+                    })?;
+            files.push(File {
+                path: entry.path.to_string(),
+                sha256: sha256.hex(),
+                sha1,
+            });
+        }
+    }
+    cache.write_record(FILE_RECORDS, &key, &files)?;
+    Ok(files)
 }
 
 impl Inventory {
@@ -119,7 +167,8 @@ impl Inventory {
         planned: &[Planned],
         image: Digest,
         created: &str,
-    ) -> io::Result<Inventory> {
+        cache: &Cache,
+    ) -> Result<Inventory, SbomError> {
         let mut packages = Vec::new();
         let mut files = Vec::new();
         let mut bases = Vec::new();
@@ -139,15 +188,8 @@ impl Inventory {
             }
             bases.extend(plan.base.clone());
             let recipe_layers = &plan.plans[plan.plans.len() - recipe.layers.len()..];
-            for entry in recipe_layers.iter().flat_map(|l| &l.entries) {
-                if let Kind::File(content) = &entry.kind {
-                    let (sha256, sha1) = hash(content.open()?)?;
-                    files.push(File {
-                        path: entry.path.to_string(),
-                        sha256,
-                        sha1,
-                    });
-                }
+            for layer in recipe_layers {
+                files.extend(layer_files(layer, cache)?);
             }
         }
         // Platforms share packages (`all`) and files: list each once.

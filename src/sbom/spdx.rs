@@ -131,7 +131,7 @@ pub fn document(inv: &Inventory) -> Value {
             "fileName": format!(".{}", f.path),
             "checksums": [
                 {"algorithm": "SHA1", "checksumValue": f.sha1},
-                {"algorithm": "SHA256", "checksumValue": f.sha256.hex()},
+                {"algorithm": "SHA256", "checksumValue": f.sha256},
             ],
             "licenseConcluded": "NOASSERTION",
             "copyrightText": "NOASSERTION",
