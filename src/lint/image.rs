@@ -74,13 +74,6 @@ pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied
     out
 }
 
-impl Finding {
-    fn level(mut self, level: Level) -> Finding {
-        self.level = level;
-        self
-    }
-}
-
 fn parse_ids(user: &str) -> Option<(u32, u32)> {
     let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
     Some((uid.parse().ok()?, gid.parse().ok()?))

@@ -140,6 +140,11 @@ impl Finding {
         self.items = items;
         self
     }
+
+    fn level(mut self, level: Level) -> Finding {
+        self.level = level;
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -36,15 +36,19 @@ pub fn check(recipe: &Recipe, copied: &[Copied], image_rules: bool) -> Vec<Findi
     if let Some(user) = &recipe.user
         && user.uid == 0
     {
-        let mut finding = Finding::new(
-            RUNS_AS_ROOT,
-            format!("user `{}` has uid 0", user.name.value),
-            Some(user.name.span),
+        let level = if recipe.tre {
+            Level::Error
+        } else {
+            Level::Warning
+        };
+        out.push(
+            Finding::new(
+                RUNS_AS_ROOT,
+                format!("user `{}` has uid 0", user.name.value),
+                Some(user.name.span),
+            )
+            .level(level),
         );
-        if !recipe.tre {
-            finding.level = Level::Warning;
-        }
-        out.push(finding);
     }
     if !recipe.tre {
         out.push(Finding::new(
