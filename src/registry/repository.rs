@@ -275,27 +275,15 @@ impl<'c> Repository<'c> {
         payload: Option<(&Payload, u64, u64)>,
     ) -> Result<Response, RegistryError> {
         retry::retry(Backoff::REGISTRY, || {
-            self.attempt(what, method.clone(), url, headers.clone(), payload)
+            self.attempt(what, method.clone(), url, headers.clone(), payload, None)
         })
         .await
     }
 
     /// [`Repository::send`] without the retries, for steps of an upload
-    /// session, which is retried as a whole.
+    /// session, which is retried as a whole; the bytes of a streamed upload
+    /// are counted on `step`.
     async fn attempt(
-        &self,
-        what: &str,
-        method: Method,
-        url: &Url,
-        headers: HeaderMap,
-        payload: Option<(&Payload, u64, u64)>,
-    ) -> Result<Response, RegistryError> {
-        self.attempt_counted(what, method, url, headers, payload, None)
-            .await
-    }
-
-    /// [`Repository::attempt`], counting the bytes of a streamed upload on `step`.
-    async fn attempt_counted(
         &self,
         what: &str,
         method: Method,
@@ -463,7 +451,7 @@ impl<'c> Repository<'c> {
         let (tmp, actual, actual_size) = retry::retry(Backoff::REGISTRY, || async {
             step.set_position(0);
             let mut response = self
-                .attempt(&what, Method::GET, &url, HeaderMap::new(), None)
+                .attempt(&what, Method::GET, &url, HeaderMap::new(), None, None)
                 .await?;
             if !response.status().is_success() {
                 return Err(self.fail(&what, response).await);
@@ -542,7 +530,7 @@ impl<'c> Repository<'c> {
         let outcome = retry::retry(Backoff::REGISTRY, || async {
             step.set_position(0);
             let response = self
-                .attempt(&what, Method::POST, &start, HeaderMap::new(), None)
+                .attempt(&what, Method::POST, &start, HeaderMap::new(), None, None)
                 .await?;
             match response.status() {
                 StatusCode::CREATED if mount_from.is_some() => return Ok(BlobOutcome::Mounted),
@@ -565,6 +553,7 @@ impl<'c> Repository<'c> {
                         &location,
                         headers,
                         Some((payload, offset, CHUNK)),
+                        None,
                     )
                     .await?;
                 if response.status() != StatusCode::ACCEPTED {
@@ -578,7 +567,7 @@ impl<'c> Repository<'c> {
                 .query_pairs_mut()
                 .append_pair("digest", &digest.to_string());
             let response = self
-                .attempt_counted(
+                .attempt(
                     &what,
                     Method::PUT,
                     &location,
