@@ -1,5 +1,5 @@
 //! Layer writing, the hot path of every build: tar → sha256 → gzip/zstd →
-//! sha256 → file, through `strata::layer::write`, on a generated tree of
+//! sha256 → file, through `strata_builder::layer::write`, on a generated tree of
 //! about 20 MB in 1,000 files of mixed sizes in 20 folders. Nine files in ten
 //! are text-like (source-code words from a skewed vocabulary, so they
 //! compress about as well as real source does); the rest are binary-like
@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use strata::assemble::entry::{Content, Entry, Fingerprint, Kind, LayerPlan, Source};
-use strata::layer::compress::Compression;
-use strata::recipe::ImagePath;
+use strata_builder::layer::compress::Compression;
+use strata_oci::entry::{Content, Entry, Fingerprint, Kind, LayerPlan, Source};
+use strata_oci::path::ImagePath;
 
 const FILES: usize = 1000;
 const DIRS: usize = 20;
@@ -171,7 +171,8 @@ fn layer_writing(c: &mut Criterion) {
         plan.entries.iter().filter(|e| !e.is_dir()).count()
     );
     for (name, compression) in COMPRESSIONS {
-        let blob = strata::layer::write(&plan, compression, tempfile::tempfile().unwrap()).unwrap();
+        let blob = strata_builder::layer::write(&plan, compression, tempfile::tempfile().unwrap())
+            .unwrap();
         println!(
             "{name}: tar {} bytes -> {} bytes ({:.2}x)",
             blob.diff_size,
@@ -192,7 +193,7 @@ fn layer_writing(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let out = tempfile::tempfile().unwrap();
-                strata::layer::write(&plan, compression, out).unwrap()
+                strata_builder::layer::write(&plan, compression, out).unwrap()
             })
         });
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use strata::progress;
+use strata_progress as progress;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -310,7 +310,7 @@ fn quiet_prints_nothing_and_verbose_logs() {
     assert_success(&verbose, "strata build -v");
     let stderr = text(&verbose.stderr);
     assert!(
-        stderr.contains("INFO strata::build: layer layer=app digest=sha256:")
+        stderr.contains("INFO strata_builder::build: layer layer=app digest=sha256:")
             && stderr.contains("cached=true"),
         "{stderr}"
     );

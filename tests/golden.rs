@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use strata::digest::Digest;
-use strata::layer::compress::{Compression, Encoder};
+use strata_builder::layer::compress::{Compression, Encoder};
+use strata_oci::digest::Digest;
 
 use crate::util::{TestDir, tagged_digest};
 

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use miette::Report;
 
-use strata::layer::compress::Compression;
-use strata::progress;
-use strata::registry::{self, auth::Credential};
-use strata::sbom;
+use strata_builder::layer::compress::Compression;
+use strata_builder::sbom;
+use strata_progress as progress;
+use strata_registry::{self as registry, auth::Credential};
 
 #[derive(Parser)]
 #[command(
@@ -89,8 +89,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         digest_file: Option<PathBuf>,
         /// The SBOM attached to the image (an OCI artifact whose subject is the image)
-        #[arg(long, value_enum, default_value_t = sbom::Format::Spdx)]
-        sbom: sbom::Format,
+        #[arg(long, value_enum, default_value_t = SbomFormat::Spdx)]
+        sbom: SbomFormat,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -100,7 +100,7 @@ pub enum Command {
         image: String,
         /// Which document, when the image has both
         #[arg(long, value_enum)]
-        format: Option<sbom::Format>,
+        format: Option<SbomFormat>,
     },
     /// Push an image from an OCI layout to one or more registries
     Push {
@@ -254,6 +254,24 @@ impl TlsArgs {
             ca_files: self.ca_file,
             cert_dir: self.cert_dir,
             insecure: self.insecure,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SbomFormat {
+    Spdx,
+    Cyclonedx,
+    /// No SBOM
+    None,
+}
+
+impl SbomFormat {
+    pub fn format(self) -> Option<sbom::Format> {
+        match self {
+            SbomFormat::Spdx => Some(sbom::Format::Spdx),
+            SbomFormat::Cyclonedx => Some(sbom::Format::Cyclonedx),
+            SbomFormat::None => None,
         }
     }
 }

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use miette::{IntoDiagnostic, Report, WrapErr};
 
-use strata::build::{BuildOptions, BuildReport, build};
-use strata::cache::Cache;
-use strata::lint;
-use strata::output;
-use strata::push::{self, Destination, Image};
-use strata::recipe::Recipe;
-use strata::registry::Client;
+use strata_builder::build::{BuildOptions, BuildReport, build};
+use strata_builder::lint;
+use strata_builder::output;
+use strata_builder::push::{self, Destination, Image};
+use strata_builder::recipe::Recipe;
+use strata_cache::Cache;
+use strata_registry::Client;
 
 use super::args::Format;
 use super::registry::{print_pushed, push_json};

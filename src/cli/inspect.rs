@@ -4,10 +4,10 @@ use std::path::Path;
 
 use miette::{IntoDiagnostic, Report, WrapErr};
 
-use strata::diff;
-use strata::inspect;
-use strata::layout::Layout;
-use strata::sbom;
+use strata_builder::diff;
+use strata_builder::inspect;
+use strata_builder::sbom;
+use strata_oci::layout::Layout;
 
 use super::split_image;
 

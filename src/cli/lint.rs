@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use miette::Report;
 
-use strata::build::BuildOptions;
-use strata::cache::Cache;
-use strata::lint;
-use strata::progress;
-use strata::recipe::Recipe;
-use strata::registry;
+use strata_builder::build::BuildOptions;
+use strata_builder::lint;
+use strata_builder::recipe::Recipe;
+use strata_cache::Cache;
+use strata_progress as progress;
+use strata_registry as registry;
 
 use super::args::LintFormat;
 use super::color;
@@ -79,7 +79,7 @@ fn lint_recipe(
         offline: options.offline,
         ..BuildOptions::new(recipe_path, registry.clone())
     };
-    let findings = match strata::build::plan(&recipe, &build_options, &cache) {
+    let findings = match strata_builder::build::plan(&recipe, &build_options, &cache) {
         Ok(planned) => lint::check(&recipe, &planned, &allow)?,
         // A recipe the build rejects still gets its recipe findings, when
         // they explain the rejection.

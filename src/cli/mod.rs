@@ -17,11 +17,11 @@ use std::path::Path;
 
 use miette::Report;
 
-use strata::build::BuildOptions;
-use strata::progress;
+use strata_builder::build::BuildOptions;
+use strata_progress as progress;
 
 pub use args::Cli;
-use args::Command;
+use args::{Command, SbomFormat};
 
 pub fn run(cli: Cli) -> Result<(), Report> {
     match cli.command {
@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> Result<(), Report> {
                 tags,
                 locked,
                 offline,
-                sbom,
+                sbom: sbom.format(),
                 ..BuildOptions::new(&recipe, registry.options()?)
             };
             let publish = build::Publish {
@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<(), Report> {
             registry,
         } => {
             if list {
-                print!("{}", strata::lint::render::list());
+                print!("{}", strata_builder::lint::render::list());
                 return Ok(());
             }
             let options = lint::LintOptions {
@@ -96,7 +96,9 @@ pub fn run(cli: Cli) -> Result<(), Report> {
             lint::lint_command(&recipes, &options, &registry.options()?)
         }
         Command::Inspect { image, json } => inspect::inspect_command(&image, json),
-        Command::Sbom { image, format } => inspect::sbom_command(&image, format),
+        Command::Sbom { image, format } => {
+            inspect::sbom_command(&image, format.and_then(SbomFormat::format))
+        }
         Command::Diff {
             a,
             b,

@@ -5,15 +5,15 @@ use std::path::Path;
 
 use miette::Report;
 
-use strata::build::BuildOptions;
-use strata::cache::Cache;
-use strata::recipe::Recipe;
-use strata::registry;
+use strata_builder::build::BuildOptions;
+use strata_builder::recipe::Recipe;
+use strata_cache::Cache;
+use strata_registry as registry;
 
 use super::say;
 
 pub fn init_command() -> Result<(), Report> {
-    let recipe = strata::init::init(Path::new("."))?;
+    let recipe = strata_builder::init::init(Path::new("."))?;
     say(format!(
         "wrote {} and analysis/main.py; build with `strata build {}`",
         recipe.display(),
@@ -26,7 +26,7 @@ pub fn lock_command(recipe_path: &Path, registry: registry::Options) -> Result<(
     let recipe = Recipe::load(recipe_path)?;
     let cache = Cache::from_env()?;
     let options = BuildOptions::new(recipe_path, registry);
-    match strata::build::lock(&recipe, &options, &cache)? {
+    match strata_builder::build::lock(&recipe, &options, &cache)? {
         Some(lock) => {
             let count: usize = lock.platforms.values().map(Vec::len).sum();
             say(format!(

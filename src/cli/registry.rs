@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, Report, WrapErr};
 
-use strata::layout::Layout;
-use strata::push::{self, Destination, Image};
-use strata::reference::Reference;
-use strata::registry::{self, Client, auth::Credential};
+use strata_builder::push::{self, Destination, Image};
+use strata_oci::layout::Layout;
+use strata_oci::reference::Reference;
+use strata_registry::{self as registry, Client, auth::Credential};
 
 use super::args::{RegistryArgs, TlsArgs};
 use super::{say, split_image};

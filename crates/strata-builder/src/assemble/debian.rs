@@ -1,0 +1,559 @@
+//! Installing packages by extraction: the packages' files become one layer's
+//! entries, plus the few effects of maintainer scripts that images need.
+//!
+//! Emulated: the merged-/usr layout (Debian 12's `bin -> usr/bin` links, or
+//! the base's own layout), the dpkg database that scanners read
+//! (`status.d/<pkg>` + `.md5sums`, or the base's `status`), the CA bundle
+//! `/etc/ssl/certs/ca-certificates.crt` when `ca-certificates` is installed,
+//! and `/etc/os-release` + `/etc/debian_version` when `base-files` is absent.
+//! Not emulated: anything else a maintainer script does (system users,
+//! alternatives, file capabilities, triggers); see `spec/packages.md`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use rayon::prelude::*;
+use strata_client::fetch::Fetcher;
+use strata_debian::deb::DataKind;
+use strata_debian::facts::PackageFacts;
+use strata_debian::{DebianError, Unpacked};
+use strata_oci::digest::Digest;
+use strata_oci::entry::{Content, Entry, Fingerprint, Kind, LayerPlan, Source};
+use strata_oci::path::ImagePath;
+use strata_oci::platform::Platform;
+use strata_oci::view::{View, ViewEntry, ViewKind};
+
+use crate::assemble::add_parents;
+use crate::base::Lower;
+use crate::lock::{Lock, LockError};
+use crate::recipe::Recipe;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum InstallError {
+    #[error("packages `{first}` and `{second}` both ship `/{path}` with different content")]
+    #[diagnostic(help("they cannot be installed together: drop or replace one of them"))]
+    Clash {
+        path: String,
+        first: String,
+        second: String,
+    },
+    #[error("cannot read the unpacked files of `{package}`")]
+    Read {
+        package: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Debian(#[from] DebianError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// The package layer and what each package says about itself.
+pub struct PackageLayer {
+    pub plan: LayerPlan,
+    pub packages: Vec<PackageFacts>,
+}
+
+/// Fetches and unpacks the platform's locked packages and plans their layer.
+pub fn layer(
+    recipe: &Recipe,
+    lock: &Lock,
+    platform: &Platform,
+    lower: &Lower,
+    fetcher: &Fetcher,
+    mtime: u64,
+) -> Result<Option<PackageLayer>, InstallError> {
+    let Some(debian) = &recipe.debian else {
+        return Ok(None);
+    };
+    let packages = lock
+        .platforms
+        .get(&platform.to_string())
+        .ok_or_else(|| LockError::NoPlatform(platform.to_string()))?;
+    let unpacked = strata_debian::unpack(packages, fetcher)?;
+    let release_version = lock
+        .repositories
+        .iter()
+        .find(|r| r.suite == debian.suite.value)
+        .and_then(|r| r.version.as_deref());
+    let plan = plan(
+        &unpacked,
+        lower,
+        &Options {
+            architecture: strata_debian::debian_arch(platform)?,
+            suite: &debian.suite,
+            release_version,
+            keep_docs: debian.keep_docs,
+            mtime,
+        },
+    )?;
+    let packages = unpacked
+        .par_iter()
+        .map(|p| {
+            strata_debian::facts::facts(p).map_err(|source| InstallError::Read {
+                package: p.locked.name.clone(),
+                source,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(PackageLayer { plan, packages }))
+}
+
+/// Settings that shape the package layer.
+pub struct Options<'a> {
+    pub architecture: &'a str,
+    pub suite: &'a str,
+    /// The main release's version (`12.15`), for `/etc/debian_version`.
+    pub release_version: Option<&'a str>,
+    pub keep_docs: bool,
+    pub mtime: u64,
+}
+
+/// Debian 12's merged-/usr links, created when the base has neither the link
+/// nor a real directory there.
+fn merged_usr(architecture: &str) -> Vec<(&'static str, &'static str)> {
+    let mut links = vec![("bin", "usr/bin"), ("lib", "usr/lib"), ("sbin", "usr/sbin")];
+    if architecture == "amd64" {
+        links.push(("lib64", "usr/lib64"));
+    }
+    links
+}
+
+pub fn plan(
+    packages: &[Unpacked],
+    lower: &Lower,
+    options: &Options,
+) -> Result<LayerPlan, InstallError> {
+    let mut view = lower.view.clone();
+    let mut layer: BTreeMap<ImagePath, (Entry, usize)> = BTreeMap::new();
+    let owner_none = usize::MAX;
+    let path = |s: &str| ImagePath::from_relative(s).expect("a constant path");
+
+    for (link, target) in merged_usr(options.architecture) {
+        let link = path(link);
+        if view.get(&link).is_none() {
+            let entry = Entry {
+                path: link.clone(),
+                kind: Kind::Symlink(target.to_owned()),
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                mtime: options.mtime,
+            };
+            view.insert(link.clone(), ViewEntry::of(&entry));
+            layer.insert(link, (entry, owner_none));
+        }
+    }
+
+    for (index, package) in packages.iter().enumerate() {
+        let md5 = md5_map(package.control.md5sums.as_deref());
+        for data in &package.entries {
+            let Ok(raw) = ImagePath::from_relative(&data.path) else {
+                continue;
+            };
+            if raw.is_root() || (!options.keep_docs && excluded_doc(&raw)) {
+                continue;
+            }
+            let Some(target) = view.resolve_parent(&raw) else {
+                continue;
+            };
+            // A directory the lower layers have as a symlink stays a symlink.
+            if matches!(data.kind, DataKind::Dir)
+                && matches!(
+                    view.get(&target).map(|e| &e.kind),
+                    Some(ViewKind::Symlink(_))
+                )
+            {
+                continue;
+            }
+            let kind = match &data.kind {
+                DataKind::Dir => Kind::Dir,
+                DataKind::File => Kind::File(Content {
+                    source: Source::Slice {
+                        path: package.data_tar.clone(),
+                        offset: data.offset,
+                    },
+                    size: data.size,
+                    fingerprint: Fingerprint::Digest(Digest::of(
+                        format!("{}:{}", package.locked.sha256, data.offset).as_bytes(),
+                    )),
+                }),
+                DataKind::Symlink(t) => Kind::Symlink(t.clone()),
+                DataKind::Hardlink(t) => match ImagePath::from_relative(t)
+                    .ok()
+                    .and_then(|t| view.resolve_parent(&t))
+                {
+                    Some(t) => Kind::Hardlink(t),
+                    None => continue,
+                },
+                DataKind::Other => continue,
+            };
+            let entry = Entry {
+                path: target.clone(),
+                kind,
+                mode: data.mode & 0o7777,
+                uid: data.uid,
+                gid: data.gid,
+                mtime: data.mtime.min(options.mtime),
+            };
+            if let Some((existing, other)) = layer.get(&target) {
+                if same_content(existing, &entry, *other, packages, &raw, &md5) {
+                    continue;
+                }
+                return Err(InstallError::Clash {
+                    path: target.as_str().to_owned(),
+                    first: packages
+                        .get(*other)
+                        .map_or("strata".to_owned(), |p| p.locked.name.clone()),
+                    second: package.locked.name.clone(),
+                });
+            }
+            view.insert(target.clone(), ViewEntry::of(&entry));
+            layer.insert(target, (entry, index));
+        }
+    }
+
+    let mut generated = Vec::new();
+    generated.extend(alternatives(packages, &view, options.mtime));
+    generated.extend(dpkg_database(packages, lower, options.mtime));
+    if let Some(bundle) = ca_bundle(packages, &layer)? {
+        generated.push(file(
+            path("etc/ssl/certs/ca-certificates.crt"),
+            bundle,
+            options.mtime,
+        ));
+    }
+    let has_base_files = packages.iter().any(|p| p.locked.name == "base-files");
+    if !has_base_files && view.get(&path("etc/os-release")).is_none() {
+        generated.extend(
+            os_release(options)
+                .into_iter()
+                .map(|(p, text)| file(path(p), text.into_bytes(), options.mtime)),
+        );
+    }
+    for entry in generated {
+        let target = view
+            .resolve_parent(&entry.path)
+            .unwrap_or(entry.path.clone());
+        layer.insert(
+            target.clone(),
+            (
+                Entry {
+                    path: target,
+                    ..entry
+                },
+                owner_none,
+            ),
+        );
+    }
+
+    let mut entries: BTreeMap<ImagePath, Entry> =
+        layer.into_iter().map(|(p, (e, _))| (p, e)).collect();
+    add_parents(&mut entries, &lower.view);
+    let names: Vec<&str> = packages.iter().map(|p| p.locked.name.as_str()).collect();
+    Ok(LayerPlan {
+        name: "packages".to_owned(),
+        created_by: format!("strata: debian packages {}", names.join(" ")),
+        entries: entries.into_values().collect(),
+    })
+}
+
+/// Two packages may ship the same directory, the same symlink, or a file
+/// with the same content (as `Multi-Arch: same` packages do).
+fn same_content(
+    a: &Entry,
+    b: &Entry,
+    a_owner: usize,
+    packages: &[Unpacked],
+    raw: &ImagePath,
+    b_md5: &BTreeMap<String, String>,
+) -> bool {
+    match (&a.kind, &b.kind) {
+        (Kind::Dir, Kind::Dir) => true,
+        (Kind::Symlink(x), Kind::Symlink(y)) => x == y,
+        (Kind::File(x), Kind::File(y)) if x.size == y.size => {
+            let Some(a_pkg) = packages.get(a_owner) else {
+                return false;
+            };
+            let a_md5 = md5_map(a_pkg.control.md5sums.as_deref());
+            matches!((a_md5.get(raw.as_str()), b_md5.get(raw.as_str())), (Some(x), Some(y)) if x == y)
+        }
+        _ => false,
+    }
+}
+
+/// One `update-alternatives --install` of a postinst script.
+struct Alternative<'a> {
+    priority: i64,
+    /// (link, name, target) for the master and each `--slave`.
+    links: Vec<(&'a str, &'a str, &'a str)>,
+}
+
+/// What `update-alternatives --install` in postinst scripts would have done:
+/// for each name, the highest-priority alternative whose target exists gets
+/// `LINK -> /etc/alternatives/NAME -> TARGET`, as dpkg lays it out. Lines
+/// with shell variables are skipped: strata never runs a script.
+fn alternatives(packages: &[Unpacked], view: &View, mtime: u64) -> Vec<Entry> {
+    let scripts: Vec<String> = packages
+        .iter()
+        .flat_map(|p| &p.control.maintainer_scripts)
+        .filter(|(name, _)| name == "postinst")
+        .map(|(_, text)| text.replace("\\\n", " "))
+        .collect();
+    let mut best: BTreeMap<&str, Alternative> = BTreeMap::new();
+    for line in scripts.iter().flat_map(|s| s.lines()) {
+        let Some((_, rest)) = line.split_once("update-alternatives") else {
+            continue;
+        };
+        let tokens: Vec<&str> = rest.split_whitespace().collect();
+        let Some(start) = tokens.iter().position(|t| *t == "--install") else {
+            continue;
+        };
+        if tokens.iter().any(|t| t.contains('$') || t.contains('`')) {
+            continue;
+        }
+        let (Some(link), Some(name), Some(target), Some(priority)) = (
+            tokens.get(start + 1),
+            tokens.get(start + 2),
+            tokens.get(start + 3),
+            tokens.get(start + 4).and_then(|p| p.parse::<i64>().ok()),
+        ) else {
+            continue;
+        };
+        let mut links = vec![(*link, *name, *target)];
+        let mut rest = &tokens[start + 5..];
+        while let ["--slave", slave_link, slave_name, slave_target, tail @ ..] = rest {
+            links.push((slave_link, slave_name, slave_target));
+            rest = tail;
+        }
+        let exists = |path: &str| {
+            ImagePath::parse(path)
+                .ok()
+                .and_then(|p| view.resolve_parent(&p))
+                .is_some_and(|p| view.get(&p).is_some())
+        };
+        if !exists(target) {
+            continue;
+        }
+        if best.get(name).is_none_or(|b| priority > b.priority) {
+            best.insert(name, Alternative { priority, links });
+        }
+    }
+    let mut out = Vec::new();
+    for alternative in best.values() {
+        for (i, (link, alt_name, target)) in alternative.links.iter().enumerate() {
+            let exists = ImagePath::parse(target)
+                .ok()
+                .and_then(|p| view.resolve_parent(&p))
+                .is_some_and(|p| view.get(&p).is_some());
+            let (Ok(link_path), true) = (ImagePath::parse(link), i == 0 || exists) else {
+                continue;
+            };
+            let symlink = |path: ImagePath, target: String| Entry {
+                path,
+                kind: Kind::Symlink(target),
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                mtime,
+            };
+            out.push(symlink(link_path, format!("/etc/alternatives/{alt_name}")));
+            if let Ok(p) = ImagePath::from_relative(&format!("etc/alternatives/{alt_name}")) {
+                out.push(symlink(p, (*target).to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// `md5sums` lines are `<md5>  <path without leading />`.
+fn md5_map(text: Option<&str>) -> BTreeMap<String, String> {
+    text.unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(sum, path)| {
+            (
+                path.trim().trim_start_matches("./").to_owned(),
+                sum.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// What slim images drop: documentation (but not the copyright files
+/// licences require), manual pages, info, translations, lintian overrides.
+fn excluded_doc(path: &ImagePath) -> bool {
+    let p = path.as_str();
+    let under = |dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+    if under("usr/share/man")
+        || under("usr/share/info")
+        || under("usr/share/locale")
+        || under("usr/share/lintian")
+    {
+        return true;
+    }
+    if let Some(rest) = p.strip_prefix("usr/share/doc/") {
+        // Keep `usr/share/doc/<pkg>` itself and its `copyright`.
+        return rest.contains('/') && !rest.ends_with("/copyright");
+    }
+    false
+}
+
+fn file(path: ImagePath, bytes: Vec<u8>, mtime: u64) -> Entry {
+    Entry {
+        path,
+        kind: Kind::File(Content::inline(bytes)),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime,
+    }
+}
+
+/// The dpkg database scanners read: the base's `status` with our packages
+/// appended when the base has one, else distroless-style `status.d` files.
+fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry> {
+    let path = |s: &str| ImagePath::from_relative(s).expect("package names are valid paths");
+    let stanza = |p: &Unpacked| {
+        let text = p.control.text.trim_end();
+        // dpkg's status carries a Status field right after Package.
+        match text.split_once('\n') {
+            Some((first, rest)) if first.starts_with("Package:") => {
+                format!("{first}\nStatus: install ok installed\n{rest}\n")
+            }
+            _ => format!("{text}\nStatus: install ok installed\n"),
+        }
+    };
+    if let Some(status) = lower.text("var/lib/dpkg/status") {
+        let mut text = status.trim_end().to_owned();
+        for p in packages {
+            text.push_str("\n\n");
+            text.push_str(stanza(p).trim_end());
+        }
+        text.push('\n');
+        return vec![file(path("var/lib/dpkg/status"), text.into_bytes(), mtime)];
+    }
+    let mut out = Vec::new();
+    for p in packages {
+        let name = &p.locked.name;
+        out.push(file(
+            path(&format!("var/lib/dpkg/status.d/{name}")),
+            stanza(p).into_bytes(),
+            mtime,
+        ));
+        if let Some(md5) = &p.control.md5sums {
+            out.push(file(
+                path(&format!("var/lib/dpkg/status.d/{name}.md5sums")),
+                md5.clone().into_bytes(),
+                mtime,
+            ));
+        }
+    }
+    out
+}
+
+/// `update-ca-certificates`' main effect: every certificate under
+/// `/usr/share/ca-certificates`, in path order, in one PEM bundle.
+fn ca_bundle(
+    packages: &[Unpacked],
+    layer: &BTreeMap<ImagePath, (Entry, usize)>,
+) -> Result<Option<Vec<u8>>, InstallError> {
+    if !packages.iter().any(|p| p.locked.name == "ca-certificates") {
+        return Ok(None);
+    }
+    let mut bundle = Vec::new();
+    for (path, (entry, _)) in layer {
+        let is_cert = path.as_str().starts_with("usr/share/ca-certificates/")
+            && path.as_str().ends_with(".crt");
+        let Kind::File(Content {
+            source: Source::Slice { path: tar, offset },
+            size,
+            ..
+        }) = &entry.kind
+        else {
+            continue;
+        };
+        if !is_cert {
+            continue;
+        }
+        let read = || -> std::io::Result<Vec<u8>> {
+            let mut f = File::open(tar)?;
+            f.seek(SeekFrom::Start(*offset))?;
+            let mut bytes = Vec::new();
+            f.take(*size).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        let mut pem = read().map_err(|source| InstallError::Read {
+            package: "ca-certificates".into(),
+            source,
+        })?;
+        if !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        bundle.extend_from_slice(&pem);
+    }
+    Ok(Some(bundle))
+}
+
+/// What `base-files` would provide for tools (Trivy among them) that detect
+/// the distribution.
+fn os_release(options: &Options) -> Vec<(&'static str, String)> {
+    let suite = options
+        .suite
+        .trim_end_matches("-updates")
+        .trim_end_matches("-security");
+    let major = options
+        .release_version
+        .and_then(|v| v.split('.').next())
+        .filter(|m| !m.is_empty());
+    let mut os = String::from("PRETTY_NAME=\"Debian GNU/Linux");
+    if let Some(major) = major {
+        os.push_str(&format!(" {major} ({suite})\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"{major}\"\nVERSION=\"{major} ({suite})\"\n"));
+    } else {
+        os.push_str(&format!(" ({suite})\"\nNAME=\"Debian GNU/Linux\"\n"));
+    }
+    os.push_str(&format!(
+        "VERSION_CODENAME={suite}\nID=debian\nHOME_URL=\"https://www.debian.org/\"\nSUPPORT_URL=\"https://www.debian.org/support\"\nBUG_REPORT_URL=\"https://bugs.debian.org/\"\n"
+    ));
+    let debian_version = options
+        .release_version
+        .map_or_else(|| format!("{suite}/sid"), str::to_owned);
+    vec![
+        ("etc/os-release", os),
+        ("etc/debian_version", format!("{debian_version}\n")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_copyright_and_drops_docs() {
+        let p = |s: &str| ImagePath::from_relative(s).unwrap();
+        assert!(excluded_doc(&p("usr/share/doc/curl/changelog.gz")));
+        assert!(!excluded_doc(&p("usr/share/doc/curl/copyright")));
+        assert!(!excluded_doc(&p("usr/share/doc/curl")));
+        assert!(excluded_doc(&p("usr/share/man/man1/curl.1.gz")));
+        assert!(excluded_doc(&p("usr/share/locale")));
+        assert!(!excluded_doc(&p("usr/share/localeX")));
+        assert!(!excluded_doc(&p("usr/bin/curl")));
+    }
+
+    #[test]
+    fn os_release_names_the_release() {
+        let files = os_release(&Options {
+            architecture: "amd64",
+            suite: "bookworm",
+            release_version: Some("12.15"),
+            keep_docs: false,
+            mtime: 0,
+        });
+        assert!(files[0].1.contains("VERSION_ID=\"12\"") && files[0].1.contains("ID=debian"));
+        assert_eq!(files[1].1, "12.15\n");
+    }
+}

@@ -1,0 +1,106 @@
+//! Writing a built image out: an OCI layout (atomically), an oci-archive, or a
+//! docker-archive. Everything here works from blobs already built and verified.
+
+pub mod archive;
+pub mod layout;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oci_spec::image::Descriptor;
+
+use crate::image::{JsonBlob, ManifestLayer};
+use strata_oci::digest::Digest;
+use strata_oci::platform::Platform;
+
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    File(PathBuf),
+    Bytes(Arc<Vec<u8>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+    pub source: BlobSource,
+}
+
+impl Blob {
+    pub fn bytes(bytes: Vec<u8>) -> Blob {
+        Blob {
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+            source: BlobSource::Bytes(Arc::new(bytes)),
+        }
+    }
+
+    pub fn json(blob: &JsonBlob) -> Blob {
+        Blob {
+            digest: blob.digest,
+            size: blob.bytes.len() as u64,
+            source: BlobSource::Bytes(Arc::new(blob.bytes.clone())),
+        }
+    }
+
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(match &self.source {
+            BlobSource::File(path) => Box::new(File::open(path)?),
+            BlobSource::Bytes(bytes) => Box::new(&bytes[..]),
+        })
+    }
+}
+
+/// One platform's image as built.
+#[derive(Debug, Clone)]
+pub struct PlatformImage {
+    pub platform: Platform,
+    pub config: JsonBlob,
+    pub manifest: JsonBlob,
+    pub layers: Vec<ManifestLayer>,
+}
+
+/// A finished build: every blob, and the descriptor that `index.json` tags.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub blobs: Vec<Blob>,
+    /// The manifest (one platform) or image index (several) that tags point at.
+    pub top: Descriptor,
+    pub tags: Vec<String>,
+    pub images: Vec<PlatformImage>,
+    /// Artifacts about the image (its SBOM), listed in `index.json` untagged
+    /// after the image's tags; their blobs are in `blobs`.
+    pub referrers: Vec<Descriptor>,
+    /// The SOURCE_DATE_EPOCH used for archive entries.
+    pub epoch: u64,
+}
+
+impl Built {
+    /// The `index.json` of a layout holding this build, as canonical JSON.
+    pub fn index_json(&self) -> Vec<u8> {
+        use std::collections::HashMap;
+        let manifests: Vec<Descriptor> = self
+            .tags
+            .iter()
+            .map(|tag| {
+                let mut d = self.top.clone();
+                d.set_annotations(Some(HashMap::from([(
+                    strata_oci::layout::REF_NAME.to_owned(),
+                    tag.clone(),
+                )])));
+                d
+            })
+            .chain(self.referrers.iter().cloned())
+            .collect();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        });
+        strata_oci::json::to_canonical_vec(&index).expect("an index always serialises")
+    }
+}
+
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;

@@ -1,0 +1,229 @@
+//! The recipe: what an image is, decoded from KDL into typed values that keep
+//! their place in the file so that any later error can point back at it.
+
+mod decode;
+mod diagnostic;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use diagnostic::{Invalid, RecipeError, RecipeSource};
+use miette::SourceSpan;
+use strata_debian::repo::RepositorySpec;
+use strata_oci::digest::Digest;
+use strata_oci::path::ImagePath;
+use strata_oci::platform::Platform;
+
+/// A value and the place in the recipe it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub source: RecipeSource,
+    /// The folder host paths are relative to: the recipe's own folder.
+    pub context: PathBuf,
+    pub name: Spanned<String>,
+    pub metadata: Metadata,
+    pub labels: Vec<(Spanned<String>, Spanned<String>)>,
+    pub base: Spanned<BaseRef>,
+    pub platforms: Vec<Spanned<Platform>>,
+    pub user: Option<UserSpec>,
+    /// Accounts packages expect (`system-user`), written into `/etc/passwd`
+    /// and `/etc/group` as a postinst's `adduser --system` would have.
+    pub system_users: Vec<UserSpec>,
+    pub tre: bool,
+    pub layers: Vec<LayerSpec>,
+    pub runtime: Runtime,
+    pub debian: Option<DebianSpec>,
+    /// Lint rules the recipe silences (`lint { allow "STR004" }`).
+    pub lint_allow: Vec<Spanned<String>>,
+    /// Every top-level node, in file order, so that checks which run after
+    /// decoding (`strata lint`) can point at the line a value came from.
+    pub nodes: Vec<NodeSpan>,
+}
+
+/// Where one top-level node is, and its first string argument.
+#[derive(Debug, Clone)]
+pub struct NodeSpan {
+    pub name: String,
+    pub key: Option<String>,
+    pub span: SourceSpan,
+}
+
+/// The `debian` block: where packages come from and which to install.
+#[derive(Debug, Clone)]
+pub struct DebianSpec {
+    pub span: SourceSpan,
+    /// The release codename (`bookworm`): names the default repositories.
+    pub suite: Spanned<String>,
+    pub repositories: Vec<RepositorySpec>,
+    pub install: Vec<Spanned<PackageRequest>>,
+    pub keep_docs: bool,
+}
+
+/// `name` or `name=version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRequest {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// The values behind the `org.opencontainers.image.*` annotations.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    pub documentation: Option<String>,
+    pub vendor: Option<String>,
+    pub licenses: Option<String>,
+    pub authors: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseRef {
+    Scratch,
+    /// A local OCI image layout and the digest of a manifest or index in it.
+    OciLayout {
+        path: PathBuf,
+        digest: Digest,
+    },
+    /// A tar of an OCI image layout (`oci-archive:PATH@sha256:…`).
+    OciArchive {
+        path: PathBuf,
+        digest: Digest,
+    },
+    /// An image in a registry. A reference without a digest is kept so that
+    /// the build can look up the digest to suggest pinning.
+    Registry(strata_oci::reference::Reference),
+}
+
+/// The base as a recipe writes it.
+impl std::fmt::Display for BaseRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BaseRef::Scratch => f.write_str("scratch"),
+            BaseRef::OciLayout { path, digest } => write!(f, "oci:{}@{digest}", path.display()),
+            BaseRef::OciArchive { path, digest } => {
+                write!(f, "oci-archive:{}@{digest}", path.display())
+            }
+            BaseRef::Registry(reference) => write!(f, "{reference}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    pub name: Spanned<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: ImagePath,
+    pub shell: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    pub name: Spanned<String>,
+    pub ops: Vec<Spanned<Op>>,
+}
+
+/// Who owns an entry: a user name looked up at assembly, or numeric ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Name(String),
+    Ids(u32, u32),
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Copy {
+        src: Spanned<String>,
+        dest: Spanned<String>,
+        mode: Option<u32>,
+        owner: Option<Spanned<Owner>>,
+        exclude: Vec<Spanned<String>>,
+    },
+    File {
+        dest: Spanned<ImagePath>,
+        content: String,
+        mode: Option<u32>,
+        owner: Option<Spanned<Owner>>,
+    },
+    Mkdir {
+        dest: Spanned<ImagePath>,
+        mode: Option<u32>,
+        owner: Option<Spanned<Owner>>,
+    },
+    Symlink {
+        link: Spanned<ImagePath>,
+        target: String,
+    },
+}
+
+/// The runtime part of the image config.
+#[derive(Debug, Clone, Default)]
+pub struct Runtime {
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub expose: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+impl Recipe {
+    /// Reads and decodes the recipe at `path`.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let context = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let source = RecipeSource {
+            path: path.to_owned(),
+            text: Arc::new(text),
+        };
+        decode::decode(source, context)
+    }
+
+    /// The span of the first top-level node called `name` (and whose first
+    /// argument is `key`, when given).
+    pub fn node_span(&self, name: &str, key: Option<&str>) -> Option<SourceSpan> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name && (key.is_none() || n.key.as_deref() == key))
+            .map(|n| n.span)
+    }
+
+    /// The version, or `latest` when the recipe names none.
+    pub fn tag(&self) -> &str {
+        self.metadata.version.as_deref().unwrap_or("latest")
+    }
+
+    pub fn error(
+        &self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<Option<String>>,
+    ) -> RecipeError {
+        self.source.error(span, message, label, help)
+    }
+}

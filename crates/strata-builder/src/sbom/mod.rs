@@ -1,0 +1,248 @@
+//! The image's SBOM: every Debian package (with the sha256 of its `.deb`
+//! and the licences of its copyright file), the base image and the recipe's
+//! own files, written as SPDX 2.3 or CycloneDX 1.5 JSON and attached to the
+//! image as an OCI artifact whose `subject` is the image.
+//!
+//! Nothing in a document depends on the machine or the moment: names come
+//! from the recipe, times from SOURCE_DATE_EPOCH, identifiers from digests,
+//! and every list is sorted, so the SBOM is as reproducible as the image.
+
+pub mod artifact;
+mod cyclonedx;
+pub mod license;
+mod spdx;
+
+use std::io;
+
+use sha1::Digest as _;
+
+use crate::build::Planned;
+use crate::layer::compress::Compression;
+use crate::recipe::Recipe;
+use strata_cache::Cache;
+pub use strata_debian::BasePackage;
+use strata_oci::digest::{Digest, HashingWriter};
+use strata_oci::entry::{Kind, LayerPlan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Spdx,
+    Cyclonedx,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::Spdx, Format::Cyclonedx];
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Spdx => spdx::MEDIA_TYPE,
+            Format::Cyclonedx => cyclonedx::MEDIA_TYPE,
+        }
+    }
+
+    /// The document's file name (the artifact layer's title).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Cyclonedx => "sbom.cdx.json",
+            Format::Spdx => "sbom.spdx.json",
+        }
+    }
+}
+
+/// What the SBOM lists, gathered from a finished build.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub name: String,
+    pub version: String,
+    /// RFC 3339, from SOURCE_DATE_EPOCH.
+    pub created: String,
+    /// The recipe's `licenses`, when given.
+    pub licenses: Option<String>,
+    /// The manifest or index the SBOM describes.
+    pub image: Digest,
+    pub bases: Vec<(String, Digest)>,
+    pub packages: Vec<Package>,
+    /// Packages the base's dpkg database lists: no `.deb` (and so no hash or
+    /// licence) is known for them.
+    pub base_packages: Vec<BasePackage>,
+    pub files: Vec<File>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub sha256: Digest,
+    pub url: String,
+    /// SPDX ids of the copyright file's licences.
+    pub licenses: Vec<String>,
+}
+
+impl Package {
+    pub fn purl(&self) -> String {
+        purl(&self.name, &self.version, &self.architecture)
+    }
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, as Syft and Trivy write it.
+pub fn purl(name: &str, version: &str, architecture: &str) -> String {
+    format!(
+        "pkg:deb/debian/{name}@{}?arch={architecture}",
+        purl_escape(version)
+    )
+}
+
+/// Percent-encodes what a purl version may not hold as is (`+`, `:`, `~`…).
+fn purl_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct File {
+    /// Absolute, in the image.
+    pub path: String,
+    /// Lowercase hex.
+    pub sha256: String,
+    pub sha1: String,
+}
+
+/// Cache records of a recipe layer's file hashes, by the layer's key: a
+/// rebuild with nothing changed reads none of the copied files, SBOM included.
+const FILE_RECORDS: &str = "sbom-files";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SbomError {
+    #[error("cannot read the files of layer `{layer}` to hash them")]
+    Read {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] strata_cache::CacheError),
+}
+
+/// The regular files of a recipe layer with their hashes, from the cache
+/// when the layer is unchanged.
+fn layer_files(plan: &LayerPlan, cache: &Cache) -> Result<Vec<File>, SbomError> {
+    let key = crate::layer::key(plan, Compression::default());
+    if let Some(files) = cache.read_record::<Vec<File>>(FILE_RECORDS, &key) {
+        return Ok(files);
+    }
+    let mut files = Vec::new();
+    for entry in &plan.entries {
+        if let Kind::File(content) = &entry.kind {
+            let (sha256, sha1) =
+                content
+                    .open()
+                    .and_then(hash)
+                    .map_err(|source| SbomError::Read {
+                        layer: plan.name.clone(),
+                        source,
+                    })?;
+            files.push(File {
+                path: entry.path.to_string(),
+                sha256: sha256.hex(),
+                sha1,
+            });
+        }
+    }
+    cache.write_record(FILE_RECORDS, &key, &files)?;
+    Ok(files)
+}
+
+impl Inventory {
+    pub fn new(
+        recipe: &Recipe,
+        planned: &[Planned],
+        image: Digest,
+        created: &str,
+        cache: &Cache,
+    ) -> Result<Inventory, SbomError> {
+        let mut packages = Vec::new();
+        let mut files = Vec::new();
+        let mut bases = Vec::new();
+        let mut base_packages = Vec::new();
+        for plan in planned {
+            base_packages.extend(plan.base_packages.iter().cloned());
+            for facts in &plan.packages {
+                let p = &facts.locked;
+                packages.push(Package {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    architecture: p.architecture.clone(),
+                    sha256: p.sha256,
+                    url: p.url(),
+                    licenses: facts.licenses.iter().map(|l| license::spdx_id(l)).collect(),
+                });
+            }
+            bases.extend(plan.base.clone());
+            let recipe_layers = &plan.plans[plan.plans.len() - recipe.layers.len()..];
+            for layer in recipe_layers {
+                files.extend(layer_files(layer, cache)?);
+            }
+        }
+        // Platforms share packages (`all`) and files: list each once.
+        packages.sort();
+        packages.dedup();
+        files.sort();
+        files.dedup();
+        bases.sort();
+        bases.dedup();
+        base_packages.sort();
+        base_packages.dedup();
+        base_packages.retain(|b| {
+            !packages.iter().any(|p| {
+                p.name == b.name && p.version == b.version && p.architecture == b.architecture
+            })
+        });
+        Ok(Inventory {
+            name: recipe.name.value.clone(),
+            version: recipe.tag().to_owned(),
+            created: created.to_owned(),
+            licenses: recipe.metadata.licenses.clone(),
+            image,
+            bases,
+            packages,
+            base_packages,
+            files,
+        })
+    }
+
+    /// The document, as canonical JSON bytes.
+    pub fn render(&self, format: Format) -> Vec<u8> {
+        let value = match format {
+            Format::Spdx => spdx::document(self),
+            Format::Cyclonedx => cyclonedx::document(self),
+        };
+        strata_oci::json::to_canonical_vec(&value).expect("an SBOM always serialises")
+    }
+}
+
+/// sha256 and sha1 in one pass (SPDX 2.3 requires a file's SHA1).
+fn hash(mut reader: impl io::Read) -> io::Result<(Digest, String)> {
+    struct Both(HashingWriter<io::Sink>, sha1::Sha1);
+    impl io::Write for Both {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1.update(buf);
+            self.0.write_all(buf)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut both = Both(HashingWriter::new(io::sink()), sha1::Sha1::new());
+    io::copy(&mut reader, &mut both)?;
+    let (_, sha256, _) = both.0.finish();
+    Ok((sha256, hex::encode(both.1.finalize())))
+}

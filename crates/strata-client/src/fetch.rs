@@ -1,0 +1,321 @@
+//! Downloads into the content-addressed cache: parallel, retried with
+//! backoff, and checked against the expected sha256 and size while streaming,
+//! so a wrong byte never reaches the cache. All network access of the package
+//! stage goes through here; everything after it works offline.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::retry::{Backoff, Transient};
+use strata_cache::{Cache, CacheError};
+use strata_oci::digest::{Digest, HashingWriter};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FetchError {
+    #[error("cannot download `{url}`: {message}")]
+    #[diagnostic(help("check the URL and the network; strata tried 4 times"))]
+    Http { url: String, message: String },
+    #[error(
+        "`{url}` does not match its expected sha256: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
+    )]
+    #[diagnostic(help(
+        "the server sent different bytes than its signed index lists: the mirror may be out of sync or tampered with; nothing was cached"
+    ))]
+    Mismatch {
+        url: String,
+        expected: Digest,
+        expected_size: u64,
+        actual: Digest,
+        actual_size: u64,
+    },
+    #[error("offline, and {} file(s) are not in the cache: {}", missing.len(), missing.join(", "))]
+    #[diagnostic(help("run the same build once without `--offline` to fill the cache"))]
+    Offline { missing: Vec<String> },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot start the download runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// One file to download and what it must hash to.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub url: String,
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+impl Download {
+    fn check(&self, digest: Digest, size: u64) -> Result<(), FetchError> {
+        if digest == self.sha256 && size == self.size {
+            return Ok(());
+        }
+        Err(FetchError::Mismatch {
+            url: self.url.clone(),
+            expected: self.sha256,
+            expected_size: self.size,
+            actual: digest,
+            actual_size: size,
+        })
+    }
+}
+
+const PARALLEL: usize = 8;
+
+pub struct Fetcher {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    cache: Cache,
+    offline: bool,
+}
+
+impl Fetcher {
+    pub fn new(cache: Cache, offline: bool) -> Result<Fetcher, FetchError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(FetchError::Runtime)?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| FetchError::Http {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
+        Ok(Fetcher {
+            client,
+            runtime,
+            cache,
+            offline,
+        })
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+
+    /// Fetches a small file whole (an `InRelease`), with retries.
+    pub fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        if self.offline {
+            return Err(FetchError::Offline {
+                missing: vec![url.to_owned()],
+            });
+        }
+        tracing::debug!(url, "get");
+        self.runtime.block_on(with_retries(url, || async {
+            let response = self.client.get(url).send().await?.error_for_status()?;
+            Ok(response.bytes().await?.to_vec())
+        }))
+    }
+
+    /// Makes sure every download is in the cache, fetching what is missing in
+    /// parallel; returns the cached paths in the same order.
+    pub fn fetch_all(&self, downloads: &[Download]) -> Result<Vec<PathBuf>, FetchError> {
+        let missing: Vec<&Download> = downloads
+            .iter()
+            .filter(|d| self.cache.verified_blob(&d.sha256).is_none())
+            .collect();
+        tracing::info!(
+            files = downloads.len(),
+            cached = downloads.len() - missing.len(),
+            "downloads"
+        );
+        if self.offline && !missing.is_empty() {
+            return Err(FetchError::Offline {
+                missing: missing.iter().map(|d| d.url.clone()).collect(),
+            });
+        }
+        self.runtime.block_on(
+            stream::iter(missing)
+                .map(|d| self.download(d))
+                .buffer_unordered(PARALLEL)
+                .try_collect::<Vec<()>>(),
+        )?;
+        Ok(downloads
+            .iter()
+            .map(|d| self.cache.blob_path(&d.sha256))
+            .collect())
+    }
+
+    /// Reads a file as it downloads, so that decoding overlaps the transfer.
+    /// The bytes are hashed and cached on the way; the reader reports the end
+    /// only once the whole file matched its digest, and an error otherwise, so
+    /// nothing read from it can be trusted before it is verified. A cached
+    /// file is read from the cache. Streams are not retried: on an error,
+    /// callers fall back to [`Fetcher::fetch_all`], which is.
+    pub fn open(&self, d: &Download) -> Result<Box<dyn Read + Send>, FetchError> {
+        if let Some(path) = self.cache.verified_blob(&d.sha256) {
+            tracing::debug!(url = %d.url, "cached");
+            let file =
+                std::fs::File::open(&path).map_err(|source| CacheError::Io { path, source })?;
+            return Ok(Box::new(file));
+        }
+        if self.offline {
+            return Err(FetchError::Offline {
+                missing: vec![d.url.clone()],
+            });
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
+        let (client, cache, d) = (self.client.clone(), self.cache.clone(), d.clone());
+        self.runtime.spawn(async move {
+            let result = stream_into_cache(&client, &cache, &d, &tx).await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        });
+        Ok(Box::new(ChannelReader {
+            rx,
+            chunk: bytes::Bytes::new(),
+        }))
+    }
+
+    async fn download(&self, d: &Download) -> Result<(), FetchError> {
+        let tmp = self.cache.temp_file()?;
+        tracing::debug!(url = %d.url, size = d.size, "download");
+        let step = strata_progress::get().step("download", display_name(&d.url));
+        step.set_length(d.size);
+        let (digest, size) = with_retries(&d.url, || async {
+            step.set_position(0);
+            let mut response = self.client.get(&d.url).send().await?.error_for_status()?;
+            let file = tmp.reopen().map_err(Failure::Io)?;
+            file.set_len(0).map_err(Failure::Io)?;
+            let mut sink = HashingWriter::new(std::io::BufWriter::new(file));
+            while let Some(chunk) = response.chunk().await? {
+                sink.write_all(&chunk).map_err(Failure::Io)?;
+                step.inc(chunk.len() as u64);
+            }
+            let (mut writer, digest, size) = sink.finish();
+            writer.flush().map_err(Failure::Io)?;
+            Ok((digest, size))
+        })
+        .await?;
+        d.check(digest, size)?;
+        self.cache.commit_blob(tmp, &digest)?;
+        step.finish("");
+        Ok(())
+    }
+}
+
+/// How a download is named on its bar: the path under `dists/` for indexes
+/// (their file names repeat), else the file name.
+fn display_name(url: &str) -> &str {
+    match url.split_once("/dists/") {
+        Some((_, path)) => path,
+        None => url.rsplit('/').next().unwrap_or(url),
+    }
+}
+
+async fn stream_into_cache(
+    client: &reqwest::Client,
+    cache: &Cache,
+    d: &Download,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+) -> Result<(), FetchError> {
+    let http = |e: reqwest::Error| FetchError::Http {
+        url: d.url.clone(),
+        message: Failure::Http(e).message(),
+    };
+    let tmp = cache.temp_file()?;
+    let io = |source| CacheError::Io {
+        path: tmp.path().to_owned(),
+        source,
+    };
+    let mut sink = HashingWriter::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
+    tracing::debug!(url = %d.url, size = d.size, "stream");
+    let step = strata_progress::get().step("download", display_name(&d.url));
+    step.set_length(d.size);
+    let mut response = client
+        .get(&d.url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(http)?;
+    while let Some(chunk) = response.chunk().await.map_err(http)? {
+        sink.write_all(&chunk).map_err(io)?;
+        step.inc(chunk.len() as u64);
+        if tx.send(Ok(chunk)).await.is_err() {
+            // The reader gave up: keep nothing.
+            return Ok(());
+        }
+    }
+    let (mut writer, digest, size) = sink.finish();
+    writer.flush().map_err(io)?;
+    d.check(digest, size)?;
+    cache.commit_blob(tmp, &digest)?;
+    step.finish("");
+    Ok(())
+}
+
+/// The consuming end of a streamed download.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.chunk = chunk?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Why one attempt failed; `retry` decides whether to try again.
+enum Failure {
+    Http(reqwest::Error),
+    Io(std::io::Error),
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        Failure::Http(e)
+    }
+}
+
+impl Transient for Failure {
+    fn transient(&self) -> bool {
+        match self {
+            Failure::Http(e) => crate::retry::transient_http(e),
+            Failure::Io(_) => false,
+        }
+    }
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        match self {
+            Failure::Http(e) => crate::retry::message(e),
+            Failure::Io(e) => e.to_string(),
+        }
+    }
+}
+
+async fn with_retries<T, F, Fut>(url: &str, attempt: F) -> Result<T, FetchError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    crate::retry::retry(Backoff::DOWNLOAD, attempt)
+        .await
+        .map_err(|failure| FetchError::Http {
+            url: url.to_owned(),
+            message: failure.message(),
+        })
+}

@@ -1,0 +1,210 @@
+//! The filesystem as seen from a layer: everything below it (base layers,
+//! then strata's own layers), by path, without any file content.
+//!
+//! It answers the questions assembly has: does this directory exist already,
+//! and where does a path really lead once the lower symlinks (merged-/usr's
+//! `bin -> usr/bin`) are followed.
+
+use std::collections::BTreeMap;
+
+use crate::entry::{Entry, Kind, LayerPlan};
+use crate::path::ImagePath;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewKind {
+    Dir,
+    File,
+    Symlink(String),
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewEntry {
+    pub kind: ViewKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    entries: BTreeMap<ImagePath, ViewEntry>,
+}
+
+/// Enough hops for any sane chain of links; more means a loop.
+const MAX_LINK_HOPS: usize = 40;
+
+impl View {
+    pub fn get(&self, path: &ImagePath) -> Option<&ViewEntry> {
+        self.entries.get(path)
+    }
+
+    pub fn insert(&mut self, path: ImagePath, entry: ViewEntry) {
+        // A non-directory replaces a whole subtree, as extraction would.
+        if entry.kind != ViewKind::Dir {
+            self.remove_below(&path);
+        }
+        self.entries.insert(path, entry);
+    }
+
+    pub fn has_children(&self, dir: &ImagePath) -> bool {
+        self.entries
+            .range(dir.clone()..)
+            .find(|(p, _)| *p != dir)
+            .is_some_and(|(p, _)| p.starts_with(dir))
+    }
+
+    /// Applies a whiteout: `path` and everything below it disappear.
+    pub fn remove(&mut self, path: &ImagePath) {
+        self.entries.remove(path);
+        self.remove_below(path);
+    }
+
+    /// Applies an opaque whiteout: the directory stays, its children go.
+    pub fn remove_below(&mut self, dir: &ImagePath) {
+        let below: Vec<ImagePath> = self
+            .entries
+            .range(dir.clone()..)
+            .skip_while(|(p, _)| *p == dir)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in below {
+            self.entries.remove(&p);
+        }
+    }
+
+    pub fn apply(&mut self, layer: &LayerPlan) {
+        for entry in &layer.entries {
+            let parent = entry.path.parent().unwrap_or_else(ImagePath::root);
+            match entry.path.file_name() {
+                ".wh..wh..opq" => self.remove_below(&parent),
+                name if name.starts_with(".wh.") => self.remove(&parent.join(&name[4..])),
+                _ => self.insert(entry.path.clone(), ViewEntry::of(entry)),
+            }
+        }
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = (&ImagePath, &ViewEntry)> {
+        self.entries.iter()
+    }
+
+    /// Follows lower symlinks in the directory part of `path` (never its last
+    /// component), so that an entry for `/bin/sh` lands at `/usr/bin/sh` when
+    /// the base has `bin -> usr/bin`. `None` means a symlink loop.
+    pub fn resolve_parent(&self, path: &ImagePath) -> Option<ImagePath> {
+        let mut pending: Vec<String> = path.components().rev().map(str::to_owned).collect();
+        let mut current = ImagePath::root();
+        let mut hops = 0;
+        while let Some(component) = pending.pop() {
+            let next = current.join(&component);
+            if pending.is_empty() {
+                return Some(next);
+            }
+            match self.entries.get(&next).map(|e| &e.kind) {
+                Some(ViewKind::Symlink(target)) => {
+                    hops += 1;
+                    if hops > MAX_LINK_HOPS {
+                        return None;
+                    }
+                    let base = if target.starts_with('/') {
+                        ImagePath::root()
+                    } else {
+                        current.clone()
+                    };
+                    current = ImagePath::root();
+                    for part in lexical_join(&base, target).components().rev() {
+                        pending.push(part.to_owned());
+                    }
+                    // The target's own components are re-resolved from the root.
+                }
+                _ => current = next,
+            }
+        }
+        Some(current)
+    }
+}
+
+impl ViewEntry {
+    pub fn of(entry: &Entry) -> ViewEntry {
+        ViewEntry {
+            kind: match &entry.kind {
+                Kind::Dir => ViewKind::Dir,
+                Kind::File(_) | Kind::Hardlink(_) => ViewKind::File,
+                Kind::Symlink(t) => ViewKind::Symlink(t.clone()),
+            },
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+        }
+    }
+}
+
+/// `base/target` with `.` and `..` resolved lexically, never above the root.
+pub fn lexical_join(base: &ImagePath, target: &str) -> ImagePath {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        base.components().collect()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    ImagePath::from_relative(&parts.join("/")).unwrap_or_else(|_| ImagePath::root())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ImagePath {
+        ImagePath::parse(s).unwrap()
+    }
+
+    fn view(links: &[(&str, &str)]) -> View {
+        let mut v = View::default();
+        for (path, target) in links {
+            v.insert(
+                p(path),
+                ViewEntry {
+                    kind: ViewKind::Symlink((*target).into()),
+                    mode: 0o777,
+                    uid: 0,
+                    gid: 0,
+                },
+            );
+        }
+        v
+    }
+
+    #[test]
+    fn follows_merged_usr_links() {
+        let v = view(&[
+            ("/bin", "usr/bin"),
+            ("/lib64", "/usr/lib64"),
+            ("/a", "b"),
+            ("/b", "a"),
+        ]);
+        assert_eq!(v.resolve_parent(&p("/bin/sh")), Some(p("/usr/bin/sh")));
+        assert_eq!(
+            v.resolve_parent(&p("/lib64/ld.so")),
+            Some(p("/usr/lib64/ld.so"))
+        );
+        assert_eq!(v.resolve_parent(&p("/bin")), Some(p("/bin")));
+        assert_eq!(v.resolve_parent(&p("/a/x")), None);
+    }
+
+    #[test]
+    fn whiteouts_remove_subtrees() {
+        let mut v = view(&[("/d/x", "y"), ("/d/z", "y"), ("/e", "y")]);
+        v.remove_below(&p("/d"));
+        assert!(v.get(&p("/d/x")).is_none());
+        assert!(v.get(&p("/e")).is_some());
+    }
+}

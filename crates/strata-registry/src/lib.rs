@@ -1,0 +1,395 @@
+//! A client for the OCI distribution API: finding a registry's endpoint,
+//! authenticating (anonymous, basic, bearer tokens), and the blob and
+//! manifest requests that pulling bases and pushing images need.
+//!
+//! Every request is retried with backoff on connection errors, 5xx and 429;
+//! every byte pulled is checked against its digest before anything keeps it.
+
+pub mod auth;
+mod repository;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use repository::{BlobOutcome, Payload, Repository};
+
+use auth::Credential;
+use strata_cache::CacheError;
+use strata_oci::digest::Digest;
+use strata_oci::reference::Reference;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RegistryError {
+    #[error("cannot reach the registry `{registry}`: {message}")]
+    #[diagnostic(help(
+        "check the address and the network; strata tried several times. A registry that speaks plain HTTP away from loopback needs `--insecure`; one with a private CA needs `--ca-file` or `--cert-dir`"
+    ))]
+    Unreachable { registry: String, message: String },
+    #[error("the registry `{registry}` refused the credentials from {from}")]
+    #[diagnostic(help(
+        "check the user and password; `strata login {registry}` stores new ones, `--creds USER:PASSWORD` overrides them"
+    ))]
+    Unauthorized { registry: String, from: String },
+    #[error("the registry `{registry}` needs credentials, and none were found for it")]
+    #[diagnostic(help(
+        "run `strata login {registry}`, or pass `--creds USER:PASSWORD`; strata looked in {looked}"
+    ))]
+    NoCredentials { registry: String, looked: String },
+    #[error("{what} does not exist on the registry: {message}")]
+    #[diagnostic(help(
+        "check the name and the digest; `strata resolve-base REGISTRY/REPO:TAG` prints the digest a tag points at"
+    ))]
+    NotFound { what: String, message: String },
+    #[error("{what}: the registry answered {status}: {message}")]
+    Status {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: {message}")]
+    #[diagnostic(help("strata tried several times; check the registry and the network"))]
+    Transfer {
+        what: String,
+        message: String,
+        #[doc(hidden)]
+        transient: bool,
+    },
+    #[error(
+        "{what} does not match its digest: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
+    )]
+    #[diagnostic(help(
+        "the registry, a proxy or the network altered the bytes; nothing was cached or written"
+    ))]
+    Mismatch {
+        what: String,
+        expected: Digest,
+        expected_size: u64,
+        actual: Digest,
+        actual_size: u64,
+    },
+    #[error("{what} is not valid: {message}")]
+    Invalid { what: String, message: String },
+    #[error("cannot read the auth file `{}`: {message}", path.display())]
+    #[diagnostic(help("fix or remove the file; `strata login` rewrites its entry"))]
+    AuthFile { path: PathBuf, message: String },
+    #[error("the credential helper `{helper}` failed: {message}")]
+    #[diagnostic(help("check that the helper is installed and logged in"))]
+    Helper { helper: String, message: String },
+    #[error("cannot use the TLS certificate `{}`: {message}", path.display())]
+    #[diagnostic(help("`--ca-file` takes a PEM file; `--cert-dir` a folder of `*.crt` PEM files"))]
+    Certificate { path: PathBuf, message: String },
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot start the network runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl strata_client::retry::Transient for RegistryError {
+    fn transient(&self) -> bool {
+        match self {
+            RegistryError::Transfer { transient, .. } => *transient,
+            // Refused or timed out may be a registry restarting; a TLS or
+            // name failure will fail the same way again.
+            RegistryError::Unreachable { message, .. } => {
+                message.contains("Connection refused") || message.contains("timed out")
+            }
+            RegistryError::Status { status, .. } => reqwest::StatusCode::from_u16(*status)
+                .is_ok_and(strata_client::retry::transient_status),
+            _ => false,
+        }
+    }
+}
+
+/// How to reach registries: credentials and TLS, as skopeo's flags set them.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--creds`: used for every registry instead of the auth files.
+    pub credentials: Option<Credential>,
+    /// Extra CA certificates (`--ca-file`).
+    pub ca_files: Vec<PathBuf>,
+    /// A folder of `*.crt` CA certificates (`--cert-dir`).
+    pub cert_dir: Option<PathBuf>,
+    /// Allow plain HTTP and unverified TLS for every registry, not only loopback.
+    pub insecure: bool,
+}
+
+/// Where a registry answers, once found.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    base: reqwest::Url,
+    /// The `WWW-Authenticate` that `/v2/` answered, when it asked for one:
+    /// a registry's challenge is the same for every repository.
+    challenge: Option<String>,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    options: Options,
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+}
+
+/// Folders that podman and docker read per-registry CA certificates from.
+const SYSTEM_CERT_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+
+impl Client {
+    pub fn new(options: Options) -> Result<Client, RegistryError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(RegistryError::Runtime)?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(120))
+            .danger_accept_invalid_certs(options.insecure);
+        for path in ca_certificates(&options)? {
+            let pem = std::fs::read(&path).map_err(|e| RegistryError::Certificate {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                RegistryError::Certificate {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(RegistryError::Certificate {
+                    path,
+                    message: "it holds no PEM certificate".to_owned(),
+                });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| RegistryError::Unreachable {
+            registry: String::new(),
+            message: strata_client::retry::message(&e),
+        })?;
+        Ok(Client {
+            http,
+            runtime,
+            options,
+            endpoints: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Opens `reference`'s repository for the given actions (`pull`,
+    /// `pull,push`); `mount_from` names other repositories of the same
+    /// registry whose blobs may be mounted, so their pull scope is asked for too.
+    pub async fn repository(
+        &self,
+        reference: &Reference,
+        actions: &str,
+        mount_from: &[String],
+    ) -> Result<Repository<'_>, RegistryError> {
+        let endpoint = self.endpoint(reference.api_host()).await?;
+        let credential = match &self.options.credentials {
+            Some(c) => Some(c.clone()),
+            None => auth::lookup(&reference.registry, &reference.repository)?,
+        };
+        let mut scopes = vec![format!("repository:{}:{actions}", reference.repository)];
+        scopes.extend(
+            mount_from
+                .iter()
+                .filter(|r| **r != reference.repository)
+                .map(|r| format!("repository:{r}:pull")),
+        );
+        let repo = Repository::new(
+            &self.http,
+            endpoint.base,
+            reference.clone(),
+            credential,
+            scopes,
+        );
+        if let Some(challenge) = &endpoint.challenge {
+            // Answered before the first real request, so that uploads are
+            // not sent twice.
+            repo.authenticate(Some(challenge)).await?;
+        }
+        Ok(repo)
+    }
+
+    /// The digest of the manifest (or index) a tag points at, as
+    /// `strata resolve-base` prints it.
+    pub fn resolve(&self, reference: &Reference) -> Result<Digest, RegistryError> {
+        self.block_on(async {
+            let repo = self.repository(reference, "pull", &[]).await?;
+            let (bytes, _) = repo.manifest(&reference.manifest_reference()).await?;
+            Ok(Digest::of(&bytes))
+        })
+    }
+
+    /// Checks that `registry` accepts `credential` (`strata login`).
+    pub fn check_login(&self, registry: &str, credential: Credential) -> Result<(), RegistryError> {
+        let reference = Reference {
+            registry: registry.to_owned(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        self.block_on(async {
+            let endpoint = self.endpoint(reference.api_host()).await?;
+            let repo = Repository::new(
+                &self.http,
+                endpoint.base,
+                reference,
+                Some(credential),
+                Vec::new(),
+            );
+            repo.check_credentials().await
+        })
+    }
+
+    /// Finds the registry's API: HTTPS, or plain HTTP where that is allowed
+    /// (loopback, or `--insecure`) and HTTPS does not answer.
+    async fn endpoint(&self, host: &str) -> Result<Endpoint, RegistryError> {
+        if let Some(found) = self.lock_endpoints().get(host) {
+            return Ok(found.clone());
+        }
+        let plain_allowed = self.options.insecure || strata_oci::reference::is_loopback(host);
+        let schemes: &[&str] = if plain_allowed {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
+        let mut candidates = Vec::new();
+        for scheme in schemes {
+            candidates.push(
+                reqwest::Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+                    RegistryError::Invalid {
+                        what: format!("the registry name `{host}`"),
+                        message: e.to_string(),
+                    }
+                })?,
+            );
+        }
+        let found =
+            strata_client::retry::retry(strata_client::retry::Backoff::REGISTRY, || async {
+                let mut failures = Vec::new();
+                for base in &candidates {
+                    let ping = base.join("v2/").expect("a constant path joins");
+                    match self.http.get(ping).send().await {
+                        // A registry answers `/v2/` with 200, or 401/403 until
+                        // authenticated; anything else (such as the 400 a TLS
+                        // port gives a plain request) is not a registry.
+                        Ok(r)
+                            if r.status().is_success()
+                                || r.status() == reqwest::StatusCode::UNAUTHORIZED
+                                || r.status() == reqwest::StatusCode::FORBIDDEN =>
+                        {
+                            let challenge = (r.status() == reqwest::StatusCode::UNAUTHORIZED)
+                                .then(|| r.headers().get(reqwest::header::WWW_AUTHENTICATE))
+                                .flatten()
+                                .and_then(|h| h.to_str().ok())
+                                .map(str::to_owned);
+                            return Ok(Endpoint {
+                                base: base.clone(),
+                                challenge,
+                            });
+                        }
+                        Ok(r) => failures.push(format!(
+                            "{}: `/v2/` answered {}",
+                            base.scheme(),
+                            r.status()
+                        )),
+                        Err(e) => failures.push(format!(
+                            "{}: {}",
+                            base.scheme(),
+                            strata_client::retry::message(&e)
+                        )),
+                    }
+                }
+                Err(RegistryError::Unreachable {
+                    registry: host.to_owned(),
+                    message: failures.join("; "),
+                })
+            })
+            .await?;
+        self.lock_endpoints().insert(host.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    fn lock_endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, Endpoint>> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// `--ca-file`s, `*.crt` in `--cert-dir`, and the per-registry folders under
+/// the system's certs.d that podman and docker read.
+fn ca_certificates(options: &Options) -> Result<Vec<PathBuf>, RegistryError> {
+    let mut files = options.ca_files.clone();
+    if let Some(dir) = &options.cert_dir {
+        files.extend(crt_files(dir).map_err(|source| RegistryError::Io {
+            path: dir.clone(),
+            source,
+        })?);
+    }
+    for system in SYSTEM_CERT_DIRS {
+        let Ok(entries) = std::fs::read_dir(system) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            files.extend(crt_files(&entry.path()).unwrap_or_default());
+        }
+    }
+    Ok(files)
+}
+
+fn crt_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The error message a registry put in its body (`{"errors":[{"message":…}]}`),
+/// or the body itself.
+async fn error_message(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(errors) = json["errors"].as_array()
+    {
+        let parts: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let code = e["code"].as_str().unwrap_or("");
+                let message = e["message"].as_str().unwrap_or("");
+                match (code.is_empty(), message.is_empty()) {
+                    (false, false) => format!("{code}: {message}"),
+                    (false, true) => code.to_owned(),
+                    _ => message.to_owned(),
+                }
+            })
+            .collect();
+        if !parts.is_empty() {
+            return parts.join("; ");
+        }
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        "no details".to_owned()
+    } else {
+        text.chars().take(300).collect()
+    }
+}
