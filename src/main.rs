@@ -21,7 +21,14 @@ fn main() -> ExitCode {
         Box::new(if no_color { opts.color(false) } else { opts }.build())
     }));
     match cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => status,
+        Err(report)
+            if report
+                .downcast_ref::<cli::StdoutError>()
+                .is_some_and(cli::StdoutError::is_closed_pipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(report) => {
             progress::get().suspend(|| eprintln!("{report:?}"));
             ExitCode::FAILURE

@@ -17,6 +17,7 @@ mod golden;
 mod inspect;
 mod interrupted;
 mod lint;
+mod modules;
 mod output;
 mod packages;
 mod platforms;

@@ -16,7 +16,7 @@ use strata_registry::Client;
 
 use super::args::Format;
 use super::registry::{print_pushed, push_json};
-use super::{color, say};
+use super::{color, print, say};
 
 /// Where a build goes besides its output: registries and a digest file.
 pub struct Publish {
@@ -75,10 +75,10 @@ pub fn build_command(
     }
     if json {
         let result = build_json(&report, &dest, started, &pushed);
-        println!(
-            "{}",
+        print(format_args!(
+            "{}\n",
             serde_json::to_string_pretty(&result).into_diagnostic()?
-        );
+        ))?;
     }
     Ok(())
 }

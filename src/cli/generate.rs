@@ -1,20 +1,23 @@
 //! Commands that print what clap knows about the command line: shell
 //! completions and the man page.
 
-use miette::{IntoDiagnostic, Report, WrapErr};
+use std::io::Write;
 
-use super::Cli;
+use miette::Report;
+
+use super::{Cli, write_stdout};
 
 pub fn completions_command(shell: clap_complete::Shell) -> Result<(), Report> {
     let mut command = <Cli as clap::CommandFactory>::command();
-    clap_complete::generate(shell, &mut command, "strata", &mut std::io::stdout());
-    Ok(())
+    // Generated in memory: `generate` panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "strata", &mut script);
+    Ok(write_stdout(|out| out.write_all(&script))?)
 }
 
 pub fn man_command() -> Result<(), Report> {
     let command = <Cli as clap::CommandFactory>::command();
-    clap_mangen::Man::new(command)
-        .render(&mut std::io::stdout())
-        .into_diagnostic()
-        .wrap_err("cannot print the man page")
+    Ok(write_stdout(|out| {
+        clap_mangen::Man::new(command).render(out)
+    })?)
 }

@@ -1,6 +1,8 @@
 //! Commands that read images in OCI layouts: `inspect`, `sbom`, `diff`.
 
+use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 
 use miette::{IntoDiagnostic, Report, WrapErr};
 
@@ -9,7 +11,7 @@ use strata_builder::inspect;
 use strata_builder::sbom;
 use strata_oci::layout::Layout;
 
-use super::split_image;
+use super::{print, split_image, write_stdout};
 
 pub fn inspect_command(image: &str, json: bool) -> Result<(), Report> {
     let (dir, tag) = split_image(image);
@@ -24,12 +26,10 @@ pub fn sbom_command(image: &str, format: Option<sbom::Format>) -> Result<(), Rep
     let (dir, tag) = split_image(image);
     let layout = Layout::open(Path::new(dir))?;
     let document = sbom::artifact::find(&layout, tag, format)?;
-    std::io::Write::write_all(&mut std::io::stdout(), &document)
-        .into_diagnostic()
-        .wrap_err("cannot print the SBOM")
+    Ok(write_stdout(|out| out.write_all(&document))?)
 }
 
-pub fn diff_command(a: &str, b: &str, json: bool, exit_code: bool) -> Result<(), Report> {
+pub fn diff_command(a: &str, b: &str, json: bool, exit_code: bool) -> Result<ExitCode, Report> {
     let (dir_a, tag_a) = split_image(a);
     let (dir_b, tag_b) = split_image(b);
     let layout_a = Layout::open(Path::new(dir_a))?;
@@ -37,13 +37,13 @@ pub fn diff_command(a: &str, b: &str, json: bool, exit_code: bool) -> Result<(),
     let input = |name, layout, tag| diff::Input { name, layout, tag };
     let result = diff::diff(&input(a, &layout_a, tag_a), &input(b, &layout_b, tag_b))?;
     print_result(&result, json, "diff", || diff::render::render(&result))?;
-    if exit_code && !result.identical {
-        // Differences are a result, not an error: no diagnostic on stderr,
-        // just the status, once everything printed has reached stdout.
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        std::process::exit(1);
-    }
-    Ok(())
+    // Differences are a result, not an error: no diagnostic on stderr, just
+    // the status.
+    Ok(if exit_code && !result.identical {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// A command's result on stdout: pretty JSON with `--json`, else the text
@@ -58,9 +58,9 @@ fn print_result(
         let text = serde_json::to_string_pretty(result)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot print the {what}"))?;
-        println!("{text}");
+        print(format_args!("{text}\n"))?;
     } else {
-        print!("{}", render());
+        print(render())?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use strata_progress as progress;
 use strata_registry as registry;
 
 use super::args::LintFormat;
-use super::color;
+use super::{color, print};
 
 pub struct LintOptions {
     pub format: LintFormat,
@@ -38,7 +38,7 @@ pub fn lint_command(
         LintFormat::Human => {
             let color = color(&std::io::stdout());
             for (recipe, findings) in &results {
-                print!("{}", lint::render::human(recipe, findings, color));
+                print(lint::render::human(recipe, findings, color))?;
             }
         }
         // One recipe, one document; several (a pre-commit run), an array.
@@ -48,11 +48,11 @@ pub fn lint_command(
                 .map(|(recipe, findings)| lint::render::json(recipe, findings))
                 .collect();
             match documents.len() {
-                1 => println!("{:#}", documents.remove(0)),
-                _ => println!("{:#}", serde_json::Value::Array(documents)),
+                1 => print(format_args!("{:#}\n", documents.remove(0)))?,
+                _ => print(format_args!("{:#}\n", serde_json::Value::Array(documents)))?,
             }
         }
-        LintFormat::Sarif => println!("{:#}", lint::render::sarif(&results)),
+        LintFormat::Sarif => print(format_args!("{:#}\n", lint::render::sarif(&results)))?,
     }
     if results
         .iter()

@@ -12,8 +12,10 @@ mod lint;
 mod recipe;
 mod registry;
 
-use std::io::IsTerminal;
+use std::fmt::Display;
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+use std::process::ExitCode;
 
 use miette::Report;
 
@@ -23,8 +25,10 @@ use strata_progress as progress;
 pub use args::Cli;
 use args::{Command, SbomFormat};
 
-pub fn run(cli: Cli) -> Result<(), Report> {
-    match cli.command {
+/// Runs a command; `Ok` holds its exit status (`strata diff --exit-code`
+/// fails without an error).
+pub fn run(cli: Cli) -> Result<ExitCode, Report> {
+    let status = match cli.command {
         Command::Build {
             recipe,
             output,
@@ -83,8 +87,8 @@ pub fn run(cli: Cli) -> Result<(), Report> {
             registry,
         } => {
             if list {
-                print!("{}", strata_builder::lint::render::list());
-                return Ok(());
+                print(strata_builder::lint::render::list())?;
+                return Ok(ExitCode::SUCCESS);
             }
             let options = lint::LintOptions {
                 format,
@@ -104,11 +108,40 @@ pub fn run(cli: Cli) -> Result<(), Report> {
             b,
             json,
             exit_code,
-        } => inspect::diff_command(&a, &b, json, exit_code),
+        } => return inspect::diff_command(&a, &b, json, exit_code),
         Command::Init => recipe::init_command(),
         Command::Completions { shell } => generate::completions_command(shell),
         Command::Man => generate::man_command(),
+    };
+    status.map(|()| ExitCode::SUCCESS)
+}
+
+/// Standard output could not be written. When the reader went away
+/// (`strata inspect out | head`) this is no failure: `main` ends quietly with
+/// status 0, as ripgrep does.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot write to standard output")]
+pub struct StdoutError(#[source] pub io::Error);
+
+impl StdoutError {
+    pub fn is_closed_pipe(&self) -> bool {
+        self.0.kind() == io::ErrorKind::BrokenPipe
     }
+}
+
+/// A command's result on stdout. Every result goes through here (never
+/// `println!`, which panics on a closed pipe).
+fn print(text: impl Display) -> Result<(), StdoutError> {
+    write_stdout(|out| write!(out, "{text}"))
+}
+
+fn write_stdout(
+    write: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>,
+) -> Result<(), StdoutError> {
+    let mut out = io::stdout().lock();
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(StdoutError)
 }
 
 /// A result line on stderr, above any bars; `-q` drops it.

@@ -11,7 +11,7 @@ use strata_oci::reference::Reference;
 use strata_registry::{self as registry, Client, auth::Credential};
 
 use super::args::{RegistryArgs, TlsArgs};
-use super::{say, split_image};
+use super::{print, say, split_image};
 
 pub fn push_command(
     image: &str,
@@ -79,14 +79,11 @@ pub fn resolve_base_command(reference: &str, registry: RegistryArgs) -> Result<(
         .wrap_err("cannot read the reference")?;
     let client = Client::new(registry.options()?)?;
     let digest = client.resolve(&reference)?;
-    println!(
-        "{}",
-        Reference {
-            digest: Some(digest),
-            ..reference
-        }
-    );
-    Ok(())
+    let pinned = Reference {
+        digest: Some(digest),
+        ..reference
+    };
+    Ok(print(format_args!("{pinned}\n"))?)
 }
 
 pub fn login_command(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use std::path::PathBuf;
 
 use crate::assemble::debian::InstallError;
-use crate::assemble::{self, AssembleError};
+use crate::assemble::{self, AssembleError, Planned};
 use crate::base::{self, BaseError, BaseImage};
 use crate::image::labels::{self, Provenance};
 use crate::image::{self, ImageError, ImageSpec, ManifestLayer};
@@ -20,12 +20,9 @@ use crate::recipe::{DebianSpec, Recipe};
 use crate::sbom;
 use strata_cache::Cache;
 use strata_client::fetch::Fetcher;
-use strata_debian::facts::PackageFacts;
 use strata_debian::solve::{Installed, Request};
-use strata_oci::entry::LayerPlan;
 use strata_oci::platform::Platform;
 use strata_oci::reference::{Tag, TagError};
-use strata_oci::view::View;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BuildError {
@@ -186,23 +183,6 @@ fn resolve_lock(
         repositories: resolution.repositories,
         platforms: resolution.platforms,
     })
-}
-
-/// One platform's image before its layers are written: what `strata lint`
-/// inspects and what `build` compresses.
-pub struct Planned {
-    pub platform: Platform,
-    /// strata's layers, in order: packages, accounts and TRE, the recipe's.
-    pub plans: Vec<LayerPlan>,
-    /// `uid:gid` for the config's `User`.
-    pub user: Option<String>,
-    pub packages: Vec<PackageFacts>,
-    /// The finished image's filesystem: the base's, then every plan's.
-    pub view: View,
-    /// The base's reference and manifest digest; `None` for scratch.
-    pub base: Option<(String, strata_oci::digest::Digest)>,
-    /// The packages of the base's dpkg database.
-    pub base_packages: Vec<strata_debian::BasePackage>,
 }
 
 fn plan_platform(

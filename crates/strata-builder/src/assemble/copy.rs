@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 
 use super::AssembleError;
-use crate::recipe::{Recipe, Spanned};
+use crate::recipe::{CopyDest, Recipe, Spanned};
 use strata_oci::entry::{Content, Entry, Fingerprint, Kind, Source};
 use strata_oci::path::ImagePath;
 
 /// What one `copy` line asks for, with owner already resolved to ids.
 pub struct CopyRequest<'a> {
     pub src: &'a Spanned<String>,
-    pub dest: &'a Spanned<String>,
+    pub dest: &'a Spanned<CopyDest>,
     pub mode: Option<u32>,
     pub uid: u32,
     pub gid: u32,
@@ -82,8 +82,7 @@ pub fn expand(recipe: &Recipe, req: &CopyRequest) -> Result<Vec<Entry>, Assemble
         path: host.clone(),
         source,
     })?;
-    let dest = ImagePath::parse(&req.dest.value)
-        .unwrap_or_else(|_| unreachable!("the decoder validated the destination"));
+    let dest = req.dest.value.path.clone();
     let mut out = Vec::new();
     if meta.is_dir() {
         if !dest.is_root() {
@@ -91,7 +90,7 @@ pub fn expand(recipe: &Recipe, req: &CopyRequest) -> Result<Vec<Entry>, Assemble
         }
         walk(recipe, req, &excludes, &host, "", &dest, &mut out)?;
     } else if meta.is_file() {
-        let path = if req.dest.value.ends_with('/') {
+        let path = if req.dest.value.into {
             let name = Path::new(&req.src.value)
                 .file_name()
                 .and_then(|n| n.to_str())

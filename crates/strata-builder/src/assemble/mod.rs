@@ -17,12 +17,33 @@ use std::path::PathBuf;
 use miette::SourceSpan;
 
 use self::accounts::Accounts;
+use strata_debian::BasePackage;
+use strata_debian::facts::PackageFacts;
+use strata_oci::digest::Digest;
 use strata_oci::entry::{Content, Entry, Kind, LayerPlan};
+use strata_oci::platform::Platform;
 use strata_oci::view::{View, ViewEntry, ViewKind};
 
 use crate::base::Lower;
 use crate::recipe::{Op, Owner, Recipe, RecipeError, Spanned};
 use strata_oci::path::ImagePath;
+
+/// One platform's image before its layers are written: what `strata lint`
+/// inspects and what `build` compresses.
+pub struct Planned {
+    pub platform: Platform,
+    /// strata's layers, in order: packages, accounts and TRE, the recipe's.
+    pub plans: Vec<LayerPlan>,
+    /// `uid:gid` for the config's `User`.
+    pub user: Option<String>,
+    pub packages: Vec<PackageFacts>,
+    /// The finished image's filesystem: the base's, then every plan's.
+    pub view: View,
+    /// The base's reference and manifest digest; `None` for scratch.
+    pub base: Option<(String, Digest)>,
+    /// The packages of the base's dpkg database.
+    pub base_packages: Vec<BasePackage>,
+}
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AssembleError {

@@ -13,8 +13,8 @@ pub mod render;
 
 use miette::SourceSpan;
 
+use crate::assemble::Planned;
 use crate::base::BaseImage;
-use crate::build::Planned;
 use crate::recipe::{Recipe, RecipeError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

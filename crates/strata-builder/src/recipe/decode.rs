@@ -10,42 +10,14 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::{
-    BaseRef, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner, PackageRequest,
-    Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,
+    BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner,
+    PackageRequest, Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,
 };
 use strata_debian::repo::RepositorySpec;
 use strata_oci::platform::Platform;
 use strata_oci::reference::{TAG_RULE, Tag};
 
 type Result<T> = std::result::Result<T, RecipeError>;
-
-const TOP_LEVEL: &[&str] = &[
-    "name",
-    "version",
-    "description",
-    "source",
-    "url",
-    "documentation",
-    "vendor",
-    "licenses",
-    "authors",
-    "label",
-    "base",
-    "platform",
-    "user",
-    "system-user",
-    "tre",
-    "layer",
-    "env",
-    "workdir",
-    "entrypoint",
-    "cmd",
-    "expose",
-    "volume",
-    "stop-signal",
-    "debian",
-    "lint",
-];
 
 const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 const DEBIAN_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
@@ -175,20 +147,95 @@ struct Decoder<'a> {
     system_users: Vec<UserSpec>,
 }
 
-impl Decoder<'_> {
-    fn once(&mut self, node: &Node) -> Result<()> {
-        let name = node.name();
-        if self.seen.iter().any(|(n, _)| n == name) {
-            return Err(node.err(
-                format!("`{name}` is given more than once"),
-                "second one here",
-                format!("keep a single `{name}` line"),
-            ));
-        }
-        self.seen.push((name.to_owned(), node.node.name().span()));
-        Ok(())
-    }
+/// A top-level node: its name, whether a recipe may give it more than once,
+/// and how it is decoded. This table is the one list of top-level nodes.
+struct NodeDef {
+    name: &'static str,
+    repeatable: bool,
+    decode: fn(&mut Decoder<'_>, &Node<'_>) -> Result<()>,
+}
 
+const fn once(
+    name: &'static str,
+    decode: fn(&mut Decoder<'_>, &Node<'_>) -> Result<()>,
+) -> NodeDef {
+    NodeDef {
+        name,
+        repeatable: false,
+        decode,
+    }
+}
+
+const fn many(
+    name: &'static str,
+    decode: fn(&mut Decoder<'_>, &Node<'_>) -> Result<()>,
+) -> NodeDef {
+    NodeDef {
+        name,
+        repeatable: true,
+        decode,
+    }
+}
+
+const TOP_LEVEL: &[NodeDef] = &[
+    once("name", |d, n| d.name(n)),
+    once("version", |d, n| d.metadata(n)),
+    once("description", |d, n| d.metadata(n)),
+    once("source", |d, n| d.metadata(n)),
+    once("url", |d, n| d.metadata(n)),
+    once("documentation", |d, n| d.metadata(n)),
+    once("vendor", |d, n| d.metadata(n)),
+    once("licenses", |d, n| d.metadata(n)),
+    once("authors", |d, n| d.metadata(n)),
+    many("label", |d, n| d.label(n)),
+    once("base", |d, n| d.base(n)),
+    many("platform", |d, n| d.platform(n)),
+    once("user", |d, node| {
+        d.user = Some(decode_user(node, false)?);
+        Ok(())
+    }),
+    many("system-user", |d, n| d.system_user(n)),
+    once("tre", |d, n| d.tre(n)),
+    many("layer", |d, n| d.layer(n)),
+    many("env", |d, n| d.env(n)),
+    once("workdir", |d, n| d.workdir(n)),
+    once("entrypoint", |d, n| d.command(n)),
+    once("cmd", |d, n| d.command(n)),
+    many("expose", |d, n| d.expose(n)),
+    many("volume", |d, n| d.volume(n)),
+    once("stop-signal", |d, n| d.stop_signal(n)),
+    once("debian", |d, node| {
+        d.debian = Some(decode_debian(node)?);
+        Ok(())
+    }),
+    many("lint", |d, node| {
+        d.lint_allow.extend(decode_lint(node)?);
+        Ok(())
+    }),
+];
+
+/// The one check for what a recipe may give only once: an error at `span`
+/// when `first` holds where the first one is. `what` names the thing
+/// (``label `team` ``), `fix` says what to do about it.
+fn given_twice(
+    src: &RecipeSource,
+    span: SourceSpan,
+    first: Option<SourceSpan>,
+    what: &str,
+    fix: &str,
+) -> Result<()> {
+    match first {
+        None => Ok(()),
+        Some(first) => Err(src.error(
+            span,
+            format!("{what} is given twice"),
+            "again here",
+            Some(format!("{fix} (the first is at {})", src.position(first))),
+        )),
+    }
+}
+
+impl Decoder<'_> {
     fn top_level(&mut self, node: Node) -> Result<()> {
         let name = node.name();
         self.nodes.push(NodeSpan {
@@ -200,254 +247,264 @@ impl Decoder<'_> {
                 .map(str::to_owned),
             span: node.node.span(),
         });
-        if name != "label"
-            && name != "platform"
-            && name != "layer"
-            && name != "env"
-            && name != "expose"
-            && name != "volume"
-            && name != "lint"
-            && name != "system-user"
-        {
-            self.once(&node)?;
+        let Some(def) = TOP_LEVEL.iter().find(|d| d.name == name) else {
+            let known: Vec<&str> = TOP_LEVEL.iter().map(|d| d.name).collect();
+            return Err(node.unknown(name, &known, "top-level node"));
+        };
+        if !def.repeatable {
+            let first = self.seen.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+            let span = node.node.name().span();
+            given_twice(self.src, span, first, &format!("`{name}`"), "keep one")?;
+            self.seen.push((name.to_owned(), span));
         }
-        match name {
-            "name" => {
-                node.no_props_or_children()?;
-                let value = node.single_string("image name")?;
-                check_name(&node, &value, "image name")?;
-                self.name = Some(value);
-            }
-            "version" | "description" | "source" | "url" | "documentation" | "vendor"
-            | "licenses" | "authors" => {
-                node.no_props_or_children()?;
-                let spanned = node.single_string(name)?;
-                if name == "version" && spanned.parse::<Tag>().is_err() {
-                    return Err(self.src.error(
-                        spanned.span,
-                        format!("`{}` cannot be an image tag", spanned.value),
-                        "invalid tag",
-                        Some(format!("the version becomes the tag: {TAG_RULE}")),
-                    ));
-                }
-                let value = spanned.value;
-                let slot = match name {
-                    "version" => &mut self.metadata.version,
-                    "description" => &mut self.metadata.description,
-                    "source" => &mut self.metadata.source,
-                    "url" => &mut self.metadata.url,
-                    "documentation" => &mut self.metadata.documentation,
-                    "vendor" => &mut self.metadata.vendor,
-                    "licenses" => &mut self.metadata.licenses,
-                    _ => &mut self.metadata.authors,
-                };
-                *slot = Some(value);
-            }
-            "label" => {
-                node.no_props_or_children()?;
-                let [key, value] = node.strings::<2>(["label key", "label value"])?;
-                if let Some((_, node_name)) = RESERVED_LABELS.iter().find(|(k, _)| *k == *key) {
-                    return Err(self.src.error(
-                        key.span,
-                        format!("`{}` is set by strata", key.value),
-                        "reserved label",
-                        Some(format!("strata fills this label from `{node_name}`")),
-                    ));
-                }
-                if key.is_empty() {
-                    return Err(node.err("a label key is empty", "here", "name the label"));
-                }
-                if let Some((earlier, _)) = self.labels.iter().find(|(k, _)| k.value == key.value) {
-                    return Err(self.src.error(
-                        key.span,
-                        format!("label `{}` is set twice", key.value),
-                        "again here",
-                        Some(format!(
-                            "the first one is at {}; keep one",
-                            self.src.position(earlier.span)
-                        )),
-                    ));
-                }
-                self.labels.push((key, value));
-            }
-            "base" => {
-                node.no_props_or_children()?;
-                let value = node.single_string("base image")?;
-                self.base = Some(Spanned {
-                    value: parse_base(&node, &value)?,
-                    span: value.span,
-                });
-            }
-            "platform" => {
-                node.no_props_or_children()?;
-                for arg in node.string_args("platform", 1)? {
-                    let platform = arg.value.parse::<Platform>().map_err(|e| {
-                        self.src.error(
-                            arg.span,
-                            e.to_string(),
-                            "not a platform",
-                            Some("e.g. `platform \"linux/amd64\" \"linux/arm64\"`".into()),
-                        )
-                    })?;
-                    if self.platforms.iter().any(|p| p.value == platform) {
-                        return Err(self.src.error(
-                            arg.span,
-                            format!("platform `{platform}` is listed twice"),
-                            "duplicate",
-                            Some("list each platform once".into()),
-                        ));
-                    }
-                    self.platforms.push(Spanned {
-                        value: platform,
-                        span: arg.span,
-                    });
-                }
-            }
-            "user" => self.user = Some(decode_user(&node, false)?),
-            "system-user" => {
-                let user = decode_user(&node, true)?;
-                if let Some(earlier) = self
-                    .system_users
-                    .iter()
-                    .find(|u| u.name.value == user.name.value)
-                {
-                    return Err(self.src.error(
-                        user.name.span,
-                        format!("system user `{}` is declared twice", user.name.value),
-                        "again here",
-                        Some(format!(
-                            "keep one (the first is at {})",
-                            self.src.position(earlier.name.span)
-                        )),
-                    ));
-                }
-                self.system_users.push(user);
-            }
-            "tre" => {
-                node.check_props(&[])?;
-                node.no_children()?;
-                self.tre = match node.args().as_slice() {
-                    [] => true,
-                    [entry] => entry.value().as_bool().ok_or_else(|| {
-                        self.src.error(
-                            entry.span(),
-                            "`tre` takes `#true` or `#false`",
-                            "not a boolean",
-                            Some("write `tre #false` to turn the TRE preset off".into()),
-                        )
-                    })?,
-                    [_, extra, ..] => {
-                        return Err(self.src.error(
-                            extra.span(),
-                            "`tre` takes at most one value",
-                            "unexpected",
-                            Some("write `tre` or `tre #false`".into()),
-                        ));
-                    }
-                };
-            }
-            "layer" => {
-                let layer = decode_layer(&node)?;
-                if let Some(earlier) = self
-                    .layers
-                    .iter()
-                    .find(|l| l.name.value == layer.name.value)
-                {
-                    return Err(self.src.error(
-                        layer.name.span,
-                        format!("two layers are named `{}`", layer.name.value),
-                        "second one",
-                        Some(format!(
-                            "rename one of them (the first is at {})",
-                            self.src.position(earlier.name.span)
-                        )),
-                    ));
-                }
-                self.layers.push(layer);
-            }
-            "env" => {
-                node.no_props_or_children()?;
-                let [key, value] = node.strings::<2>(["variable name", "value"])?;
-                if key.is_empty() || key.contains('=') || key.contains('\0') {
-                    return Err(self.src.error(
-                        key.span,
-                        format!("`{}` is not an environment variable name", key.value),
-                        "invalid name",
-                        Some("names are non-empty and contain no `=`".into()),
-                    ));
-                }
-                if self.runtime.env.iter().any(|(k, _)| *k == key.value) {
-                    return Err(self.src.error(
-                        key.span,
-                        format!("`{}` is set twice", key.value),
-                        "again here",
-                        Some("keep one `env` line per variable".into()),
-                    ));
-                }
-                self.runtime.env.push((key.value, value.value));
-            }
-            "workdir" => {
-                node.no_props_or_children()?;
-                let dir = node.single_string("working directory")?;
-                self.runtime.workdir = Some(image_path(&node, &dir)?.to_string());
-            }
-            "entrypoint" | "cmd" => {
-                node.no_props_or_children()?;
-                let args = node
-                    .string_args(name, 1)?
-                    .into_iter()
-                    .map(|a| a.value)
-                    .collect();
-                if name == "entrypoint" {
-                    self.runtime.entrypoint = Some(args);
-                } else {
-                    self.runtime.cmd = Some(args);
-                }
-            }
-            "expose" => {
-                node.no_props_or_children()?;
-                for port in node.string_args("port", 1)? {
-                    let normalised = parse_port(&port.value).ok_or_else(|| {
-                        self.src.error(
-                            port.span,
-                            format!("`{}` is not a port", port.value),
-                            "invalid port",
-                            Some("write `PORT` or `PORT/tcp`, `PORT/udp`, `PORT/sctp`".into()),
-                        )
-                    })?;
-                    self.runtime.expose.push(normalised);
-                }
-            }
-            "volume" => {
-                node.no_props_or_children()?;
-                for volume in node.string_args("volume", 1)? {
-                    let path = image_path(&node, &volume)?.to_string();
-                    self.runtime.volumes.push(path);
-                }
-            }
-            "stop-signal" => {
-                node.no_props_or_children()?;
-                let signal = node.single_string("signal")?;
-                let valid = (!signal.is_empty() && signal.bytes().all(|b| b.is_ascii_digit()))
-                    || (signal.starts_with("SIG")
-                        && signal.len() > 3
-                        && signal[3..].bytes().all(|b| {
-                            b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-'
-                        }));
-                if !valid {
-                    return Err(self.src.error(
-                        signal.span,
-                        format!("`{}` is not a signal", signal.value),
-                        "invalid signal",
-                        Some("write a name such as `SIGTERM` or a number".into()),
-                    ));
-                }
-                self.runtime.stop_signal = Some(signal.value);
-            }
-            "debian" => self.debian = Some(decode_debian(&node)?),
-            "lint" => self.lint_allow.extend(decode_lint(&node)?),
-            other => return Err(node.unknown(other, TOP_LEVEL, "top-level node")),
+        (def.decode)(self, &node)
+    }
+
+    fn name(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        let value = node.single_string("image name")?;
+        check_name(node, &value, "image name")?;
+        self.name = Some(value);
+        Ok(())
+    }
+
+    fn metadata(&mut self, node: &Node) -> Result<()> {
+        let name = node.name();
+        node.no_props_or_children()?;
+        let spanned = node.single_string(name)?;
+        if name == "version" && spanned.parse::<Tag>().is_err() {
+            return Err(self.src.error(
+                spanned.span,
+                format!("`{}` cannot be an image tag", spanned.value),
+                "invalid tag",
+                Some(format!("the version becomes the tag: {TAG_RULE}")),
+            ));
         }
+        let value = spanned.value;
+        let slot = match name {
+            "version" => &mut self.metadata.version,
+            "description" => &mut self.metadata.description,
+            "source" => &mut self.metadata.source,
+            "url" => &mut self.metadata.url,
+            "documentation" => &mut self.metadata.documentation,
+            "vendor" => &mut self.metadata.vendor,
+            "licenses" => &mut self.metadata.licenses,
+            _ => &mut self.metadata.authors,
+        };
+        *slot = Some(value);
+        Ok(())
+    }
+
+    fn label(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        let [key, value] = node.strings::<2>(["label key", "label value"])?;
+        if let Some((_, node_name)) = RESERVED_LABELS.iter().find(|(k, _)| *k == *key) {
+            return Err(self.src.error(
+                key.span,
+                format!("`{}` is set by strata", key.value),
+                "reserved label",
+                Some(format!("strata fills this label from `{node_name}`")),
+            ));
+        }
+        if key.is_empty() {
+            return Err(node.err("a label key is empty", "here", "name the label"));
+        }
+        let first = self.labels.iter().find(|(k, _)| k.value == key.value);
+        let what = format!("label `{}`", key.value);
+        given_twice(
+            self.src,
+            key.span,
+            first.map(|(k, _)| k.span),
+            &what,
+            "keep one",
+        )?;
+        self.labels.push((key, value));
+        Ok(())
+    }
+
+    fn base(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        let value = node.single_string("base image")?;
+        self.base = Some(Spanned {
+            value: parse_base(node, &value)?,
+            span: value.span,
+        });
+        Ok(())
+    }
+
+    fn platform(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        for arg in node.string_args("platform", 1)? {
+            let platform = arg.value.parse::<Platform>().map_err(|e| {
+                self.src.error(
+                    arg.span,
+                    e.to_string(),
+                    "not a platform",
+                    Some("e.g. `platform \"linux/amd64\" \"linux/arm64\"`".into()),
+                )
+            })?;
+            let first = self.platforms.iter().find(|p| p.value == platform);
+            let what = format!("platform `{platform}`");
+            given_twice(self.src, arg.span, first.map(|p| p.span), &what, "keep one")?;
+            self.platforms.push(Spanned {
+                value: platform,
+                span: arg.span,
+            });
+        }
+        Ok(())
+    }
+
+    fn system_user(&mut self, node: &Node) -> Result<()> {
+        let user = decode_user(node, true)?;
+        let first = self
+            .system_users
+            .iter()
+            .find(|u| u.name.value == user.name.value);
+        let what = format!("system user `{}`", user.name.value);
+        given_twice(
+            self.src,
+            user.name.span,
+            first.map(|u| u.name.span),
+            &what,
+            "keep one",
+        )?;
+        self.system_users.push(user);
+        Ok(())
+    }
+
+    fn tre(&mut self, node: &Node) -> Result<()> {
+        node.check_props(&[])?;
+        node.no_children()?;
+        self.tre = match node.args().as_slice() {
+            [] => true,
+            [entry] => entry.value().as_bool().ok_or_else(|| {
+                self.src.error(
+                    entry.span(),
+                    "`tre` takes `#true` or `#false`",
+                    "not a boolean",
+                    Some("write `tre #false` to turn the TRE preset off".into()),
+                )
+            })?,
+            [_, extra, ..] => {
+                return Err(self.src.error(
+                    extra.span(),
+                    "`tre` takes at most one value",
+                    "unexpected",
+                    Some("write `tre` or `tre #false`".into()),
+                ));
+            }
+        };
+        Ok(())
+    }
+
+    fn layer(&mut self, node: &Node) -> Result<()> {
+        let layer = decode_layer(node)?;
+        let first = self
+            .layers
+            .iter()
+            .find(|l| l.name.value == layer.name.value);
+        let what = format!("the layer name `{}`", layer.name.value);
+        let fix = "rename one of the layers";
+        given_twice(
+            self.src,
+            layer.name.span,
+            first.map(|l| l.name.span),
+            &what,
+            fix,
+        )?;
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    fn env(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        let [key, value] = node.strings::<2>(["variable name", "value"])?;
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(self.src.error(
+                key.span,
+                format!("`{}` is not an environment variable name", key.value),
+                "invalid name",
+                Some("names are non-empty and contain no `=`".into()),
+            ));
+        }
+        // The first `env` node naming the key, when the key is already set.
+        let first = self
+            .nodes
+            .iter()
+            .find(|n| n.name == "env" && n.key.as_deref() == Some(&key.value))
+            .filter(|_| self.runtime.env.iter().any(|(k, _)| *k == key.value));
+        let what = format!("variable `{}`", key.value);
+        given_twice(self.src, key.span, first.map(|n| n.span), &what, "keep one")?;
+        self.runtime.env.push((key.value, value.value));
+        Ok(())
+    }
+
+    fn workdir(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        let dir = node.single_string("working directory")?;
+        self.runtime.workdir = Some(image_path(node, &dir)?.to_string());
+        Ok(())
+    }
+
+    fn command(&mut self, node: &Node) -> Result<()> {
+        let name = node.name();
+        node.no_props_or_children()?;
+        let args = node
+            .string_args(name, 1)?
+            .into_iter()
+            .map(|a| a.value)
+            .collect();
+        if name == "entrypoint" {
+            self.runtime.entrypoint = Some(args);
+        } else {
+            self.runtime.cmd = Some(args);
+        }
+        Ok(())
+    }
+
+    fn expose(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        for port in node.string_args("port", 1)? {
+            let normalised = parse_port(&port.value).ok_or_else(|| {
+                self.src.error(
+                    port.span,
+                    format!("`{}` is not a port", port.value),
+                    "invalid port",
+                    Some("write `PORT` or `PORT/tcp`, `PORT/udp`, `PORT/sctp`".into()),
+                )
+            })?;
+            self.runtime.expose.push(normalised);
+        }
+        Ok(())
+    }
+
+    fn volume(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        for volume in node.string_args("volume", 1)? {
+            let path = image_path(node, &volume)?.to_string();
+            self.runtime.volumes.push(path);
+        }
+        Ok(())
+    }
+
+    fn stop_signal(&mut self, node: &Node) -> Result<()> {
+        node.no_props_or_children()?;
+        let signal = node.single_string("signal")?;
+        let valid = (!signal.is_empty() && signal.bytes().all(|b| b.is_ascii_digit()))
+            || (signal.starts_with("SIG")
+                && signal.len() > 3
+                && signal[3..].bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-'
+                }));
+        if !valid {
+            return Err(self.src.error(
+                signal.span,
+                format!("`{}` is not a signal", signal.value),
+                "invalid signal",
+                Some("write a name such as `SIGTERM` or a number".into()),
+            ));
+        }
+        self.runtime.stop_signal = Some(signal.value);
         Ok(())
     }
 }
@@ -639,14 +696,9 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
                             ),
                         ));
                     }
-                    if install.iter().any(|p| p.name == name) {
-                        return Err(node.src.error(
-                            arg.span,
-                            format!("`{name}` is listed twice"),
-                            "duplicate",
-                            Some("list each package once".into()),
-                        ));
-                    }
+                    let first = install.iter().find(|p| p.name == name).map(|p| p.span);
+                    let what = format!("package `{name}`");
+                    given_twice(node.src, arg.span, first, &what, "keep one")?;
                     install.push(Spanned {
                         value: PackageRequest { name, version },
                         span: arg.span,
@@ -782,7 +834,13 @@ fn decode_op(node: &Node) -> Result<Op> {
                     Some("host paths are relative to the recipe's folder, e.g. `app/`".into()),
                 ));
             }
-            image_path(node, &dest)?;
+            let dest = Spanned {
+                value: CopyDest {
+                    path: image_path(node, &dest)?,
+                    into: dest.ends_with('/'),
+                },
+                span: dest.span,
+            };
             Ok(Op::Copy {
                 src,
                 dest,
@@ -1011,14 +1069,19 @@ impl<'a> Node<'a> {
                     Some(help),
                 ));
             }
-            let repeatable = name == "exclude";
-            if !repeatable && self.props().filter(|(n, _)| *n == name).count() > 1 {
-                return Err(self.src.error(
+            if name != "exclude" {
+                let first = self
+                    .props()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, e)| e.span());
+                let what = format!("property `{name}`");
+                given_twice(
+                    self.src,
                     entry.span(),
-                    format!("property `{name}` is given twice"),
-                    "duplicate",
-                    Some("keep one".to_owned()),
-                ));
+                    first.filter(|s| *s != entry.span()),
+                    &what,
+                    "keep one",
+                )?;
             }
         }
         Ok(())
@@ -1341,7 +1404,7 @@ stop-signal "SIGTERM"
             ),
             (
                 "name \"x\"\nname \"y\"\nbase \"scratch\"",
-                "`name` is given more than once",
+                "`name` is given twice",
             ),
             ("base \"scratch\"", "the recipe has no `name`"),
             ("name \"x\" {", "the recipe is not valid KDL"),

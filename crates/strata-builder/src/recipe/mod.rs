@@ -146,11 +146,20 @@ pub enum Owner {
     Ids(u32, u32),
 }
 
+/// Where `copy` puts its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyDest {
+    pub path: ImagePath,
+    /// Written with a trailing `/` (`/opt/app/`): a file goes inside this
+    /// folder, under its own name.
+    pub into: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum Op {
     Copy {
         src: Spanned<String>,
-        dest: Spanned<String>,
+        dest: Spanned<CopyDest>,
         mode: Option<u32>,
         owner: Option<Spanned<Owner>>,
         exclude: Vec<Spanned<String>>,

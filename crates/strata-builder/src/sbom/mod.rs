@@ -16,7 +16,7 @@ use std::io;
 
 use sha1::Digest as _;
 
-use crate::build::Planned;
+use crate::assemble::Planned;
 use crate::layer::compress::Compression;
 use crate::recipe::Recipe;
 use strata_cache::Cache;
