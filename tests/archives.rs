@@ -4,17 +4,10 @@
 use std::fs;
 use std::process::Command;
 
-use crate::util::{TestDir, run, tagged_digest, text};
+use crate::util::{TestDir, podman_run, run, tagged_digest, text};
 
 fn build_format(t: &TestDir, recipe: &std::path::Path, format: &str, out: &std::path::Path) {
-    let output = t
-        .strata()
-        .args(["build", "--format", format, "-o"])
-        .arg(out)
-        .arg(recipe)
-        .output()
-        .unwrap();
-    crate::util::assert_success(&output, "strata build --format");
+    t.build_with(recipe, out, &["--format", format]);
 }
 
 #[test]
@@ -66,8 +59,8 @@ fn docker_archive_loads_with_podman() {
         .stdout,
     );
     assert_eq!(labels.trim(), "hello");
-    let mut run_args = crate::util::PODMAN_RUN.to_vec();
-    run_args.push("hello:1.0.0");
-    let printed = text(&podman(&run_args).output().unwrap().stdout);
-    assert_eq!(printed, "hello from strata uid=10001 gid=10001\n");
+    assert_eq!(
+        podman_run(&t, "hello:1.0.0", &[]),
+        "hello from strata uid=10001 gid=10001\n"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::util::{TestDir, find_entry, layers, run_in, snapshot, tagged_digest, unpack};
+use crate::util::{TestDir, find_entry, layers, snapshot, tagged_digest};
 
 /// Builds `examples/hello` as a base and a recipe on top of it.
 fn base_and_child(t: &TestDir) -> std::path::PathBuf {
@@ -24,11 +24,11 @@ fn base_and_child(t: &TestDir) -> std::path::PathBuf {
 fn builds_on_a_local_layout() {
     let t = TestDir::new();
     let recipe = base_and_child(&t);
-    let out = t.join("out");
-    t.build(&recipe, &out);
+    let image = t.build_and_unpack(&recipe, "0.1");
+    let out = &image.layout;
 
     let base_layers = layers(&t.join("base-out"), "1.0.0");
-    let child_layers = layers(&out, "0.1");
+    let child_layers = layers(out, "0.1");
     assert_eq!(child_layers.len(), base_layers.len() + 2);
     let base_blobs = snapshot(&t.join("base-out/blobs"));
     let child_blobs = snapshot(&out.join("blobs"));
@@ -64,7 +64,7 @@ fn builds_on_a_local_layout() {
         "the recipe's user is appended: {passwd}"
     );
 
-    let config = crate::util::config(&out, "0.1");
+    let config = crate::util::config(out, "0.1");
     assert_eq!(config["config"]["User"], "2000:2000");
     assert_eq!(
         config["config"]["Entrypoint"],
@@ -78,13 +78,12 @@ fn builds_on_a_local_layout() {
     );
     assert_eq!(labels["org.opencontainers.image.title"], "child");
 
-    let rootfs = unpack(&out, "0.1", &t.join("bundle"));
     assert_eq!(
-        run_in(&rootfs, 2000, 2000, &["/usr/local/bin/hello", "child"]),
+        image.run(2000, 2000, &["/usr/local/bin/hello", "child"]),
         "hello from strata uid=2000 gid=2000 child\n"
     );
     assert_eq!(
-        fs::read_to_string(rootfs.join("opt/extra.txt")).unwrap(),
+        fs::read_to_string(image.rootfs.join("opt/extra.txt")).unwrap(),
         "extra\n"
     );
 }

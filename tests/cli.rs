@@ -205,8 +205,7 @@ fn plain_progress_is_one_line_per_step() {
         (&[][..], " B) done in "),
         (&["--progress", "plain"][..], " (cached) done in "),
     ] {
-        let built = t.build_cmd(&recipe, &out).args(args).output().unwrap();
-        assert_success(&built, "strata build");
+        let built = t.build_with(&recipe, &out, args);
         let stderr = text(&built.stderr);
         assert!(
             !stderr.contains('\r') && !stderr.contains('\x1b'),
@@ -226,12 +225,7 @@ fn plain_progress_is_one_line_per_step() {
         assert_eq!(lines.len(), 7, "{stderr}");
     }
     // `--progress none` keeps the result and drops the steps.
-    let none = t
-        .build_cmd(&recipe, &out)
-        .args(["--progress", "none"])
-        .output()
-        .unwrap();
-    assert_success(&none, "strata build --progress none");
+    let none = t.build_with(&recipe, &out, &["--progress", "none"]);
     let stderr = text(&none.stderr);
     assert!(
         stderr.starts_with("  layer strata ") && !stderr.contains("compress"),
@@ -241,12 +235,7 @@ fn plain_progress_is_one_line_per_step() {
     // Downloads give their file and size.
     let (_repo, url) = crate::packages::standard_repo(&t);
     let recipe = crate::packages::recipe(&t, &url, "\"app\"");
-    let built = t
-        .build_cmd(&recipe, &t.join("pkgs"))
-        .args(["--progress", "plain"])
-        .output()
-        .unwrap();
-    assert_success(&built, "strata build --progress plain");
+    let built = t.build_with(&recipe, &t.join("pkgs"), &["--progress", "plain"]);
     let stderr = text(&built.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     for expected in [
@@ -276,12 +265,7 @@ fn plain_progress_is_one_line_per_step() {
 fn quiet_prints_nothing_and_verbose_logs() {
     let t = TestDir::new();
     let recipe = t.example("hello");
-    let quiet = t
-        .build_cmd(&recipe, &t.join("out"))
-        .arg("-q")
-        .output()
-        .unwrap();
-    assert_success(&quiet, "strata build -q");
+    let quiet = t.build_with(&recipe, &t.join("out"), &["-q"]);
     assert_eq!(text(&quiet.stderr), "");
     assert_eq!(text(&quiet.stdout), "");
     assert!(t.join("out/index.json").is_file());
@@ -302,12 +286,7 @@ fn quiet_prints_nothing_and_verbose_logs() {
         text(&failed.stderr)
     );
 
-    let verbose = t
-        .build_cmd(&recipe, &t.join("out"))
-        .arg("-v")
-        .output()
-        .unwrap();
-    assert_success(&verbose, "strata build -v");
+    let verbose = t.build_with(&recipe, &t.join("out"), &["-v"]);
     let stderr = text(&verbose.stderr);
     assert!(
         stderr.contains("INFO strata_builder::build: layer layer=app digest=sha256:")

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::chown;
 use std::process::Command;
 
-use crate::util::{EPOCH, TestDir, assert_success, run, run_in, snapshot, unpack};
+use crate::util::{EPOCH, TestDir, assert_success, run, snapshot, syft_debs, tool};
 
 /// `(name, version)` of every package in a lock.
 fn locked_packages(lock: &std::path::Path) -> BTreeSet<(String, String)> {
@@ -31,22 +31,14 @@ fn locked_packages(lock: &std::path::Path) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn tool(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("`{var}` is not set: run the suite with `bash .ci/run`, which installs it")
-    })
-}
-
 #[test]
 fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
     let t = TestDir::new();
     let recipe = t.example("python");
-    let out = t.join("out");
-    t.build(&recipe, &out);
+    let image = t.build_and_unpack(&recipe, "3.11");
+    let out = &image.layout;
 
-    let rootfs = unpack(&out, "3.11", &t.join("bundle"));
-    let printed = run_in(
-        &rootfs,
+    let printed = image.run(
         10001,
         10001,
         &[
@@ -56,12 +48,7 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
         ],
     );
     assert!(printed.starts_with("OpenSSL 3."), "{printed}");
-    let check = run_in(
-        &rootfs,
-        10001,
-        10001,
-        &["/usr/bin/python3", "/opt/app/check.py"],
-    );
+    let check = image.run(10001, 10001, &["/usr/bin/python3", "/opt/app/check.py"]);
     assert!(check.contains("\"ca_certificates\": true"), "{check}");
 
     let locked = locked_packages(&t.join("python/image.lock"));
@@ -97,29 +84,17 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
     // a docker-archive instead.
     let archive = t.join("python.tar");
     t.build_with(&recipe, &archive, &["--format", "docker-archive"]);
-    let syft: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_SYFT"))
-        .args(["scan", "-q", "-o", "json"])
-        .arg(format!("docker-archive:{}", archive.display()))))
-    .unwrap();
-    let by_syft: BTreeSet<(String, String)> = syft["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["type"] == "deb")
-        .map(|a| {
-            (
-                a["name"].as_str().unwrap().to_owned(),
-                a["version"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(by_syft, locked, "Syft's packages differ from the lock");
+    assert_eq!(
+        syft_debs(&archive),
+        locked,
+        "Syft's packages differ from the lock"
+    );
 
     let trivy: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_TRIVY"))
         .args(["image", "--quiet", "--format", "cyclonedx", "--cache-dir"])
         .arg(t.join("trivy-cache"))
         .arg("--input")
-        .arg(&out)))
+        .arg(out)))
     .unwrap();
     let components = trivy["components"].as_array().unwrap();
     let os = components
@@ -143,12 +118,8 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
 #[test]
 fn pandas_computes_offline() {
     let t = TestDir::new();
-    let recipe = t.example("tre-python");
-    let out = t.join("out");
-    t.build(&recipe, &out);
-    let rootfs = unpack(&out, "1.0.0", &t.join("bundle"));
-    let printed = run_in(
-        &rootfs,
+    let image = t.build_and_unpack(&t.example("tre-python"), "1.0.0");
+    let printed = image.run(
         10001,
         10001,
         &["/usr/bin/python3", "/opt/analysis/summarise.py"],

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::util::apt::{AptRepo, Pkg, serve_signed};
-use crate::util::{TestDir, repo_root, run, text};
+use crate::util::{TestDir, repo_root, run, text, validate};
 
 /// A recipe that passes every rule: all labels, a user, an entrypoint,
 /// nothing but a script copied in.
@@ -482,16 +482,6 @@ fn sarif_output_validates_against_the_schema() {
     assert_eq!(rules.len(), 15);
 }
 
-/// Checks `document` against one of the published schemas in tests/schemas.
-pub fn validate(schema: &str, document: &Path) {
-    let python = std::env::var("STRATA_PYTHON")
-        .expect("STRATA_PYTHON (a Python with jsonschema) is set by .ci/run");
-    run(Command::new(python)
-        .arg(repo_root().join("tests/util/validate.py"))
-        .arg(repo_root().join("tests/schemas").join(schema))
-        .arg(document));
-}
-
 #[test]
 fn build_refuses_a_recipe_that_breaks_an_error_rule() {
     let t = TestDir::new();
@@ -592,9 +582,7 @@ fn a_declared_system_user_satisfies_str011_and_lands_in_passwd() {
     let (json, _) = lint(&t, &path, &[]);
     assert!(!rules(&json).contains(&"STR011".to_owned()), "{json:#}");
 
-    let out = t.join("out");
-    t.build(&path, &out);
-    let rootfs = crate::util::unpack(&out, "1.0", &t.join("bundle"));
+    let rootfs = t.build_and_unpack(&path, "1.0").rootfs;
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(
         passwd.contains("svcuser:x:901:901:svcuser:/nonexistent:/usr/sbin/nologin\n"),

@@ -5,7 +5,8 @@
 
 use std::process::Output;
 
-use crate::util::{TestDir, text};
+use crate::util::TestDir;
+use crate::util::snapshot::{redact, redact_json};
 
 /// Runs `strata ARGS` in `t` (relative paths, so no temporary folder shows)
 /// and returns stdout and stderr, with anything host-specific replaced.
@@ -15,8 +16,7 @@ fn strata(t: &TestDir, args: &[&str]) -> (String, String, Option<i32>) {
         stdout,
         stderr,
     } = t.strata().args(args).output().unwrap();
-    let clean = |bytes: &[u8]| text(bytes).replace(&t.path().display().to_string(), "[tmp]");
-    (clean(&stdout), clean(&stderr), status.code())
+    (redact(t, &stdout), redact(t, &stderr), status.code())
 }
 
 /// A recipe that breaks a few rules, in a folder outside any git checkout.
@@ -66,12 +66,8 @@ fn build_json_document() {
     t.example("hello");
     let (stdout, stderr, code) = strata(&t, &["build", "hello/image.kdl", "-o", "out", "--json"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let mut json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     // Durations vary from run to run; their presence is what is pinned.
-    json["seconds"] = "[seconds]".into();
-    for (_, value) in json["timings"].as_object_mut().unwrap() {
-        *value = "[seconds]".into();
-    }
+    let json = redact_json(&t, &stdout);
     insta::assert_snapshot!(
         "build_json_hello",
         serde_json::to_string_pretty(&json).unwrap()

@@ -5,7 +5,7 @@
 use std::fs;
 
 use crate::util::apt::{AptRepo, Pkg};
-use crate::util::{TestDir, find_entry, layers, run, run_in, snapshot, unpack};
+use crate::util::{TestDir, find_entry, layers, run, snapshot};
 
 /// A repository exercising alternatives, virtual packages, versions,
 /// pre-depends, conflicts, merged-/usr paths, docs and setuid files.
@@ -89,9 +89,7 @@ pub(crate) fn recipe(t: &TestDir, url: &str, install: &str) -> std::path::PathBu
 fn installs_the_closure_from_a_signed_repository() {
     let t = TestDir::new();
     let (_repo, url) = standard_repo(&t);
-    let recipe = recipe(&t, &url, "\"app\"");
-    let out = t.join("out");
-    t.build(&recipe, &out);
+    let image = t.build_and_unpack(&recipe(&t, &url, "\"app\""), "1");
 
     let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
     let locked: Vec<&str> = lock
@@ -106,11 +104,11 @@ fn installs_the_closure_from_a_signed_repository() {
     );
     assert!(lock.contains("sha256=\"sha256:"), "{lock}");
 
-    let rootfs = unpack(&out, "1", &t.join("bundle"));
     assert_eq!(
-        run_in(&rootfs, 65532, 65532, &["/usr/bin/hello"]),
+        image.run(65532, 65532, &["/usr/bin/hello"]),
         "hello from strata uid=65532 gid=65532\n"
     );
+    let rootfs = &image.rootfs;
     assert_eq!(
         fs::read_link(rootfs.join("bin")).unwrap().to_str(),
         Some("usr/bin")
@@ -131,7 +129,7 @@ fn installs_the_closure_from_a_signed_repository() {
     assert!(rootfs.join("var/lib/dpkg/status.d/app.md5sums").is_file());
     assert!(rootfs.join("etc/os-release").is_file() && rootfs.join("etc/debian_version").is_file());
 
-    let layers = layers(&out, "1");
+    let layers = layers(&image.layout, "1");
     let suid = find_entry(&layers, "usr/bin/suid");
     assert_eq!((suid.mode, suid.uid), (0o4755, 0), "setuid survives");
 }

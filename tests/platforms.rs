@@ -2,17 +2,16 @@
 
 use std::process::Command;
 
-use crate::util::{TestDir, json_blob, run, tagged_digest};
+use crate::util::{TestDir, edit_file, json_blob, run, tagged_digest};
 
 #[test]
 fn two_platforms_make_an_index() {
     let t = TestDir::new();
-    let recipe = t.example("app");
-    let text = std::fs::read_to_string(&recipe).unwrap().replace(
+    let recipe = edit_file(
+        &t.example("app"),
         "platform \"linux/amd64\"",
         "platform \"linux/amd64\" \"linux/arm64\"",
     );
-    std::fs::write(&recipe, text).unwrap();
     let out = t.join("out");
     t.build(&recipe, &out);
 

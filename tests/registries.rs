@@ -9,62 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::{
-    self, PODMAN_RUN, Registry, TestDir, assert_success, edit_file, run, tagged_digest, text,
-    unpack,
+    self, Registry, TestDir, assert_success, edit_file, podman, podman_run, run, tagged_digest,
+    text,
 };
 
 const USER: &str = "strata";
 const PASSWORD: &str = "s3cret-pw";
 
-/// skopeo's arguments for reading the TLS registry.
-fn skopeo_tls(tls: &Registry) -> Vec<String> {
-    vec![
-        "--cert-dir".into(),
-        tls.cert_dir().display().to_string(),
-        "--creds".into(),
-        format!("{USER}:{PASSWORD}"),
-    ]
-}
-
-fn skopeo_inspect(args: &[String], image: &str) -> serde_json::Value {
-    serde_json::from_str(&run(Command::new("skopeo")
-        .arg("inspect")
-        .args(args)
-        .arg(format!("docker://{image}"))))
-    .unwrap()
-}
-
-/// Every blob of `a` is in `b` with the same bytes.
-fn assert_blobs_in(a: &Path, b: &Path) {
-    for entry in fs::read_dir(a.join("blobs/sha256")).unwrap() {
-        let entry = entry.unwrap();
-        let other = b.join("blobs/sha256").join(entry.file_name());
-        assert!(
-            other.is_file() && fs::read(entry.path()).unwrap() == fs::read(&other).unwrap(),
-            "blob {:?} differs or is missing in {}",
-            entry.file_name(),
-            b.display()
-        );
-    }
-}
-
+/// `strata push ARGS`, as it went.
 fn push(t: &TestDir, args: &[&str]) -> std::process::Output {
     t.strata().arg("push").args(args).output().unwrap()
-}
-
-/// A strata-built image pushed to `registry` as `repo:tag`; returns its digest.
-fn push_example(t: &TestDir, example: &str, tag: &str, registry: &Registry, repo: &str) -> String {
-    let out = t.join(&format!("{example}-out"));
-    t.build(&t.example(example), &out);
-    let pushed = push(
-        t,
-        &[
-            &format!("{}:{tag}", out.display()),
-            &format!("{}/{repo}:{tag}", registry.addr),
-        ],
-    );
-    assert_success(&pushed, "strata push");
-    tagged_digest(&out, tag)
 }
 
 /// A recipe on a registry base: a file on top and a user.
@@ -135,36 +89,13 @@ fn push_to_two_registries_in_one_command() {
     assert!(mirror.contains("(0 uploaded, 0 bytes;"), "{mirror}");
     assert!(!mirror.contains("; 0 mounted"), "{mirror}");
 
-    let plain_args = vec!["--tls-verify=false".to_owned()];
-    for (args, image) in [
-        (&plain_args, format!("{}/team/app:2.1.0", plain.addr)),
-        (&skopeo_tls(&tls), format!("{}/team/app:stable", tls.addr)),
-    ] {
-        let inspected = skopeo_inspect(args, &image);
-        assert_eq!(inspected["Digest"], digest.as_str(), "{image}");
+    for (registry, name) in [(&plain, "team/app:2.1.0"), (&tls, "team/app:stable")] {
+        let inspected = registry.read_back(&t, name, &out, "2.1.0");
         assert_eq!(inspected["Labels"]["org.opencontainers.image.title"], "app");
-        let back = t.join(&format!("back-{}", image.len()));
-        let mut copy = Command::new("skopeo");
-        copy.arg("copy");
-        for a in args.iter() {
-            copy.arg(a.replace("--", "--src-"));
-        }
-        run(copy
-            .arg(format!("docker://{image}"))
-            .arg(format!("oci:{}:x", back.display())));
-        assert_eq!(tagged_digest(&back, "x"), digest);
-        assert_blobs_in(&back, &out);
     }
 
     // Everything is there already: a re-push only tags.
-    let again = push(
-        &t,
-        &[
-            &format!("{}:2.1.0", out.display()),
-            &format!("{}/team/app:again", plain.addr),
-        ],
-    );
-    assert_success(&again, "strata push");
+    let again = plain.push(&t, &out, "2.1.0", "team/app:again");
     assert!(
         text(&again.stderr).contains("0 uploaded"),
         "{}",
@@ -257,19 +188,8 @@ fn a_registry_base_is_merged_and_its_layers_kept() {
         "entrypoint",
         "user \"alice\" uid=10001 gid=10001\nentrypoint",
     );
-    let base_out = t.join("base-out");
-    t.build(&base, &base_out);
-    let base_digest = tagged_digest(&base_out, "1");
-    assert_success(
-        &push(
-            &t,
-            &[
-                &format!("{}:1", base_out.display()),
-                &format!("{}/bases/pkgs:1", registry.addr),
-            ],
-        ),
-        "strata push",
-    );
+    let pushed = registry.build_push_read_back(&t, &base, "bases/pkgs:1");
+    let (base_out, base_digest) = (pushed.layout, pushed.digest);
     // The child adds a package, a user and a file, on the base by digest.
     let child = crate::packages::recipe(&t, &url, "\"app\"");
     fs::create_dir_all(t.join("image/etc")).unwrap();
@@ -282,10 +202,10 @@ fn a_registry_base_is_merged_and_its_layers_kept() {
             registry.addr
         ),
     );
-    let out = t.join("out");
-    t.build(&child, &out);
-
-    let rootfs = unpack(&out, "1", &t.join("bundle"));
+    let util::Unpacked {
+        layout: out,
+        rootfs,
+    } = t.build_and_unpack(&child, "1");
     let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(
         passwd.contains("\nalice:x:10001:")
@@ -336,12 +256,7 @@ fn a_registry_base_is_merged_and_its_layers_kept() {
 
     // Pulled once: the next build needs no registry at all.
     drop(registry);
-    let offline = t
-        .build_cmd(&child, &t.join("out2"))
-        .arg("--offline")
-        .output()
-        .unwrap();
-    assert_success(&offline, "offline rebuild");
+    t.build_with(&child, &t.join("out2"), &["--offline"]);
     assert_eq!(
         tagged_digest(&t.join("out2"), "1"),
         tagged_digest(&out, "1")
@@ -359,23 +274,18 @@ fn docker_schema2_and_multi_platform_bases() {
         .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:1.0.0", out.display()))
         .arg(format!("docker://{}/v2s2/hello:1", registry.addr)));
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{}/v2s2/hello:1", registry.addr)));
-    assert!(
-        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+    let raw = registry.inspect_raw("v2s2/hello:1");
+    assert_eq!(
+        raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
         "{raw}"
     );
-    let digest = run(Command::new("skopeo")
-        .args(["inspect", "--format", "{{.Digest}}", "--tls-verify=false"])
-        .arg(format!("docker://{}/v2s2/hello:1", registry.addr)));
+    let digest = registry.inspect("v2s2/hello:1")["Digest"].clone();
     let recipe = child_recipe(
         &t,
-        &format!("{}/v2s2/hello@{}", registry.addr, digest.trim()),
+        &format!("{}/v2s2/hello@{}", registry.addr, digest.as_str().unwrap()),
     );
-    let child = t.join("child-out");
-    t.build(&recipe, &child);
-    let manifest = util::manifest(&child, "1");
+    let child = t.build_and_unpack(&recipe, "1");
+    let manifest = util::manifest(&child.layout, "1");
     for layer in manifest["layers"].as_array().unwrap() {
         assert!(
             layer["mediaType"]
@@ -389,9 +299,8 @@ fn docker_schema2_and_multi_platform_bases() {
     let original = util::manifest(&out, "1.0.0")["layers"].clone();
     assert_eq!(manifest["layers"][0], original[0]);
     assert_eq!(manifest["layers"][1], original[1]);
-    let rootfs = unpack(&child, "1", &t.join("bundle"));
     assert_eq!(
-        crate::util::run_in(&rootfs, 10002, 10002, &["/usr/local/bin/hello"]),
+        child.run(10002, 10002, &["/usr/local/bin/hello"]),
         "hello from strata uid=10002 gid=10002\n"
     );
 
@@ -408,22 +317,11 @@ fn docker_schema2_and_multi_platform_bases() {
     );
     let multi_out = t.join("multi-out");
     t.build(&multi, &multi_out);
-    assert_success(
-        &push(
-            &t,
-            &[
-                &format!("{}:1", multi_out.display()),
-                &format!("{}/multi/hello:1", registry.addr),
-            ],
-        ),
-        "strata push of an index",
-    );
+    registry.push(&t, &multi_out, "1", "multi/hello:1");
     let index = tagged_digest(&multi_out, "1");
-    let inspected = run(Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{}/multi/hello:1", registry.addr)));
-    assert!(
-        inspected.contains("application/vnd.oci.image.index.v1+json"),
+    let inspected = registry.inspect_raw("multi/hello:1");
+    assert_eq!(
+        inspected["mediaType"], "application/vnd.oci.image.index.v1+json",
         "{inspected}"
     );
     let recipe = child_recipe(&t, &format!("{}/multi/hello@{index}", registry.addr));
@@ -446,24 +344,22 @@ fn docker_schema2_and_multi_platform_bases() {
 fn podman_pulls_and_runs_the_pushed_image() {
     let t = TestDir::new();
     let registry = Registry::start();
-    push_example(&t, "hello", "1.0.0", &registry, "run/hello");
+    registry.build_push_read_back(&t, &t.example("hello"), "run/hello:1.0.0");
     let image = format!("{}/run/hello:1.0.0", registry.addr);
-    let pulled = util::podman(&t, &["pull", "--tls-verify=false", &image])
-        .output()
-        .unwrap();
-    assert_success(&pulled, "podman pull");
-    let mut args = PODMAN_RUN.to_vec();
-    args.push(&image);
-    let ran = util::podman(&t, &args).output().unwrap();
-    assert_success(&ran, "podman run");
-    assert_eq!(text(&ran.stdout), "hello from strata uid=10001 gid=10001\n");
+    run(&mut podman(&t, &["pull", "--tls-verify=false", &image]));
+    assert_eq!(
+        podman_run(&t, &image, &[]),
+        "hello from strata uid=10001 gid=10001\n"
+    );
 }
 
 #[test]
 fn resolve_base_prints_the_pinned_reference_and_unpinned_bases_get_it_as_a_hint() {
     let t = TestDir::new();
     let registry = Registry::start();
-    let digest = push_example(&t, "hello", "1.0.0", &registry, "lib/hello");
+    let digest = registry
+        .build_push_read_back(&t, &t.example("hello"), "lib/hello:1.0.0")
+        .digest;
     let reference = format!("{}/lib/hello:1.0.0", registry.addr);
     let printed = run(t.strata().args(["resolve-base", &reference]));
     assert_eq!(printed, format!("{reference}@{digest}\n"));
@@ -496,9 +392,10 @@ fn resolve_base_prints_the_pinned_reference_and_unpinned_bases_get_it_as_a_hint(
 fn a_blob_altered_by_the_registry_is_refused_and_nothing_kept() {
     let t = TestDir::new();
     let registry = Registry::start();
-    let digest = push_example(&t, "hello", "1.0.0", &registry, "bad/hello");
+    let pushed = registry.build_push_read_back(&t, &t.example("hello"), "bad/hello:1.0.0");
+    let digest = pushed.digest;
     // Flip one byte of the app layer in the registry's storage.
-    let layer = util::manifest(&t.join("hello-out"), "1.0.0")["layers"][1]["digest"]
+    let layer = util::manifest(&pushed.layout, "1.0.0")["layers"][1]["digest"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -555,13 +452,8 @@ fn a_push_survives_a_registry_restart() {
         "name \"big\"\nversion \"1\"\nbase \"scratch\"\nlayer \"noise\" {\n    copy \"noise.bin\" \"/opt/noise.bin\"\n}\n",
     );
     let out = t.join("out");
-    // skopeo copies the image back, not its SBOM artifact: leave it out here.
-    let built = t
-        .build_cmd(&recipe, &out)
-        .args(["--compression", "zstd", "--sbom", "none"])
-        .output()
-        .unwrap();
-    assert_success(&built, "strata build");
+    // No SBOM: nothing but the push needs to read the 80 MiB again.
+    t.build_with(&recipe, &out, &["--compression", "zstd", "--sbom", "none"]);
 
     let pushing = t
         .strata()
@@ -589,27 +481,17 @@ fn a_push_survives_a_registry_restart() {
     let output = pushing.wait_with_output().unwrap();
     assert_success(&output, "strata push across a restart");
 
-    let back = t.join("back");
-    run(Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{}/big/noise:1", registry.addr))
-        .arg(format!("oci:{}:1", back.display())));
-    assert_eq!(tagged_digest(&back, "1"), tagged_digest(&out, "1"));
-    assert_blobs_in(&out, &back);
+    registry.read_back(&t, "big/noise:1", &out, "1");
 }
 
 #[test]
 fn oci_archive_bases_work() {
     let t = TestDir::new();
-    let archive = t.join("hello.tar");
-    let built = t
-        .strata()
-        .args(["build", "--format", "oci-archive", "-o"])
-        .arg(&archive)
-        .arg(t.example("hello"))
-        .output()
-        .unwrap();
-    assert_success(&built, "strata build --format oci-archive");
+    t.build_with(
+        &t.example("hello"),
+        &t.join("hello.tar"),
+        &["--format", "oci-archive"],
+    );
     t.build(&t.example("hello"), &t.join("layout"));
     let digest = tagged_digest(&t.join("layout"), "1.0.0");
     let recipe = child_recipe(&t, &format!("oci-archive:../hello.tar@{digest}"));
@@ -625,17 +507,7 @@ fn oci_archive_bases_work() {
 fn charliecloud_pulls_over_tls_and_runs_the_entrypoint() {
     let t = TestDir::new();
     let tls = Registry::start_tls(USER, PASSWORD);
-    let out = t.join("out");
-    t.build(&t.example("hello"), &out);
-    let pushed = t
-        .strata()
-        .args(["push", &format!("{}:1.0.0", out.display())])
-        .arg(format!("{}/hpc/hello:1.0.0", tls.addr))
-        .args(["--creds", &format!("{USER}:{PASSWORD}"), "--ca-file"])
-        .arg(tls.ca())
-        .output()
-        .unwrap();
-    assert_success(&pushed, "strata push");
+    tls.build_push_read_back(&t, &t.example("hello"), "hpc/hello:1.0.0");
 
     // ch-image speaks HTTPS only; it trusts the test CA through requests.
     let storage = t.join("charliecloud");
@@ -718,32 +590,18 @@ fn credentials_from_a_docker_credential_helper() {
         .output()
         .unwrap();
     assert_success(&pushed, "strata push with a credential helper");
-    let inspected = skopeo_inspect(&skopeo_tls(&tls), &format!("{}/helped/hello:1", tls.addr));
-    assert_eq!(inspected["Digest"], tagged_digest(&out, "1.0.0").as_str());
+    tls.read_back(&t, "helped/hello:1", &out, "1.0.0");
 }
 
 #[test]
 fn bearer_tokens_from_the_registry_token_service() {
     let t = TestDir::new();
     let registry = Registry::start_token(USER, PASSWORD);
-    let out = t.join("out");
-    t.build(&t.example("hello"), &out);
-    let image = format!("{}:1.0.0", out.display());
-    let dest = format!("{}/tokens/hello:1", registry.addr);
+    // Pushed and read back with `--creds`.
+    let pushed = registry.build_push_read_back(&t, &t.example("hello"), "tokens/hello:1.0.0");
+    let image = format!("{}:1.0.0", pushed.layout.display());
+    let dest = format!("{}/tokens/hello:1.0.0", registry.addr);
     let creds = format!("{USER}:{PASSWORD}");
-    assert_success(
-        &push(&t, &[&image, &dest, "--creds", &creds]),
-        "strata push with a token",
-    );
-    let inspected = skopeo_inspect(
-        &[
-            "--tls-verify=false".to_owned(),
-            "--creds".to_owned(),
-            creds.clone(),
-        ],
-        &dest,
-    );
-    assert_eq!(inspected["Digest"], tagged_digest(&out, "1.0.0").as_str());
     // The token service refuses a wrong password, and grants nothing anonymously.
     let wrong = push(&t, &[&image, &dest, "--creds", &format!("{USER}:wrong")]);
     assert!(
@@ -764,8 +622,10 @@ fn bearer_tokens_from_the_registry_token_service() {
         text(&anonymous.stderr)
     );
     // A base pulled with a pull-scoped token.
-    let digest = tagged_digest(&out, "1.0.0");
-    let recipe = child_recipe(&t, &format!("{}/tokens/hello@{digest}", registry.addr));
+    let recipe = child_recipe(
+        &t,
+        &format!("{}/tokens/hello@{}", registry.addr, pushed.digest),
+    );
     let built = t
         .build_cmd(&recipe, &t.join("child-out"))
         .env("STRATA_CACHE", t.join("fresh-cache"))

@@ -2,9 +2,7 @@
 //! binary with a private cache, a real registry on a loopback port, and ways
 //! to unpack and run an image.
 
-#![allow(dead_code)] // each test module uses a different subset
-
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -201,15 +199,38 @@ pub fn unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
     bundle.join("rootfs")
 }
 
-/// Runs `argv` inside `rootfs` with bubblewrap, isolated from the host and the
-/// network, as `uid:gid`.
-pub fn run_in(rootfs: &Path, uid: u32, gid: u32, argv: &[&str]) -> String {
-    run(Command::new("bwrap")
-        .arg("--bind")
-        .arg(rootfs)
-        .args(["/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"])
-        .args(["--uid", &uid.to_string(), "--gid", &gid.to_string(), "--"])
-        .args(argv))
+/// An image built into `out` and unpacked by umoci into `bundle`.
+pub struct Unpacked {
+    /// The OCI layout the build wrote.
+    pub layout: PathBuf,
+    /// The unpacked root filesystem.
+    pub rootfs: PathBuf,
+}
+
+impl TestDir {
+    /// Build, unpack, run: builds `recipe` into `out` (asserting success) and
+    /// unpacks the image tagged `tag` with `umoci unpack --rootless` into
+    /// `bundle`; [`Unpacked::run`] runs commands in it.
+    pub fn build_and_unpack(&self, recipe: &Path, tag: &str) -> Unpacked {
+        let layout = self.join("out");
+        self.build(recipe, &layout);
+        let rootfs = unpack(&layout, tag, &self.join("bundle"));
+        Unpacked { layout, rootfs }
+    }
+}
+
+impl Unpacked {
+    /// Runs `argv` inside the root filesystem with bubblewrap, isolated from
+    /// the host and the network, as `uid:gid`; returns stdout, asserting
+    /// success.
+    pub fn run(&self, uid: u32, gid: u32, argv: &[&str]) -> String {
+        run(Command::new("bwrap")
+            .arg("--bind")
+            .arg(&self.rootfs)
+            .args(["/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"])
+            .args(["--uid", &uid.to_string(), "--gid", &gid.to_string(), "--"])
+            .args(argv))
+    }
 }
 
 /// A JSON blob of the layout.
@@ -335,7 +356,7 @@ pub fn find_entry(layers: &[Vec<TarEntry>], path: &str) -> TarEntry {
 }
 
 /// podman with private storage (vfs) and the flags this VM needs (see
-/// shared/BRIEF.md: crun fails on its hybrid cgroups).
+/// shared/BRIEF.md: crun fails on its hybrid cgroups), in the test folder.
 pub fn podman(t: &TestDir, args: &[&str]) -> Command {
     let mut cmd = Command::new("podman");
     cmd.arg("--root")
@@ -350,21 +371,29 @@ pub fn podman(t: &TestDir, args: &[&str]) -> Command {
             "--events-backend",
             "none",
         ])
-        .args(args);
+        .args(args)
+        .current_dir(t.path());
     cmd
 }
 
-pub const PODMAN_RUN: &[&str] = &[
-    "run",
-    "--rm",
-    "--runtime",
-    "runc",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-    "--network=none",
-];
+/// `podman run` of `image` (pulled or loaded into `t`'s storage) with `args`
+/// after it, without network; returns stdout, asserting success.
+pub fn podman_run(t: &TestDir, image: &str, args: &[&str]) -> String {
+    let mut argv = vec![
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--network=none",
+        image,
+    ];
+    argv.extend(args);
+    run(&mut podman(t, &argv))
+}
 
 /// Checks a layout as strictly as umoci does, for media types umoci cannot
 /// read: every blob matches its digest and size, every layer its diff_id.
@@ -413,15 +442,64 @@ pub fn verify_layout(layout: &Path, tag: &str) {
     }
 }
 
+/// A tool `.ci/run` installs from PyPI, by the variable that names it
+/// (`STRATA_SYFT`, `STRATA_TRIVY`, `STRATA_PYTHON`).
+pub fn tool(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("`{var}` is not set: run the suite with `bash .ci/run`, which installs it")
+    })
+}
+
+/// Checks `document` against one of the published schemas in tests/schemas,
+/// with the Python (and jsonschema) of `STRATA_PYTHON`.
+pub fn validate(schema: &str, document: &Path) {
+    run(Command::new(tool("STRATA_PYTHON"))
+        .arg(repo_root().join("tests/util/validate.py"))
+        .arg(repo_root().join("tests/schemas").join(schema))
+        .arg(document));
+}
+
+/// `(name, version)` of every Debian package Syft (`STRATA_SYFT`) finds in
+/// the docker-archive `archive`.
+pub fn syft_debs(archive: &Path) -> BTreeSet<(String, String)> {
+    let found: serde_json::Value = serde_json::from_str(&run(Command::new(tool("STRATA_SYFT"))
+        .args(["scan", "-q", "-o", "json"])
+        .arg(format!("docker-archive:{}", archive.display()))))
+    .unwrap();
+    found["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "deb")
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 pub mod apt;
 pub mod registry;
+pub mod snapshot;
 
 pub use registry::Registry;
 
-/// Replaces `from` with `to` in the file at `path`.
+/// Replaces `from` with `to` in the file at `path`; `from` must be there, so
+/// an edit that would change nothing fails the test instead of passing by.
 pub fn edit_file(path: &Path, from: &str, to: &str) -> PathBuf {
-    let text = fs::read_to_string(path).unwrap().replace(from, to);
-    assert!(text.contains(to));
-    fs::write(path, &text).unwrap();
+    let before = fs::read_to_string(path).unwrap();
+    assert!(
+        before.contains(from),
+        "{} does not contain {from:?}:\n{before}",
+        path.display()
+    );
+    let after = before.replace(from, to);
+    assert_ne!(
+        after, before,
+        "replacing {from:?} with itself changes nothing"
+    );
+    fs::write(path, &after).unwrap();
     path.to_owned()
 }

@@ -3,12 +3,17 @@
 //! tokens from a small token service (`token_server.py`, real JWTs the
 //! registry verifies). Stopped by PID when dropped; tests may stop and
 //! restart the registry.
+//!
+//! Also "build, push, read back": `strata push` to it and skopeo's view of
+//! what arrived, with the registry's CA and credentials filled in.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
-use super::{free_port, run, wait_for_port};
+use serde_json::Value;
+
+use super::{TestDir, assert_success, free_port, run, snapshot, tagged_digest, wait_for_port};
 
 pub struct Registry {
     child: Option<Child>,
@@ -17,6 +22,8 @@ pub struct Registry {
     config: PathBuf,
     dir: tempfile::TempDir,
     tls: bool,
+    /// `user:password`, where the registry wants credentials.
+    creds: Option<String>,
 }
 
 impl Registry {
@@ -74,7 +81,9 @@ impl Registry {
             p("server.key"),
             p("htpasswd")
         );
-        Registry::launch_in(dir, &extra, true)
+        let mut registry = Registry::launch_in(dir, &extra, true);
+        registry.creds = Some(format!("{user}:{password}"));
+        registry
     }
 
     /// Plain HTTP with `auth: token`: a token service on another loopback
@@ -106,6 +115,7 @@ impl Registry {
         );
         let mut registry = Registry::launch_in(dir, &extra, false);
         registry.token_service = Some(service);
+        registry.creds = Some(format!("{user}:{password}"));
         registry
     }
 
@@ -131,6 +141,7 @@ impl Registry {
             config,
             dir,
             tls,
+            creds: None,
         };
         registry.restart();
         registry
@@ -164,6 +175,138 @@ impl Registry {
         self.stop();
         self.child = Some(spawn(&self.config));
         wait_for_port(&self.addr, "the registry");
+    }
+
+    /// `strata push LAYOUT:TAG ADDR/NAME`, trusting this registry's CA and
+    /// with its credentials, asserting success; stderr has the summary.
+    pub fn push(&self, t: &TestDir, layout: &Path, tag: &str, name: &str) -> Output {
+        let mut cmd = t.strata();
+        cmd.arg("push")
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(format!("{}/{name}", self.addr));
+        if self.tls {
+            cmd.arg("--ca-file").arg(self.ca());
+        }
+        if let Some(creds) = &self.creds {
+            cmd.args(["--creds", creds]);
+        }
+        let output = cmd.output().unwrap();
+        assert_success(&output, &format!("strata push to {}/{name}", self.addr));
+        output
+    }
+
+    /// skopeo's flags to read this registry (`prefix` is `src-` for `copy`):
+    /// no TLS, or its CA; and its credentials.
+    fn skopeo_flags(&self, prefix: &str) -> Vec<String> {
+        let mut flags = if self.tls {
+            vec![
+                format!("--{prefix}cert-dir"),
+                self.cert_dir().display().to_string(),
+            ]
+        } else {
+            vec![format!("--{prefix}tls-verify=false")]
+        };
+        if let Some(creds) = &self.creds {
+            flags.extend([format!("--{prefix}creds"), creds.clone()]);
+        }
+        flags
+    }
+
+    /// `skopeo inspect docker://ADDR/NAME`: digest, labels, layers.
+    pub fn inspect(&self, name: &str) -> Value {
+        self.skopeo_inspect(&[], name)
+    }
+
+    /// `skopeo inspect --raw docker://ADDR/NAME`: the manifest or index itself.
+    pub fn inspect_raw(&self, name: &str) -> Value {
+        self.skopeo_inspect(&["--raw"], name)
+    }
+
+    fn skopeo_inspect(&self, args: &[&str], name: &str) -> Value {
+        let json = run(Command::new("skopeo")
+            .arg("inspect")
+            .args(args)
+            .args(self.skopeo_flags(""))
+            .arg(format!("docker://{}/{name}", self.addr)));
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("skopeo inspect ({e}):\n{json}"))
+    }
+
+    /// Reads `ADDR/NAME` back with skopeo and checks that it is the image
+    /// `layout:tag`: skopeo reports its digest, and copying it into a new
+    /// layout brings back exactly that image's blobs, byte for byte. Returns
+    /// what `skopeo inspect` says (labels, …).
+    pub fn read_back(&self, t: &TestDir, name: &str, layout: &Path, tag: &str) -> Value {
+        let digest = tagged_digest(layout, tag);
+        let inspected = self.inspect(name);
+        assert_eq!(inspected["Digest"], digest.as_str(), "{}/{name}", self.addr);
+        let remote = format!("{}/{name}", self.addr);
+        let back = t.join(&format!(
+            "read-back-{}",
+            remote.replace(['/', ':', '@'], "_")
+        ));
+        run(Command::new("skopeo")
+            .arg("copy")
+            .args(self.skopeo_flags("src-"))
+            .arg(format!("docker://{remote}"))
+            .arg(format!("oci:{}:back", back.display())));
+        assert_eq!(tagged_digest(&back, "back"), digest, "{remote}");
+        let ours = snapshot(&layout.join("blobs"));
+        let theirs = snapshot(&back.join("blobs"));
+        let image = image_blobs(layout, &digest);
+        assert_eq!(
+            theirs.keys().collect::<Vec<_>>(),
+            image.iter().collect::<Vec<_>>(),
+            "{remote} came back with other blobs than the image's"
+        );
+        for (blob, bytes) in &theirs {
+            assert!(ours[blob] == *bytes, "{blob} differs after {remote}");
+        }
+        inspected
+    }
+}
+
+/// The blobs (`sha256/HEX`, sorted) of the image manifest `digest` in
+/// `layout`: the manifest, its config and its layers.
+fn image_blobs(layout: &Path, digest: &str) -> Vec<String> {
+    let path = |d: &str| format!("sha256/{}", d.strip_prefix("sha256:").unwrap());
+    let manifest = super::json_blob(layout, digest);
+    let mut blobs = vec![
+        path(digest),
+        path(manifest["config"]["digest"].as_str().unwrap()),
+    ];
+    for layer in manifest["layers"].as_array().unwrap() {
+        blobs.push(path(layer["digest"].as_str().unwrap()));
+    }
+    blobs.sort();
+    blobs.dedup();
+    blobs
+}
+
+/// An image [`Registry::build_push_read_back`] built and pushed.
+pub struct Pushed {
+    /// Where it was built.
+    pub layout: PathBuf,
+    /// Its manifest digest, here and on the registry.
+    pub digest: String,
+    /// What `skopeo inspect` says of it on the registry.
+    pub inspected: Value,
+}
+
+impl Registry {
+    /// Build, push, read back: builds `recipe` into a layout of its own,
+    /// pushes it as `name` (`REPO:TAG`, the tag being the image's own) with
+    /// `strata push`, and reads it back with skopeo ([`Registry::read_back`]).
+    pub fn build_push_read_back(&self, t: &TestDir, recipe: &Path, name: &str) -> Pushed {
+        let (_, tag) = name.rsplit_once(':').expect("REPO:TAG");
+        let layout = t.join(&format!("{}-out", name.replace(['/', ':'], "_")));
+        t.build(recipe, &layout);
+        self.push(t, &layout, tag, name);
+        let inspected = self.read_back(t, name, &layout, tag);
+        Pushed {
+            digest: tagged_digest(&layout, tag),
+            layout,
+            inspected,
+        }
     }
 }
 
