@@ -250,8 +250,15 @@ impl Lock {
                             node: child,
                             invalid: &invalid,
                         };
+                        let name = r.string(None)?;
+                        if !strata_debian::valid_package_name(&name) {
+                            return Err(invalid(
+                                format!("`{name}` is not a Debian package name"),
+                                child.span(),
+                            ));
+                        }
                         packages.push(LockedPackage {
-                            name: r.string(None)?,
+                            name,
                             version: r.string(Some("version"))?,
                             architecture: r.string(Some("architecture"))?,
                             repository: r.string(Some("repository"))?,

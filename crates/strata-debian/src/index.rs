@@ -31,10 +31,14 @@ pub struct Package {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("package `{package}` in the index has no valid `{field}`")]
-pub struct IndexError {
-    pub package: String,
-    pub field: &'static str,
+pub enum IndexError {
+    #[error("a paragraph of the index has no valid `Package` (`{0}`)")]
+    Name(String),
+    #[error("package `{package}` in the index has no valid `{field}`")]
+    Field {
+        package: String,
+        field: &'static str,
+    },
 }
 
 /// Reads an index, keeping packages whose architecture is `arch` or `all`.
@@ -45,12 +49,18 @@ pub fn parse(reader: impl BufRead, arch: &str, repository: usize) -> io::Result<
         let invalid = |field| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                IndexError {
+                IndexError::Field {
                     package: name.to_owned(),
                     field,
                 },
             )
         };
+        if !crate::valid_package_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                IndexError::Name(name.to_owned()),
+            ));
+        }
         let architecture = p
             .get("Architecture")
             .ok_or_else(|| invalid("Architecture"))?;
@@ -99,22 +109,34 @@ pub fn parse(reader: impl BufRead, arch: &str, repository: usize) -> io::Result<
 mod tests {
     #[test]
     fn keeps_the_architecture_and_all() {
-        let text = "Package: a\nVersion: 1.0-1\nArchitecture: amd64\nDepends: b (>= 2)\nFilename: pool/a.deb\nSize: 10\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\nPackage: b\nVersion: 2\nArchitecture: arm64\nFilename: pool/b.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\nPackage: c\nVersion: 3\nArchitecture: all\nEssential: yes\nSource: cc (3)\nFilename: pool/c.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n";
+        let text = "Package: aa\nVersion: 1.0-1\nArchitecture: amd64\nDepends: b (>= 2)\nFilename: pool/a.deb\nSize: 10\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\nPackage: bb\nVersion: 2\nArchitecture: arm64\nFilename: pool/b.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\nPackage: cc\nVersion: 3\nArchitecture: all\nEssential: yes\nSource: cc (3)\nFilename: pool/c.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n";
         let packages = super::parse(text.as_bytes(), "amd64", 0).unwrap();
         let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["a", "c"]);
+        assert_eq!(names, ["aa", "cc"]);
         assert_eq!(packages[0].depends.as_deref(), Some("b (>= 2)"));
         assert!(packages[1].essential);
         assert_eq!(packages[1].source.as_deref(), Some("cc"));
     }
 
     #[test]
+    fn a_paragraph_without_a_valid_name_is_an_error() {
+        let rest = "Version: 1\nArchitecture: all\nFilename: x\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n";
+        for paragraph in [
+            rest.to_owned(),
+            format!("Package: ../../etc/passwd\n{rest}"),
+        ] {
+            let err = super::parse(paragraph.as_bytes(), "amd64", 0).unwrap_err();
+            assert!(err.to_string().contains("no valid `Package`"), "{err}");
+        }
+    }
+
+    #[test]
     fn a_broken_hash_is_an_error() {
-        let text = "Package: a\nVersion: 1\nArchitecture: all\nFilename: x\nSize: 1\nSHA256: xyz\n";
+        let text = "Package: aa\nVersion: 1\nArchitecture: all\nFilename: x\nSize: 1\nSHA256: xyz\n";
         let err = super::parse(text.as_bytes(), "amd64", 0).unwrap_err();
         assert!(
             err.to_string()
-                .contains("package `a` in the index has no valid `SHA256`"),
+                .contains("package `aa` in the index has no valid `SHA256`"),
             "{err}"
         );
     }

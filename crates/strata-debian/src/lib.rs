@@ -341,6 +341,18 @@ fn unpack_cached(
     })
 }
 
+/// Debian policy's package names: lowercase letters, digits, `+`, `-` and
+/// `.`, at least two characters, starting with a letter or digit. Checked
+/// wherever a name enters strata (recipe, index, lock), since names become
+/// paths (`/var/lib/dpkg/status.d/NAME`).
+pub fn valid_package_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+}
+
 /// sha256 digests as Debian indexes write them (bare hex).
 pub fn parse_hex_digest(hex: &str) -> Option<Digest> {
     format!("sha256:{hex}").parse().ok()

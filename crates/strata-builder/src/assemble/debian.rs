@@ -129,8 +129,9 @@ pub fn plan(
     options: &Options,
 ) -> Result<LayerPlan, InstallError> {
     let mut view = lower.view.clone();
-    let mut layer: BTreeMap<ImagePath, (Entry, usize)> = BTreeMap::new();
-    let owner_none = usize::MAX;
+    // Each entry with the index of the package that ships it; `None` for
+    // what strata writes itself (links, the dpkg database, the CA bundle).
+    let mut layer: BTreeMap<ImagePath, (Entry, Option<usize>)> = BTreeMap::new();
     let path = |s: &str| ImagePath::from_relative(s).expect("a constant path");
 
     for (link, target) in merged_usr(options.architecture) {
@@ -145,20 +146,25 @@ pub fn plan(
                 mtime: options.mtime,
             };
             view.insert(link.clone(), ViewEntry::of(&entry));
-            layer.insert(link, (entry, owner_none));
+            layer.insert(link, (entry, None));
         }
     }
 
     for (index, package) in packages.iter().enumerate() {
         let md5 = md5_map(package.control.md5sums.as_deref());
         for data in &package.entries {
+            let skip = |why: &str| {
+                tracing::info!(package = %package.locked.name, path = %data.path, "file not installed: {why}");
+            };
             let Ok(raw) = ImagePath::from_relative(&data.path) else {
+                skip("not a valid image path");
                 continue;
             };
             if raw.is_root() || (!options.keep_docs && excluded_doc(&raw)) {
                 continue;
             }
             let Some(target) = view.resolve_parent(&raw) else {
+                skip("its folder leads nowhere in the image (a dangling or looping link)");
                 continue;
             };
             // A directory the lower layers have as a symlink stays a symlink.
@@ -188,9 +194,17 @@ pub fn plan(
                     .and_then(|t| view.resolve_parent(&t))
                 {
                     Some(t) => Kind::Hardlink(t),
-                    None => continue,
+                    None => {
+                        skip("its hard link target cannot be placed");
+                        continue;
+                    }
                 },
-                DataKind::Other => continue,
+                // Device nodes and FIFOs: runtimes provide `/dev`, and OCI
+                // layers from packages carry none.
+                DataKind::Other => {
+                    skip("a device node or FIFO");
+                    continue;
+                }
             };
             let entry = Entry {
                 path: target.clone(),
@@ -201,19 +215,18 @@ pub fn plan(
                 mtime: data.mtime.min(options.mtime),
             };
             if let Some((existing, other)) = layer.get(&target) {
-                if same_content(existing, &entry, *other, packages, &raw, &md5) {
+                let other = other.and_then(|i| packages.get(i));
+                if same_content(existing, &entry, other, &raw, &md5) {
                     continue;
                 }
                 return Err(InstallError::Clash {
                     path: target.as_str().to_owned(),
-                    first: packages
-                        .get(*other)
-                        .map_or("strata".to_owned(), |p| p.locked.name.clone()),
+                    first: other.map_or("strata".to_owned(), |p| p.locked.name.clone()),
                     second: package.locked.name.clone(),
                 });
             }
             view.insert(target.clone(), ViewEntry::of(&entry));
-            layer.insert(target, (entry, index));
+            layer.insert(target, (entry, Some(index)));
         }
     }
 
@@ -246,7 +259,7 @@ pub fn plan(
                     path: target,
                     ..entry
                 },
-                owner_none,
+                None,
             ),
         );
     }
@@ -267,8 +280,7 @@ pub fn plan(
 fn same_content(
     a: &Entry,
     b: &Entry,
-    a_owner: usize,
-    packages: &[Unpacked],
+    a_owner: Option<&Unpacked>,
     raw: &ImagePath,
     b_md5: &BTreeMap<String, String>,
 ) -> bool {
@@ -276,7 +288,7 @@ fn same_content(
         (Kind::Dir, Kind::Dir) => true,
         (Kind::Symlink(x), Kind::Symlink(y)) => x == y,
         (Kind::File(x), Kind::File(y)) if x.size == y.size => {
-            let Some(a_pkg) = packages.get(a_owner) else {
+            let Some(a_pkg) = a_owner else {
                 return false;
             };
             let a_md5 = md5_map(a_pkg.control.md5sums.as_deref());
@@ -417,7 +429,8 @@ fn file(path: ImagePath, bytes: Vec<u8>, mtime: u64) -> Entry {
 /// The dpkg database scanners read: the base's `status` with our packages
 /// appended when the base has one, else distroless-style `status.d` files.
 fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry> {
-    let path = |s: &str| ImagePath::from_relative(s).expect("package names are valid paths");
+    let path = |s: &str| ImagePath::from_relative(s).expect("a constant path");
+    let status_d = path("var/lib/dpkg/status.d");
     let stanza = |p: &Unpacked| {
         let text = p.control.text.trim_end();
         // dpkg's status carries a Status field right after Package.
@@ -440,14 +453,10 @@ fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry>
     let mut out = Vec::new();
     for p in packages {
         let name = &p.locked.name;
-        out.push(file(
-            path(&format!("var/lib/dpkg/status.d/{name}")),
-            stanza(p).into_bytes(),
-            mtime,
-        ));
+        out.push(file(status_d.join(name), stanza(p).into_bytes(), mtime));
         if let Some(md5) = &p.control.md5sums {
             out.push(file(
-                path(&format!("var/lib/dpkg/status.d/{name}.md5sums")),
+                status_d.join(&format!("{name}.md5sums")),
                 md5.clone().into_bytes(),
                 mtime,
             ));
@@ -460,7 +469,7 @@ fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry>
 /// `/usr/share/ca-certificates`, in path order, in one PEM bundle.
 fn ca_bundle(
     packages: &[Unpacked],
-    layer: &BTreeMap<ImagePath, (Entry, usize)>,
+    layer: &BTreeMap<ImagePath, (Entry, Option<usize>)>,
 ) -> Result<Option<Vec<u8>>, InstallError> {
     if !packages.iter().any(|p| p.locked.name == "ca-certificates") {
         return Ok(None);

@@ -680,12 +680,9 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
                         Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                         None => (arg.value.clone(), None),
                     };
-                    let valid_name = name.len() >= 2
-                        && name.as_bytes()[0].is_ascii_alphanumeric()
-                        && name.bytes().all(|b| {
-                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
-                        });
-                    if !valid_name || version.as_ref().is_some_and(|v| v.is_empty()) {
+                    if !strata_debian::valid_package_name(&name)
+                        || version.as_ref().is_some_and(|v| v.is_empty())
+                    {
                         return Err(node.src.error(
                             arg.span,
                             format!("`{}` is not a package name", arg.value),
