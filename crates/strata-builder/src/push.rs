@@ -425,10 +425,11 @@ async fn push_referrer(
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": entries,
     });
-    let bytes = strata_oci::json::to_canonical_vec(&index).map_err(|e| RegistryError::Invalid {
-        what: format!("the referrers index {tag}"),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        strata_oci::json::to_canonical_vec(&index).map_err(|e| RegistryError::Malformed {
+            what: format!("the referrers index {tag}"),
+            source: e.into(),
+        })?;
     repo.put_manifest(
         &tag,
         "application/vnd.oci.image.index.v1+json",
