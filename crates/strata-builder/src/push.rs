@@ -30,6 +30,13 @@ pub enum PushError {
     #[error("`{0}` names no repository to push to")]
     #[diagnostic(help("write `REGISTRY/REPO[:TAG]`, e.g. `ghcr.io/org/app:1.0`"))]
     Destination(String),
+    #[error("the {what} of the image is not valid")]
+    #[diagnostic(help("the image is damaged: build it again"))]
+    Invalid {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("blob {0} of the image is missing")]
     #[diagnostic(help("the image is incomplete: build it again"))]
     Missing(Digest),
@@ -138,7 +145,7 @@ impl Image {
         let top_manifest = read(top, "manifest")?;
         let manifests: Vec<(Descriptor, Manifest)> = if is_index(top.media_type()) {
             let index: ImageIndex = serde_json::from_slice(&top_manifest.bytes)
-                .map_err(|e| invalid("image index", e.to_string()))?;
+                .map_err(|e| invalid("image index", e))?;
             index
                 .manifests()
                 .iter()
@@ -151,8 +158,8 @@ impl Image {
         let mut blobs = Vec::new();
         let mut base = None;
         for (_, manifest) in &manifests {
-            let parsed: ImageManifest = serde_json::from_slice(&manifest.bytes)
-                .map_err(|e| invalid("manifest", e.to_string()))?;
+            let parsed: ImageManifest =
+                serde_json::from_slice(&manifest.bytes).map_err(|e| invalid("manifest", e))?;
             base = base.or_else(|| {
                 parsed
                     .annotations()
@@ -177,7 +184,7 @@ impl Image {
         for desc in artifacts {
             let manifest = read(desc, "artifact manifest")?;
             let parsed: ImageManifest = serde_json::from_slice(&manifest.bytes)
-                .map_err(|e| invalid("artifact manifest", e.to_string()))?;
+                .map_err(|e| invalid("artifact manifest", e))?;
             if parsed.subject().as_ref().map(|s| s.digest()) != Some(top.digest()) {
                 continue;
             }
@@ -209,13 +216,12 @@ impl Image {
     }
 }
 
-fn invalid(what: &str, message: impl Into<String>) -> PushError {
-    PushError::Registry {
-        destination: String::new(),
-        source: Box::new(RegistryError::Invalid {
-            what: what.to_owned(),
-            message: message.into(),
-        }),
+/// A manifest of the image being pushed that cannot be read: no registry
+/// is involved yet.
+fn invalid(what: &str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> PushError {
+    PushError::Invalid {
+        what: what.to_owned(),
+        source: source.into(),
     }
 }
 
@@ -246,9 +252,9 @@ impl Destination {
     pub fn parse(text: &str, default_tags: &[String]) -> Result<Destination, PushError> {
         let reference = Reference::parse(text).map_err(|e| PushError::Registry {
             destination: text.to_owned(),
-            source: Box::new(RegistryError::Invalid {
+            source: Box::new(RegistryError::Malformed {
                 what: format!("`{text}`"),
-                message: e.to_string(),
+                source: e.into(),
             }),
         })?;
         if reference.digest.is_some() {
@@ -425,10 +431,11 @@ async fn push_referrer(
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": entries,
     });
-    let bytes = strata_oci::json::to_canonical_vec(&index).map_err(|e| RegistryError::Invalid {
-        what: format!("the referrers index {tag}"),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        strata_oci::json::to_canonical_vec(&index).map_err(|e| RegistryError::Malformed {
+            what: format!("the referrers index {tag}"),
+            source: e.into(),
+        })?;
     repo.put_manifest(
         &tag,
         "application/vnd.oci.image.index.v1+json",

@@ -15,9 +15,13 @@ use strata_oci::digest::{Digest, HashingWriter};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum FetchError {
-    #[error("cannot download `{url}`: {message}")]
+    #[error("cannot download `{url}`")]
     #[diagnostic(help("check the URL and the network; strata tried 4 times"))]
-    Http { url: String, message: String },
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error(
         "`{url}` does not match its expected sha256: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
     )]
@@ -39,6 +43,8 @@ pub enum FetchError {
     Cache(#[from] CacheError),
     #[error("cannot start the download runtime")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot set up the HTTP client for downloads")]
+    Client(#[source] reqwest::Error),
 }
 
 /// One file to download and what it must hash to.
@@ -85,10 +91,7 @@ impl Fetcher {
             .connect_timeout(Duration::from_secs(20))
             .read_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| FetchError::Http {
-                url: String::new(),
-                message: e.to_string(),
-            })?;
+            .map_err(FetchError::Client)?;
         Ok(Fetcher {
             client,
             runtime,
@@ -171,7 +174,7 @@ impl Fetcher {
         self.runtime.spawn(async move {
             let result = stream_into_cache(&client, &cache, &d, &tx).await;
             if let Err(e) = result {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
             }
         });
         Ok(Box::new(ChannelReader {
@@ -185,18 +188,24 @@ impl Fetcher {
         tracing::debug!(url = %d.url, size = d.size, "download");
         let step = strata_progress::get().step("download", display_name(&d.url));
         step.set_length(d.size);
+        let io = |source| {
+            Failure::Cache(CacheError::Io {
+                path: tmp.path().to_owned(),
+                source,
+            })
+        };
         let (digest, size) = with_retries(&d.url, || async {
             step.set_position(0);
             let mut response = self.client.get(&d.url).send().await?.error_for_status()?;
-            let file = tmp.reopen().map_err(Failure::Io)?;
-            file.set_len(0).map_err(Failure::Io)?;
+            let file = tmp.reopen().map_err(io)?;
+            file.set_len(0).map_err(io)?;
             let mut sink = HashingWriter::new(std::io::BufWriter::new(file));
             while let Some(chunk) = response.chunk().await? {
-                sink.write_all(&chunk).map_err(Failure::Io)?;
+                sink.write_all(&chunk).map_err(io)?;
                 step.inc(chunk.len() as u64);
             }
             let (mut writer, digest, size) = sink.finish();
-            writer.flush().map_err(Failure::Io)?;
+            writer.flush().map_err(io)?;
             Ok((digest, size))
         })
         .await?;
@@ -222,9 +231,9 @@ async fn stream_into_cache(
     d: &Download,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
 ) -> Result<(), FetchError> {
-    let http = |e: reqwest::Error| FetchError::Http {
+    let http = |source| FetchError::Http {
         url: d.url.clone(),
-        message: Failure::Http(e).message(),
+        source,
     };
     let tmp = cache.temp_file()?;
     let io = |source| CacheError::Io {
@@ -280,7 +289,8 @@ impl Read for ChannelReader {
 /// Why one attempt failed; `retry` decides whether to try again.
 enum Failure {
     Http(reqwest::Error),
-    Io(std::io::Error),
+    /// Writing to the cache: no use trying again.
+    Cache(CacheError),
 }
 
 impl From<reqwest::Error> for Failure {
@@ -292,17 +302,8 @@ impl From<reqwest::Error> for Failure {
 impl Transient for Failure {
     fn transient(&self) -> bool {
         match self {
-            Failure::Http(e) => crate::retry::transient_http(e),
-            Failure::Io(_) => false,
-        }
-    }
-}
-
-impl Failure {
-    fn message(&self) -> String {
-        match self {
-            Failure::Http(e) => crate::retry::message(e),
-            Failure::Io(e) => e.to_string(),
+            Failure::Http(e) => crate::retry::is_transient(e),
+            Failure::Cache(_) => false,
         }
     }
 }
@@ -314,8 +315,11 @@ where
 {
     crate::retry::retry(Backoff::DOWNLOAD, attempt)
         .await
-        .map_err(|failure| FetchError::Http {
-            url: url.to_owned(),
-            message: failure.message(),
+        .map_err(|failure| match failure {
+            Failure::Http(source) => FetchError::Http {
+                url: url.to_owned(),
+                source,
+            },
+            Failure::Cache(e) => FetchError::Cache(e),
         })
 }

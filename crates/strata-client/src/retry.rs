@@ -1,7 +1,9 @@
 //! Retrying network work with exponential backoff. Every download and upload
 //! goes through here, so "what is worth another try" is decided in one place.
 
+use std::error::Error;
 use std::future::Future;
+use std::io;
 use std::time::Duration;
 
 /// Whether a failed attempt may succeed if tried again.
@@ -50,30 +52,228 @@ where
     }
 }
 
-/// Connection trouble, timeouts, 5xx and 429 are worth another try; a 404 is not.
-pub fn transient_http(e: &reqwest::Error) -> bool {
-    e.is_connect()
-        || e.is_timeout()
-        || e.is_body()
-        || e.is_request()
-        || e.status().is_some_and(transient_status)
+/// Whether an error is worth another try, judged by the types in its
+/// `source()` chain, never by its text: refused, reset or timed-out
+/// connections, a connection closed mid-message, 5xx and 429 are; a 404, a
+/// bad URL, a TLS or DNS failure are not, as they would fail the same way.
+pub fn is_transient(err: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<reqwest::Error>() {
+            return transient_reqwest(e);
+        }
+        if let Some(e) = e.downcast_ref::<io::Error>() {
+            if transient_kind(e.kind()) {
+                return true;
+            }
+            next = io_cause(e);
+            continue;
+        }
+        next = e.source();
+    }
+    false
+}
+
+fn transient_reqwest(e: &reqwest::Error) -> bool {
+    if let Some(status) = e.status() {
+        return transient_status(status);
+    }
+    if e.is_timeout() {
+        return true;
+    }
+    // Builder, redirect and decode errors come out the same on every try;
+    // connect, request and body errors are judged by what broke beneath.
+    if !(e.is_connect() || e.is_request() || e.is_body()) {
+        return false;
+    }
+    let mut next = e.source();
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            if transient_kind(io.kind()) {
+                return true;
+            }
+            next = io_cause(io);
+            continue;
+        }
+        if let Some(h) = cause.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return true;
+        }
+        if let Some(h) = cause.downcast_ref::<h2::Error>() {
+            // A GOAWAY or a refused stream is a server going away or
+            // shedding load; h2 keeps its I/O error out of `source()`.
+            if h.is_go_away() || h.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                return true;
+            }
+            if let Some(io) = h.get_io()
+                && transient_kind(io.kind())
+            {
+                return true;
+            }
+        }
+        next = cause.source();
+    }
+    false
+}
+
+fn transient_kind(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | TimedOut
+            | UnexpectedEof
+            | BrokenPipe
+            | Interrupted
+    )
+}
+
+/// The error an `io::Error` wraps: its `source()` skips that error and
+/// answers the wrapped error's own source.
+fn io_cause(e: &io::Error) -> Option<&(dyn Error + 'static)> {
+    e.get_ref().map(|inner| inner as &(dyn Error + 'static))
 }
 
 pub fn transient_status(status: reqwest::StatusCode) -> bool {
     status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
 }
 
-/// The error with all its causes, as one line.
-pub fn message(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot do the thing")]
+    struct Wrapped(#[source] Box<dyn Error + Send + Sync>);
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
-    text
+
+    /// A loopback port nothing listens on: bound, then closed.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    fn get(url: &str) -> reqwest::Error {
+        runtime().block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .send()
+                .await
+                .expect_err("the request fails")
+        })
+    }
+
+    #[test]
+    fn a_refused_connection_is_transient_even_when_wrapped() {
+        let e = get(&format!("http://127.0.0.1:{}/", closed_port()));
+        assert!(e.is_connect(), "{e:?}");
+        assert!(is_transient(&e));
+        let wrapped = Wrapped(Box::new(e));
+        assert!(is_transient(&wrapped));
+        // Also when the chain passes through an `io::Error` wrapping it.
+        let io = io::Error::other(wrapped);
+        assert!(is_transient(&io));
+    }
+
+    #[test]
+    fn io_errors_by_kind() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            let e = Wrapped(Box::new(io::Error::new(kind, "lost")));
+            assert!(is_transient(&e), "{kind:?}");
+        }
+        for kind in [
+            io::ErrorKind::NotFound,
+            io::ErrorKind::PermissionDenied,
+            io::ErrorKind::InvalidData,
+        ] {
+            let e = Wrapped(Box::new(io::Error::new(kind, "no")));
+            assert!(!is_transient(&e), "{kind:?}");
+        }
+        // Text that looks transient does not make an error so.
+        let e = Wrapped("Connection refused (os error 111): timed out".into());
+        assert!(!is_transient(&e));
+    }
+
+    #[test]
+    fn statuses() {
+        let status = |code| reqwest::StatusCode::from_u16(code).unwrap();
+        assert!(transient_status(status(503)));
+        assert!(transient_status(status(429)));
+        assert!(!transient_status(status(404)));
+        assert!(!transient_status(status(401)));
+    }
+
+    /// A one-shot HTTP server on loopback that answers every request with `status`.
+    fn answering(status: u16) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    fn status_error(status: u16) -> reqwest::Error {
+        let url = answering(status);
+        runtime().block_on(async {
+            reqwest::Client::new()
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .expect_err("an error status")
+        })
+    }
+
+    #[test]
+    fn status_errors_from_a_real_server() {
+        assert!(!is_transient(&status_error(404)));
+        assert!(is_transient(&Wrapped(Box::new(status_error(503)))));
+    }
+
+    #[test]
+    fn set_up_and_tls_failures_are_not_transient() {
+        // A builder error: an invalid URL.
+        let e = get("http://exa mple.invalid:99999/");
+        assert!(e.is_builder(), "{e:?}");
+        assert!(!is_transient(&e));
+        // A TLS configuration error: a CA certificate that is not one.
+        let garbage = reqwest::Certificate::from_der(b"not a certificate").unwrap();
+        let e = reqwest::Client::builder()
+            .add_root_certificate(garbage)
+            .build()
+            .expect_err("a broken CA certificate");
+        assert!(e.is_builder(), "{e:?}");
+        assert!(!is_transient(&e));
+        // A TLS handshake with something that does not speak TLS: a
+        // connect error, but one that would fail the same way again.
+        let url = answering(200).replace("http://", "https://");
+        let e = get(&url);
+        assert!(e.is_connect(), "{e:?}");
+        assert!(!is_transient(&e), "{e:?}");
+    }
 }

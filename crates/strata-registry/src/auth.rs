@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::RegistryError;
+use crate::{BoxError, RegistryError};
 
 /// A user and secret, and where they were found (for error messages).
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ fn read_config(file: &Path) -> Result<Option<serde_json::Value>, RegistryError> 
         Err(e) => {
             return Err(RegistryError::AuthFile {
                 path: file.to_owned(),
-                message: e.to_string(),
+                source: e.into(),
             });
         }
     };
@@ -94,7 +94,7 @@ fn read_config(file: &Path) -> Result<Option<serde_json::Value>, RegistryError> 
         .map(Some)
         .map_err(|e| RegistryError::AuthFile {
             path: file.to_owned(),
-            message: e.to_string(),
+            source: e.into(),
         })
 }
 
@@ -131,7 +131,8 @@ fn lookup_in(
             .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
             .ok_or_else(|| RegistryError::AuthFile {
                 path: file.to_owned(),
-                message: format!("the `auth` of `{registry}` is not base64 of `user:password`"),
+                source: format!("the `auth` of `{registry}` is not base64 of `user:password`")
+                    .into(),
             })?;
         return Ok(Some(Credential {
             username: decoded.0,
@@ -167,9 +168,9 @@ fn normalize_key(key: &str) -> String {
 /// Runs `docker-credential-HELPER get`, as the docker CLI does.
 fn helper_get(helper: &str, registry: &str) -> Result<Credential, RegistryError> {
     let program = format!("docker-credential-{helper}");
-    let fail = |message: String| RegistryError::Helper {
+    let fail = |source: BoxError| RegistryError::Helper {
         helper: program.clone(),
-        message,
+        source,
     };
     let mut child = Command::new(&program)
         .arg("get")
@@ -177,13 +178,13 @@ fn helper_get(helper: &str, registry: &str) -> Result<Credential, RegistryError>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.into()))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(registry.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
     }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    let out = child.wait_with_output().map_err(|e| fail(e.into()))?;
     if !out.status.success() {
         return Err(fail(
             String::from_utf8_lossy(if out.stdout.is_empty() {
@@ -192,37 +193,37 @@ fn helper_get(helper: &str, registry: &str) -> Result<Credential, RegistryError>
                 &out.stdout
             })
             .trim()
-            .to_owned(),
+            .into(),
         ));
     }
     let answer: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| fail(e.to_string()))?;
+        serde_json::from_slice(&out.stdout).map_err(|e| fail(e.into()))?;
     match (answer["Username"].as_str(), answer["Secret"].as_str()) {
         (Some(username), Some(secret)) => Ok(Credential {
             username: username.to_owned(),
             secret: secret.to_owned(),
             source: format!("credential helper `{program}`"),
         }),
-        _ => Err(fail("the answer has no Username and Secret".to_owned())),
+        _ => Err(fail("the answer has no Username and Secret".into())),
     }
 }
 
 /// Adds (or replaces) `registry`'s entry in an auth file, keeping the rest,
 /// readable by its owner only.
 pub fn save(file: &Path, registry: &str, credential: &Credential) -> Result<(), RegistryError> {
-    let fail = |message: String| RegistryError::AuthFile {
+    let fail = |source: BoxError| RegistryError::SaveAuthFile {
         path: file.to_owned(),
-        message,
+        source,
     };
     let mut config = read_config(file)?.unwrap_or_else(|| serde_json::json!({}));
     let Some(object) = config.as_object_mut() else {
-        return Err(fail("it is not a JSON object".to_owned()));
+        return Err(fail("it is not a JSON object".into()));
     };
     let auths = object
         .entry("auths")
         .or_insert_with(|| serde_json::json!({}));
     let Some(auths) = auths.as_object_mut() else {
-        return Err(fail("its `auths` is not a JSON object".to_owned()));
+        return Err(fail("its `auths` is not a JSON object".into()));
     };
     auths.insert(
         registry.to_owned(),
@@ -230,13 +231,13 @@ pub fn save(file: &Path, registry: &str, credential: &Credential) -> Result<(), 
             "auth": BASE64.encode(format!("{}:{}", credential.username, credential.secret))
         }),
     );
-    let mut text = serde_json::to_vec_pretty(&config).map_err(|e| fail(e.to_string()))?;
+    let mut text = serde_json::to_vec_pretty(&config).map_err(|e| fail(e.into()))?;
     text.push(b'\n');
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
     }
     strata_oci::atomic::write_file_mode(file, 0o600, |f| (&*f).write_all(&text))
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(e.into()))
 }
 
 /// A parsed `WWW-Authenticate` header.

@@ -10,7 +10,7 @@ mod repository;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use repository::{BlobOutcome, Payload, Repository};
@@ -20,13 +20,32 @@ use strata_cache::CacheError;
 use strata_oci::digest::Digest;
 use strata_oci::reference::Reference;
 
+/// A cause that is either another error or, where there is none, a reason in
+/// words; either way it prints as the next line of the chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RegistryError {
-    #[error("cannot reach the registry `{registry}`: {message}")]
+    #[error("cannot reach the registry `{registry}`")]
     #[diagnostic(help(
         "check the address and the network; strata tried several times. A registry that speaks plain HTTP away from loopback needs `--insecure`; one with a private CA needs `--ca-file` or `--cert-dir`"
     ))]
-    Unreachable { registry: String, message: String },
+    Unreachable {
+        registry: String,
+        /// How the first scheme tried failed.
+        #[source]
+        source: Box<Ping>,
+        /// How the others (plain HTTP, where allowed) failed.
+        #[related]
+        others: Vec<Ping>,
+    },
+    #[error("cannot set up TLS for the registry `{registry}`")]
+    #[diagnostic(help("`--ca-file` takes a PEM file; `--cert-dir` a folder of `*.crt` PEM files"))]
+    Tls {
+        registry: String,
+        #[source]
+        source: Arc<TlsError>,
+    },
     #[error("the registry `{registry}` refused the credentials from {from}")]
     #[diagnostic(help(
         "check the user and password; `strata login {registry}` stores new ones, `--creds USER:PASSWORD` overrides them"
@@ -48,13 +67,20 @@ pub enum RegistryError {
         status: u16,
         message: String,
     },
-    #[error("{what}: {message}")]
+    #[error("{what}: the request failed")]
     #[diagnostic(help("strata tried several times; check the registry and the network"))]
     Transfer {
         what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A step of an upload session that the registry refused.
+    #[error("{what}: the registry answered {status}: {message}")]
+    #[diagnostic(help("strata tried several times; check the registry and the network"))]
+    Upload {
+        what: String,
+        status: u16,
         message: String,
-        #[doc(hidden)]
-        transient: bool,
     },
     #[error(
         "{what} does not match its digest: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
@@ -71,15 +97,33 @@ pub enum RegistryError {
     },
     #[error("{what} is not valid: {message}")]
     Invalid { what: String, message: String },
-    #[error("cannot read the auth file `{}`: {message}", path.display())]
+    /// As `Invalid`, when a parser's own error says why.
+    #[error("{what} is not valid")]
+    Malformed {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot read the auth file `{}`", path.display())]
     #[diagnostic(help("fix or remove the file; `strata login` rewrites its entry"))]
-    AuthFile { path: PathBuf, message: String },
-    #[error("the credential helper `{helper}` failed: {message}")]
+    AuthFile {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot write the auth file `{}`", path.display())]
+    SaveAuthFile {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("the credential helper `{helper}` failed")]
     #[diagnostic(help("check that the helper is installed and logged in"))]
-    Helper { helper: String, message: String },
-    #[error("cannot use the TLS certificate `{}`: {message}", path.display())]
-    #[diagnostic(help("`--ca-file` takes a PEM file; `--cert-dir` a folder of `*.crt` PEM files"))]
-    Certificate { path: PathBuf, message: String },
+    Helper {
+        helper: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
@@ -96,17 +140,65 @@ pub enum RegistryError {
 impl strata_client::retry::Transient for RegistryError {
     fn transient(&self) -> bool {
         match self {
-            RegistryError::Transfer { transient, .. } => *transient,
-            // Refused or timed out may be a registry restarting; a TLS or
-            // name failure will fail the same way again.
-            RegistryError::Unreachable { message, .. } => {
-                message.contains("Connection refused") || message.contains("timed out")
-            }
+            RegistryError::Transfer { source, .. } => strata_client::retry::is_transient(source),
+            // A registry restarting refuses connections or times out for a
+            // while; a TLS or name failure would fail the same way again.
+            RegistryError::Unreachable { source, others, .. } => std::iter::once(&**source)
+                .chain(others)
+                .any(Ping::transient),
             RegistryError::Status { status, .. } => reqwest::StatusCode::from_u16(*status)
                 .is_ok_and(strata_client::retry::transient_status),
+            // A session the registry no longer knows (it restarted) is worth
+            // starting again.
+            RegistryError::Upload { status, .. } => {
+                *status == reqwest::StatusCode::NOT_FOUND.as_u16()
+                    || *status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE.as_u16()
+            }
             _ => false,
         }
     }
+}
+
+/// How one way of reaching a registry's `/v2/` (HTTPS, or plain HTTP) failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Ping {
+    /// Something answered, but not as a registry does.
+    #[error("`{url}` answered {status}")]
+    Answered {
+        url: reqwest::Url,
+        status: reqwest::StatusCode,
+    },
+    #[error(transparent)]
+    Failed(reqwest::Error),
+}
+
+impl Ping {
+    fn transient(&self) -> bool {
+        match self {
+            Ping::Answered { status, .. } => strata_client::retry::transient_status(*status),
+            Ping::Failed(e) => strata_client::retry::is_transient(e),
+        }
+    }
+}
+
+/// Why the TLS set-up (the CA certificates strata was given or found, and
+/// the HTTP client built on them) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot use the TLS certificate `{}`", path.display())]
+    Certificate {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot read the certificate folder `{}`", path.display())]
+    CertDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
 }
 
 /// How to reach registries: credentials and TLS, as skopeo's flags set them.
@@ -132,7 +224,9 @@ struct Endpoint {
 }
 
 pub struct Client {
-    http: reqwest::Client,
+    /// Set up once; a failure is reported by the first request, which knows
+    /// the registry it was for.
+    http: Result<reqwest::Client, Arc<TlsError>>,
     runtime: tokio::runtime::Runtime,
     options: Options,
     endpoints: Mutex<HashMap<String, Endpoint>>,
@@ -148,41 +242,20 @@ impl Client {
             .enable_all()
             .build()
             .map_err(RegistryError::Runtime)?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(20))
-            .read_timeout(Duration::from_secs(120))
-            .danger_accept_invalid_certs(options.insecure);
-        for path in ca_certificates(&options)? {
-            let pem = std::fs::read(&path).map_err(|e| RegistryError::Certificate {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RegistryError::Certificate {
-                    path: path.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Certificate {
-                    path,
-                    message: "it holds no PEM certificate".to_owned(),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder.build().map_err(|e| RegistryError::Unreachable {
-            registry: String::new(),
-            message: strata_client::retry::message(&e),
-        })?;
+        let http = http_client(&options).map_err(Arc::new);
         Ok(Client {
             http,
             runtime,
             options,
             endpoints: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The HTTP client, or why TLS could not be set up for `registry`.
+    fn http(&self, registry: &str) -> Result<&reqwest::Client, RegistryError> {
+        self.http.as_ref().map_err(|source| RegistryError::Tls {
+            registry: registry.to_owned(),
+            source: Arc::clone(source),
         })
     }
 
@@ -199,6 +272,7 @@ impl Client {
         actions: &str,
         mount_from: &[String],
     ) -> Result<Repository<'_>, RegistryError> {
+        let http = self.http(reference.api_host())?;
         let endpoint = self.endpoint(reference.api_host()).await?;
         let credential = match &self.options.credentials {
             Some(c) => Some(c.clone()),
@@ -211,13 +285,7 @@ impl Client {
                 .filter(|r| **r != reference.repository)
                 .map(|r| format!("repository:{r}:pull")),
         );
-        let repo = Repository::new(
-            &self.http,
-            endpoint.base,
-            reference.clone(),
-            credential,
-            scopes,
-        );
+        let repo = Repository::new(http, endpoint.base, reference.clone(), credential, scopes);
         if let Some(challenge) = &endpoint.challenge {
             // Answered before the first real request, so that uploads are
             // not sent twice.
@@ -245,14 +313,10 @@ impl Client {
             digest: None,
         };
         self.block_on(async {
+            let http = self.http(reference.api_host())?;
             let endpoint = self.endpoint(reference.api_host()).await?;
-            let repo = Repository::new(
-                &self.http,
-                endpoint.base,
-                reference,
-                Some(credential),
-                Vec::new(),
-            );
+            let repo =
+                Repository::new(http, endpoint.base, reference, Some(credential), Vec::new());
             repo.check_credentials().await
         })
     }
@@ -263,6 +327,7 @@ impl Client {
         if let Some(found) = self.lock_endpoints().get(host) {
             return Ok(found.clone());
         }
+        let http = self.http(host)?;
         let plain_allowed = self.options.insecure || strata_oci::reference::is_loopback(host);
         let schemes: &[&str] = if plain_allowed {
             &["https", "http"]
@@ -273,9 +338,9 @@ impl Client {
         for scheme in schemes {
             candidates.push(
                 reqwest::Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
-                    RegistryError::Invalid {
+                    RegistryError::Malformed {
                         what: format!("the registry name `{host}`"),
-                        message: e.to_string(),
+                        source: e.into(),
                     }
                 })?,
             );
@@ -285,7 +350,7 @@ impl Client {
                 let mut failures = Vec::new();
                 for base in &candidates {
                     let ping = base.join("v2/").expect("a constant path joins");
-                    match self.http.get(ping).send().await {
+                    match http.get(ping.clone()).send().await {
                         // A registry answers `/v2/` with 200, or 401/403 until
                         // authenticated; anything else (such as the 400 a TLS
                         // port gives a plain request) is not a registry.
@@ -304,22 +369,22 @@ impl Client {
                                 challenge,
                             });
                         }
-                        Ok(r) => failures.push(format!(
-                            "{}: `/v2/` answered {}",
-                            base.scheme(),
-                            r.status()
-                        )),
-                        Err(e) => failures.push(format!(
-                            "{}: {}",
-                            base.scheme(),
-                            strata_client::retry::message(&e)
-                        )),
+                        Ok(r) => failures.push(Ping::Answered {
+                            url: ping,
+                            status: r.status(),
+                        }),
+                        Err(e) => failures.push(Ping::Failed(e)),
                     }
                 }
-                Err(RegistryError::Unreachable {
-                    registry: host.to_owned(),
-                    message: failures.join("; "),
-                })
+                let mut failures = failures.into_iter();
+                match failures.next() {
+                    Some(source) => Err(RegistryError::Unreachable {
+                        registry: host.to_owned(),
+                        source: Box::new(source),
+                        others: failures.collect(),
+                    }),
+                    None => unreachable!("https is always a candidate"),
+                }
             })
             .await?;
         self.lock_endpoints().insert(host.to_owned(), found.clone());
@@ -333,12 +398,37 @@ impl Client {
     }
 }
 
+/// The HTTP client for every registry, trusting the extra CA certificates.
+fn http_client(options: &Options) -> Result<reqwest::Client, TlsError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(20))
+        .read_timeout(Duration::from_secs(120))
+        .danger_accept_invalid_certs(options.insecure);
+    for path in ca_certificates(options)? {
+        let certificate = |source: BoxError| TlsError::Certificate {
+            path: path.clone(),
+            source,
+        };
+        let pem = std::fs::read(&path).map_err(|e| certificate(e.into()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| certificate(e.into()))?;
+        if certs.is_empty() {
+            return Err(certificate("it holds no PEM certificate".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(TlsError::Client)
+}
+
 /// `--ca-file`s, `*.crt` in `--cert-dir`, and the per-registry folders under
 /// the system's certs.d that podman and docker read.
-fn ca_certificates(options: &Options) -> Result<Vec<PathBuf>, RegistryError> {
+fn ca_certificates(options: &Options) -> Result<Vec<PathBuf>, TlsError> {
     let mut files = options.ca_files.clone();
     if let Some(dir) = &options.cert_dir {
-        files.extend(crt_files(dir).map_err(|source| RegistryError::Io {
+        files.extend(crt_files(dir).map_err(|source| TlsError::CertDir {
             path: dir.clone(),
             source,
         })?);
@@ -391,5 +481,126 @@ async fn error_message(response: reqwest::Response) -> String {
         "no details".to_owned()
     } else {
         text.chars().take(300).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_client::retry::Transient;
+
+    fn reference(text: &str) -> Reference {
+        Reference::parse(text).unwrap()
+    }
+
+    /// The whole chain, as miette would print it line by line.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        let mut lines = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(cause) = next {
+            lines.push(cause.to_string());
+            next = cause.source();
+        }
+        lines
+    }
+
+    #[test]
+    fn a_tls_set_up_failure_names_the_registry_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let client = Client::new(Options {
+            ca_files: vec![ca.clone()],
+            ..Options::default()
+        })
+        .unwrap();
+        let err = client
+            .resolve(&reference("registry.invalid:5000/app:1"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::Tls { registry, .. } if registry == "registry.invalid:5000"),
+            "{err:?}"
+        );
+        assert!(!err.transient());
+        let lines = chain(&err);
+        assert_eq!(
+            lines[0],
+            "cannot set up TLS for the registry `registry.invalid:5000`"
+        );
+        assert_eq!(
+            lines[1],
+            format!("cannot use the TLS certificate `{}`", ca.display())
+        );
+        assert_eq!(lines[2], "it holds no PEM certificate");
+        // Every registry is told, not only the first one asked.
+        let err = client
+            .resolve(&reference("other.invalid/app:1"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::Tls { registry, .. } if registry == "other.invalid"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_cert_dir_is_a_tls_set_up_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::new(Options {
+            cert_dir: Some(dir.path().join("nope")),
+            ..Options::default()
+        })
+        .unwrap();
+        let err = client
+            .check_login("registry.invalid", Credential::parse_flag("u:p").unwrap())
+            .unwrap_err();
+        let lines = chain(&err);
+        assert_eq!(
+            lines[0],
+            "cannot set up TLS for the registry `registry.invalid`"
+        );
+        assert!(
+            lines[1].starts_with("cannot read the certificate folder"),
+            "{lines:?}"
+        );
+    }
+
+    fn send_error(url: &str) -> reqwest::Error {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(reqwest::Client::new().get(url).send())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn unreachable_is_retried_on_a_refused_connection_only() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let unreachable = |source, others| RegistryError::Unreachable {
+            registry: format!("127.0.0.1:{port}"),
+            source: Box::new(source),
+            others,
+        };
+        let refused = || Ping::Failed(send_error(&format!("http://127.0.0.1:{port}/v2/")));
+        let answered = |status| Ping::Answered {
+            url: reqwest::Url::parse("http://127.0.0.1/v2/").unwrap(),
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+        };
+        assert!(unreachable(refused(), vec![]).transient());
+        assert!(unreachable(answered(400), vec![refused()]).transient());
+        assert!(unreachable(answered(503), vec![]).transient());
+        assert!(!unreachable(answered(404), vec![answered(400)]).transient());
+        // The cause is kept, not flattened into the message.
+        let err = unreachable(refused(), vec![]);
+        let lines = chain(&err);
+        assert_eq!(
+            lines[0],
+            format!("cannot reach the registry `127.0.0.1:{port}`")
+        );
+        assert!(lines.len() > 2, "{lines:?}");
     }
 }

@@ -142,9 +142,9 @@ impl<'c> Repository<'c> {
             // Basic, or a registry that says nothing: send the credentials.
             _ => self.credential()?.basic_header(),
         };
-        let value = HeaderValue::from_str(&header).map_err(|e| RegistryError::Invalid {
+        let value = HeaderValue::from_str(&header).map_err(|e| RegistryError::Malformed {
             what: format!("the token from `{}`", self.registry()),
-            message: e.to_string(),
+            source: e.into(),
         })?;
         *self
             .authorization
@@ -181,9 +181,9 @@ impl<'c> Repository<'c> {
                 what: format!("the challenge of `{}`", self.registry()),
                 message: "it names no realm".to_owned(),
             })?;
-        let mut url = Url::parse(realm).map_err(|e| RegistryError::Invalid {
-            what: what.clone(),
-            message: format!("realm `{realm}`: {e}"),
+        let mut url = Url::parse(realm).map_err(|e| RegistryError::Malformed {
+            what: format!("the realm `{realm}` of {what}"),
+            source: e.into(),
         })?;
         {
             let mut query = url.query_pairs_mut();
@@ -199,7 +199,7 @@ impl<'c> Repository<'c> {
             if let Some(c) = &self.credential {
                 request = request.basic_auth(&c.username, Some(&c.secret));
             }
-            let response = request.send().await.map_err(|e| self.transfer(&what, &e))?;
+            let response = request.send().await.map_err(|e| self.transfer(&what, e))?;
             self.check_status(&what, response).await
         })
         .await;
@@ -212,11 +212,11 @@ impl<'c> Repository<'c> {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transfer(&what, &e))?;
+            .map_err(|e| self.transfer(&what, e))?;
         let json: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
                 what: what.clone(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         let token = json["token"]
             .as_str()
@@ -238,11 +238,10 @@ impl<'c> Repository<'c> {
         }
     }
 
-    fn transfer(&self, what: &str, e: &reqwest::Error) -> RegistryError {
+    fn transfer(&self, what: &str, source: reqwest::Error) -> RegistryError {
         RegistryError::Transfer {
             what: what.to_owned(),
-            message: strata_client::retry::message(e),
-            transient: strata_client::retry::transient_http(e),
+            source,
         }
     }
 
@@ -306,7 +305,7 @@ impl<'c> Repository<'c> {
                     .header(CONTENT_LENGTH, len)
                     .body(payload.body(offset, len, step).await?);
             }
-            let response = request.send().await.map_err(|e| self.transfer(what, &e))?;
+            let response = request.send().await.map_err(|e| self.transfer(what, e))?;
             if response.status() == StatusCode::UNAUTHORIZED {
                 if challenged {
                     return Err(self.unauthorized());
@@ -323,16 +322,13 @@ impl<'c> Repository<'c> {
         }
     }
 
-    /// A step of an upload session that failed; a session the registry no
-    /// longer knows (it restarted) is worth starting again.
+    /// A step of an upload session that failed.
     async fn upload_failed(&self, what: &str, response: Response) -> RegistryError {
-        let status = response.status();
-        let message = error_message(response).await;
-        RegistryError::Transfer {
+        let status = response.status().as_u16();
+        RegistryError::Upload {
             what: what.to_owned(),
-            message: format!("the registry answered {}: {message}", status.as_u16()),
-            transient: status == StatusCode::NOT_FOUND
-                || status == StatusCode::RANGE_NOT_SATISFIABLE,
+            status,
+            message: error_message(response).await,
         }
     }
 
@@ -386,7 +382,7 @@ impl<'c> Repository<'c> {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.transfer(&what, &e))?;
+            .map_err(|e| self.transfer(&what, e))?;
         if bytes.len() > MANIFEST_LIMIT {
             return Err(RegistryError::Invalid {
                 what,
@@ -467,7 +463,7 @@ impl<'c> Repository<'c> {
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| self.transfer(&what, &e))?
+                .map_err(|e| self.transfer(&what, e))?
             {
                 sink.write_all(&chunk).map_err(io)?;
                 step.inc(chunk.len() as u64);
@@ -622,9 +618,9 @@ impl<'c> Repository<'c> {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
-            HeaderValue::from_str(media_type).map_err(|e| RegistryError::Invalid {
-                what: what.clone(),
-                message: e.to_string(),
+            HeaderValue::from_str(media_type).map_err(|e| RegistryError::Malformed {
+                what: format!("the media type `{media_type}` of {what}"),
+                source: e.into(),
             })?,
         );
         let url = self.url(&format!("manifests/{reference}"));
@@ -658,9 +654,9 @@ impl<'c> Repository<'c> {
             })?;
         self.base
             .join(location)
-            .map_err(|e| RegistryError::Invalid {
-                what: what.to_owned(),
-                message: format!("upload location `{location}`: {e}"),
+            .map_err(|e| RegistryError::Malformed {
+                what: format!("the upload location `{location}` of {what}"),
+                source: e.into(),
             })
     }
 

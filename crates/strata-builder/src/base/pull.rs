@@ -30,9 +30,9 @@ pub fn pull(
     let puller = Puller { reference, sources };
     let top = puller.manifest(&digest)?;
     let invalid = |what: &str, e: serde_json::Error| {
-        BaseError::Registry(RegistryError::Invalid {
+        BaseError::Registry(RegistryError::Malformed {
             what: format!("the {what} {}@{digest}", reference.name()),
-            message: e.to_string(),
+            source: e.into(),
         })
     };
     let top_type = media_type(&top);
@@ -65,9 +65,9 @@ pub fn pull(
         .digest(digest)
         .size(top.len() as u64)
         .build()
-        .map_err(|e| RegistryError::Invalid {
+        .map_err(|e| RegistryError::Malformed {
             what: format!("the manifest {}@{digest}", reference.name()),
-            message: e.to_string(),
+            source: e.into(),
         })?;
     Ok((
         Layout::blob_store(sources.cache.root(), ImageIndex::default()),
