@@ -159,7 +159,7 @@ fn build_json(
         "timings": report
             .timings
             .iter()
-            .map(|(phase, d)| (phase.to_string(), d.as_secs_f64().into()))
+            .map(|(phase, d)| (phase.name().to_owned(), d.as_secs_f64().into()))
             .collect::<serde_json::Map<_, _>>(),
         "seconds": started.elapsed().as_secs_f64(),
         "pushed": pushed.iter().map(push_json).collect::<Vec<_>>(),

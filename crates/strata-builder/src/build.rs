@@ -185,38 +185,80 @@ fn resolve_lock(
     })
 }
 
+/// The phases a build reports the time of (`build --json`'s `timings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Base,
+    Resolve,
+    Packages,
+    Assemble,
+    Layers,
+    Sbom,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Base => "base",
+            Phase::Resolve => "resolve",
+            Phase::Packages => "packages",
+            Phase::Assemble => "assemble",
+            Phase::Layers => "layers",
+            Phase::Sbom => "sbom",
+        }
+    }
+}
+
+/// Time spent per phase, summed over platforms; phases that did not run are
+/// absent.
+#[derive(Debug, Clone, Default)]
+pub struct Timings(BTreeMap<Phase, Duration>);
+
+impl Timings {
+    /// Runs `f`, adding its time to `phase`.
+    fn time<T>(&mut self, phase: Phase, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        *self.0.entry(phase).or_default() += started.elapsed();
+        out
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+        self.0.iter().map(|(p, d)| (*p, *d))
+    }
+}
+
 fn plan_platform(
     recipe: &Recipe,
     platform: &Platform,
     base: &BaseImage,
     packages: Option<(&Fetcher, &Lock)>,
     epoch: u64,
-    timings: &mut BTreeMap<&'static str, Duration>,
+    timings: &mut Timings,
 ) -> Result<Planned, BuildError> {
     let mut lower = base.lower.clone();
     let mut plans = Vec::new();
     let mut facts = Vec::new();
     if let Some((fetcher, lock)) = packages {
-        let started = Instant::now();
         let step = strata_progress::get().step("install", format!("packages for {platform}"));
-        if let Some(installed) =
-            assemble::debian::layer(recipe, lock, platform, &lower, fetcher, epoch)?
-        {
+        let installed = timings.time(Phase::Packages, || {
+            assemble::debian::layer(recipe, lock, platform, &lower, fetcher, epoch)
+        })?;
+        if let Some(installed) = installed {
             lower.view.apply(&installed.plan);
             plans.push(installed.plan);
             facts = installed.packages;
         }
         step.finish("");
-        *timings.entry("packages").or_default() += started.elapsed();
     }
-    let started = Instant::now();
-    let assembly = assemble::assemble(recipe, &lower, epoch)?;
+    let assembly = timings.time(Phase::Assemble, || {
+        assemble::assemble(recipe, &lower, epoch)
+    })?;
     let mut view = lower.view;
     for plan in &assembly.layers {
         view.apply(plan);
     }
     plans.extend(assembly.layers);
-    *timings.entry("assemble").or_default() += started.elapsed();
     Ok(Planned {
         platform: platform.clone(),
         plans,
@@ -228,6 +270,43 @@ fn plan_platform(
     })
 }
 
+/// Everything a build decides before it writes anything: every platform's
+/// base and planned layers, and the lock (with whether it was resolved
+/// afresh, and so is still to be written).
+struct Prepared {
+    platforms: Vec<(BaseImage, Planned)>,
+    lock: Option<(Lock, bool)>,
+}
+
+fn prepare(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+    epoch: u64,
+    timings: &mut Timings,
+) -> Result<Prepared, BuildError> {
+    let bases = timings.time(Phase::Base, || bases(recipe, options, cache))?;
+    let packages = match &recipe.debian {
+        Some(debian) => Some(timings.time(Phase::Resolve, || {
+            let fetcher = Fetcher::new(cache.clone(), options.offline)
+                .map_err(strata_debian::DebianError::from)?;
+            let lock = current_lock(recipe, debian, &bases, options, &fetcher)?;
+            Ok::<_, BuildError>((fetcher, lock))
+        })?),
+        None => None,
+    };
+    let mut platforms = Vec::new();
+    for (platform, base) in bases {
+        let fetched = packages.as_ref().map(|(f, (l, _))| (f, l));
+        let planned = plan_platform(recipe, &platform, &base, fetched, epoch, timings)?;
+        platforms.push((base, planned));
+    }
+    Ok(Prepared {
+        platforms,
+        lock: packages.map(|(_, lock)| lock),
+    })
+}
+
 /// Everything a build would write, per platform, without writing it: the
 /// bases, the lock (resolved when there is none, but never written) and the
 /// planned layers. `strata lint` looks at these.
@@ -236,21 +315,7 @@ pub fn plan(
     options: &BuildOptions,
     cache: &Cache,
 ) -> Result<Vec<(BaseImage, Planned)>, BuildError> {
-    let bases = bases(recipe, options, cache)?;
-    let fetcher =
-        Fetcher::new(cache.clone(), options.offline).map_err(strata_debian::DebianError::from)?;
-    let lock = match &recipe.debian {
-        Some(debian) => Some(current_lock(recipe, debian, &bases, options, &fetcher)?.0),
-        None => None,
-    };
-    let mut timings = BTreeMap::new();
-    let mut out = Vec::new();
-    for (platform, base) in bases {
-        let packages = lock.as_ref().map(|l| (&fetcher, l));
-        let planned = plan_platform(recipe, &platform, &base, packages, 0, &mut timings)?;
-        out.push((base, planned));
-    }
-    Ok(out)
+    Ok(prepare(recipe, options, cache, 0, &mut Timings::default())?.platforms)
 }
 
 /// Per-layer facts for reports.
@@ -266,18 +331,13 @@ pub struct BuildReport {
     /// The lock used, and whether this build (re)wrote it.
     pub lock: Option<(Lock, bool)>,
     pub layers: Vec<LayerReport>,
-    /// Time spent per phase, summed over platforms.
-    pub timings: BTreeMap<&'static str, Duration>,
+    pub timings: Timings,
     /// What each platform's layers hold (for the SBOM).
     pub planned: Vec<Planned>,
 }
 
-pub fn build(
-    recipe: &Recipe,
-    options: &BuildOptions,
-    cache: &Cache,
-) -> Result<BuildReport, BuildError> {
-    let mut timings = BTreeMap::new();
+/// The build's tags: the recipe's version first, then `--tag`s, once each.
+fn tags(recipe: &Recipe, options: &BuildOptions) -> Result<Vec<String>, BuildError> {
     let mut tags: Vec<String> = Vec::new();
     for tag in std::iter::once(&recipe.tag().to_owned()).chain(&options.tags) {
         tag.parse::<Tag>()?;
@@ -285,127 +345,52 @@ pub fn build(
             tags.push(tag.clone());
         }
     }
+    Ok(tags)
+}
+
+pub fn build(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<BuildReport, BuildError> {
+    let tags = tags(recipe, options)?;
     let epoch = provenance::epoch(&recipe.context)?;
-    let created = provenance::rfc3339(epoch);
-    let revision = provenance::revision(&recipe.context);
-
-    let started = Instant::now();
-    let bases = bases(recipe, options, cache)?;
-    *timings.entry("base").or_default() += started.elapsed();
-
-    let packages = match &recipe.debian {
-        Some(debian) => {
-            let started = Instant::now();
-            let fetcher = Fetcher::new(cache.clone(), options.offline)
-                .map_err(strata_debian::DebianError::from)?;
-            let (lock, written) = current_lock(recipe, debian, &bases, options, &fetcher)?;
-            *timings.entry("resolve").or_default() += started.elapsed();
-            Some((fetcher, lock, written))
-        }
-        None => None,
+    let provenance = Provenance {
+        created: provenance::rfc3339(epoch),
+        revision: provenance::revision(&recipe.context),
+        ..Provenance::default()
     };
+    let mut timings = Timings::default();
+    let prepared = prepare(recipe, options, cache, epoch, &mut timings)?;
 
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     let mut images = Vec::new();
     let mut reports = Vec::new();
     let mut planned_all = Vec::new();
-    for (platform, base) in &bases {
-        let fetched = packages.as_ref().map(|(f, l, _)| (f, l));
-        let planned = plan_platform(recipe, platform, base, fetched, epoch, &mut timings)?;
-        let plans = &planned.plans;
-
-        let started = Instant::now();
-        let mut layers = Vec::new();
-        for plan in plans {
-            let step = strata_progress::get().step("compress", plan.name.clone());
-            let built = layer::build(plan, options.compression, cache)?;
-            step.finish(&if built.cached {
-                "cached".to_owned()
-            } else {
-                strata_progress::size(built.blob.size)
-            });
-            tracing::info!(
-                layer = %plan.name,
-                digest = %built.blob.digest,
-                size = built.blob.size,
-                cached = built.cached,
-                "layer"
-            );
-            blobs.insert(
-                built.blob.digest.hex(),
-                Blob {
-                    digest: built.blob.digest,
-                    size: built.blob.size,
-                    source: BlobSource::File(built.path.clone()),
-                },
-            );
-            layers.push((ManifestLayer::from(&built.blob), plan.created_by.clone()));
-            reports.push(LayerReport {
-                name: plan.name.clone(),
-                blob: built.blob,
-                cached: built.cached,
-            });
-        }
-        *timings.entry("layers").or_default() += started.elapsed();
-
-        for (layer, path) in &base.layers {
-            blobs.insert(
-                layer.digest.hex(),
-                Blob {
-                    digest: layer.digest,
-                    size: layer.size,
-                    source: BlobSource::File(path.clone()),
-                },
-            );
-        }
-        let provenance = Provenance {
-            created: created.clone(),
-            revision: revision.clone(),
-            base_name: base.name.clone(),
-            base_digest: base.digest.map(|d| d.to_string()),
-        };
-        let annotations = labels::oci_annotations(recipe, &provenance);
-        let base_labels = base
-            .config
-            .as_ref()
-            .and_then(|c| c.config().as_ref())
-            .and_then(|c| c.labels().as_ref());
-        let config_labels = labels::labels(recipe, base_labels, &annotations);
-        let base_layers: Vec<ManifestLayer> = base.layers.iter().map(|(l, _)| l.clone()).collect();
-        let image = image::image(&ImageSpec {
-            platform,
-            base_config: base.config.as_ref(),
-            base_layers: &base_layers,
-            layers: &layers,
-            user: planned.user.as_deref(),
-            runtime: &recipe.runtime,
-            tre: recipe.tre,
-            created: &created,
-            labels: &config_labels,
-            annotations: &annotations,
+    for (base, planned) in prepared.platforms {
+        let layers = timings.time(Phase::Layers, || {
+            write_layers(
+                &planned,
+                options.compression,
+                cache,
+                &mut blobs,
+                &mut reports,
+            )
         })?;
-        for json in [&image.config, &image.manifest] {
-            blobs.insert(json.digest.hex(), Blob::json(json));
-        }
-        let mut all_layers = base_layers;
-        all_layers.extend(layers.into_iter().map(|(l, _)| l));
-        images.push(PlatformImage {
-            platform: platform.clone(),
-            config: image.config,
-            manifest: image.manifest,
-            layers: all_layers,
-        });
+        images.push(platform_image(
+            recipe,
+            &base,
+            &planned,
+            layers,
+            &provenance,
+            &mut blobs,
+        )?);
         planned_all.push(planned);
     }
 
     let top = match images.as_slice() {
         [one] => image::platform_descriptor(&one.manifest, &one.platform)?,
         many => {
-            let provenance = Provenance {
-                created: created.clone(),
-                revision,
-                ..Provenance::default()
-            };
             let manifests: Vec<_> = many
                 .iter()
                 .map(|i| (i.manifest.clone(), i.platform.clone()))
@@ -417,24 +402,24 @@ pub fn build(
     };
     let mut referrers = Vec::new();
     if let Some(format) = options.sbom {
-        let started = Instant::now();
-        referrers.push(attach_sbom(
-            recipe,
-            format,
-            &planned_all,
-            &top,
-            &created,
-            cache,
-            &mut blobs,
-        )?);
-        *timings.entry("sbom").or_default() += started.elapsed();
+        referrers.push(timings.time(Phase::Sbom, || {
+            attach_sbom(
+                recipe,
+                format,
+                &planned_all,
+                &top,
+                &provenance.created,
+                cache,
+                &mut blobs,
+            )
+        })?);
     }
     // A fresh lock is written only once the whole build has succeeded.
-    if let Some((_, lock, true)) = &packages {
+    if let Some((lock, true)) = &prepared.lock {
         lock.write(&options.lock_path)?;
     }
     Ok(BuildReport {
-        lock: packages.map(|(_, lock, written)| (lock, written)),
+        lock: prepared.lock,
         built: Built {
             blobs: blobs.into_values().collect(),
             top,
@@ -446,6 +431,107 @@ pub fn build(
         layers: reports,
         timings,
         planned: planned_all,
+    })
+}
+
+/// Compresses one platform's layers (or finds them in the cache) into
+/// `blobs`; returns each layer with its history line.
+fn write_layers(
+    planned: &Planned,
+    compression: Compression,
+    cache: &Cache,
+    blobs: &mut BTreeMap<String, Blob>,
+    reports: &mut Vec<LayerReport>,
+) -> Result<Vec<(ManifestLayer, String)>, BuildError> {
+    let mut layers = Vec::new();
+    for plan in &planned.plans {
+        let step = strata_progress::get().step("compress", plan.name.clone());
+        let built = layer::build(plan, compression, cache)?;
+        step.finish(&if built.cached {
+            "cached".to_owned()
+        } else {
+            strata_progress::size(built.blob.size)
+        });
+        tracing::info!(
+            layer = %plan.name,
+            digest = %built.blob.digest,
+            size = built.blob.size,
+            cached = built.cached,
+            "layer"
+        );
+        blobs.insert(
+            built.blob.digest.hex(),
+            Blob {
+                digest: built.blob.digest,
+                size: built.blob.size,
+                source: BlobSource::File(built.path.clone()),
+            },
+        );
+        layers.push((ManifestLayer::from(&built.blob), plan.created_by.clone()));
+        reports.push(LayerReport {
+            name: plan.name.clone(),
+            blob: built.blob,
+            cached: built.cached,
+        });
+    }
+    Ok(layers)
+}
+
+/// One platform's config and manifest over its base's layers and `layers`,
+/// into `blobs` with the base's layer blobs.
+fn platform_image(
+    recipe: &Recipe,
+    base: &BaseImage,
+    planned: &Planned,
+    layers: Vec<(ManifestLayer, String)>,
+    provenance: &Provenance,
+    blobs: &mut BTreeMap<String, Blob>,
+) -> Result<PlatformImage, BuildError> {
+    for (layer, path) in &base.layers {
+        blobs.insert(
+            layer.digest.hex(),
+            Blob {
+                digest: layer.digest,
+                size: layer.size,
+                source: BlobSource::File(path.clone()),
+            },
+        );
+    }
+    let provenance = Provenance {
+        base_name: base.name.clone(),
+        base_digest: base.digest.map(|d| d.to_string()),
+        ..provenance.clone()
+    };
+    let annotations = labels::oci_annotations(recipe, &provenance);
+    let base_labels = base
+        .config
+        .as_ref()
+        .and_then(|c| c.config().as_ref())
+        .and_then(|c| c.labels().as_ref());
+    let config_labels = labels::labels(recipe, base_labels, &annotations);
+    let base_layers: Vec<ManifestLayer> = base.layers.iter().map(|(l, _)| l.clone()).collect();
+    let image = image::image(&ImageSpec {
+        platform: &planned.platform,
+        base_config: base.config.as_ref(),
+        base_layers: &base_layers,
+        layers: &layers,
+        user: planned.user.as_deref(),
+        runtime: &recipe.runtime,
+        tre: recipe.tre,
+        created: &provenance.created,
+        labels: &config_labels,
+        annotations: &annotations,
+    })?;
+    for json in [&image.config, &image.manifest] {
+        blobs.insert(json.digest.hex(), Blob::json(json));
+    }
+    let mut all_layers = base_layers;
+    all_layers.extend(layers.into_iter().map(|(l, _)| l));
+    Ok(PlatformImage {
+        platform: planned.platform.clone(),
+        config: image.config,
+        manifest: image.manifest,
+        layers: all_layers,
     })
 }
 

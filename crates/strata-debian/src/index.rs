@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn a_broken_hash_is_an_error() {
-        let text = "Package: aa\nVersion: 1\nArchitecture: all\nFilename: x\nSize: 1\nSHA256: xyz\n";
+        let text =
+            "Package: aa\nVersion: 1\nArchitecture: all\nFilename: x\nSize: 1\nSHA256: xyz\n";
         let err = super::parse(text.as_bytes(), "amd64", 0).unwrap_err();
         assert!(
             err.to_string()
