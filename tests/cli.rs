@@ -303,3 +303,37 @@ fn quiet_prints_nothing_and_verbose_logs() {
         .unwrap();
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
 }
+
+/// A reader that stops early (`strata inspect out | head`) is no error: every
+/// command that prints a result ends quietly with status 0 when its stdout
+/// is a pipe nobody reads, as ripgrep does.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let t = TestDir::new();
+    let recipe = t.example("hello");
+    t.build(&recipe, &t.join("out"));
+    let commands: [&[&str]; 7] = [
+        &["inspect", "out"],
+        &["inspect", "--json", "out"],
+        &["diff", "out", "out"],
+        &["sbom", "out"],
+        &["lint", "--format", "json", "--static", "hello/image.kdl"],
+        &["man"],
+        &["completions", "bash"],
+    ];
+    for args in commands {
+        // The read end is closed before strata starts, so its first write
+        // meets a closed pipe whatever the timing.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = t.strata().args(args).stdout(writer).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "strata {}: {}",
+            args.join(" "),
+            text(&output.stderr)
+        );
+        assert_eq!(text(&output.stderr), "", "strata {}", args.join(" "));
+    }
+}
