@@ -10,6 +10,32 @@ use std::collections::BTreeMap;
 use crate::entry::{Entry, Kind, LayerPlan};
 use crate::path::ImagePath;
 
+/// What a layer entry's name says about the layers below it: the OCI
+/// whiteout rules, read here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteout<'a> {
+    /// `.wh..wh..opq`: the folder stays, everything lower layers put in it
+    /// is hidden.
+    Opaque,
+    /// `.wh.NAME`: `NAME` and everything below it are deleted.
+    Remove(&'a str),
+    /// Another `.wh..wh.` name: aufs bookkeeping, which runtimes skip.
+    Internal,
+}
+
+impl Whiteout<'_> {
+    /// The whiteout an entry named `name` (its last path component) is, if
+    /// any; such an entry is never itself a file of the image.
+    pub fn of(name: &str) -> Option<Whiteout<'_>> {
+        let hidden = name.strip_prefix(".wh.")?;
+        Some(match hidden {
+            ".wh..opq" => Whiteout::Opaque,
+            _ if hidden.starts_with(".wh.") => Whiteout::Internal,
+            _ => Whiteout::Remove(hidden),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewKind {
     Dir,
@@ -77,10 +103,11 @@ impl View {
     pub fn apply(&mut self, layer: &LayerPlan) {
         for entry in &layer.entries {
             let parent = entry.path.parent().unwrap_or_else(ImagePath::root);
-            match entry.path.file_name() {
-                ".wh..wh..opq" => self.remove_below(&parent),
-                name if name.starts_with(".wh.") => self.remove(&parent.join(&name[4..])),
-                _ => self.insert(entry.path.clone(), ViewEntry::of(entry)),
+            match Whiteout::of(entry.path.file_name()) {
+                Some(Whiteout::Opaque) => self.remove_below(&parent),
+                Some(Whiteout::Remove(name)) => self.remove(&parent.join(name)),
+                Some(Whiteout::Internal) => {}
+                None => self.insert(entry.path.clone(), ViewEntry::of(entry)),
             }
         }
     }
@@ -198,6 +225,15 @@ mod tests {
         );
         assert_eq!(v.resolve_parent(&p("/bin")), Some(p("/bin")));
         assert_eq!(v.resolve_parent(&p("/a/x")), None);
+    }
+
+    #[test]
+    fn whiteout_names() {
+        assert_eq!(Whiteout::of(".wh..wh..opq"), Some(Whiteout::Opaque));
+        assert_eq!(Whiteout::of(".wh.app"), Some(Whiteout::Remove("app")));
+        assert_eq!(Whiteout::of(".wh..wh.plnk"), Some(Whiteout::Internal));
+        assert_eq!(Whiteout::of(".whatever"), None);
+        assert_eq!(Whiteout::of("app"), None);
     }
 
     #[test]

@@ -20,8 +20,7 @@ use strata_oci::digest::Digest;
 use strata_oci::layout::{HashingReader, Layout, LayoutError, descriptor_digest};
 use strata_oci::path::ImagePath;
 use strata_oci::platform::Platform;
-use strata_oci::view::View;
-use strata_oci::view::{ViewEntry, ViewKind};
+use strata_oci::view::{View, ViewEntry, ViewKind, Whiteout};
 use strata_registry::{Client, RegistryError};
 
 mod archive;
@@ -311,13 +310,17 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
         };
         let name = path.file_name().to_owned();
         let parent = path.parent().unwrap_or_else(ImagePath::root);
-        if name == ".wh..wh..opq" {
-            opaque.push(parent);
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            removals.push(parent.join(hidden));
-            continue;
+        match Whiteout::of(&name) {
+            Some(Whiteout::Opaque) => {
+                opaque.push(parent);
+                continue;
+            }
+            Some(Whiteout::Remove(hidden)) => {
+                removals.push(parent.join(hidden));
+                continue;
+            }
+            Some(Whiteout::Internal) => continue,
+            None => {}
         }
         let header = entry.header();
         let kind = match header.entry_type() {

@@ -14,6 +14,7 @@ use strata_debian::control::for_each_paragraph;
 use strata_oci::compression::Compression;
 use strata_oci::digest::Digest;
 use strata_oci::layout::{HashingReader, Layout, descriptor_digest};
+use strata_oci::view::Whiteout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,18 +124,19 @@ impl Tree {
     fn apply<R: Read>(&mut self, mut entry: tar::Entry<R>, layer: usize) -> io::Result<()> {
         let path = normalise(&entry.path_bytes());
         let (parent, name) = split(&path);
-        if name == ".wh..wh..opq" {
-            self.remove_below(parent, |node| node.layer < layer);
-            return Ok(());
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            // `.wh..wh.*` other than the opaque marker are aufs internals.
-            if !hidden.starts_with(".wh.") {
+        match Whiteout::of(name) {
+            Some(Whiteout::Opaque) => {
+                self.remove_below(parent, |node| node.layer < layer);
+                return Ok(());
+            }
+            Some(Whiteout::Remove(hidden)) => {
                 let hidden = join(parent, hidden);
                 self.remove_below(&hidden, |_| true);
                 self.entries.remove(&hidden);
+                return Ok(());
             }
-            return Ok(());
+            Some(Whiteout::Internal) => return Ok(()),
+            None => {}
         }
         let header = entry.header();
         let kind = match header.entry_type() {
