@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use strata_builder::layer::compress::Compression;
+use strata_builder::layer::compress::Encoding;
 use strata_oci::entry::{Content, Entry, Fingerprint, Kind, LayerPlan, Source};
 use strata_oci::path::ImagePath;
 
@@ -19,9 +19,9 @@ const FILES: usize = 1000;
 const DIRS: usize = 20;
 const TOTAL: u64 = 20_000_000;
 
-const COMPRESSIONS: [(&str, Compression); 2] = [
-    ("gzip-6", Compression::Gzip { level: 6 }),
-    ("zstd-3", Compression::Zstd { level: 3 }),
+const COMPRESSIONS: [(&str, Encoding); 2] = [
+    ("gzip-6", Encoding::Gzip { level: 6 }),
+    ("zstd-3", Encoding::Zstd { level: 3 }),
 ];
 
 /// A small deterministic generator (PCG-style LCG, high bits out).

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use strata_builder::layer::compress::{Compression, Encoder};
+use strata_builder::layer::compress::{Encoder, Encoding};
 use strata_oci::digest::Digest;
 
 use crate::util::{TestDir, tagged_digest};
@@ -53,11 +53,11 @@ fn compressor_bytes_are_pinned() {
         Digest::of(&enc.finish().unwrap()).to_string()
     };
     assert_eq!(
-        digest(Compression::Gzip { level: 6 }),
+        digest(Encoding::Gzip { level: 6 }),
         "sha256:1c6462e7a24d673010d161d395bd6b929d0b036fba921e13b5287b5395acea88"
     );
     assert_eq!(
-        digest(Compression::Zstd { level: 3 }),
+        digest(Encoding::Zstd { level: 3 }),
         "sha256:d5812e18d2283879e00def565a55314c24acd3554381aa3841d5080b2f721cf7"
     );
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use miette::Report;
 
-use strata_builder::layer::compress::Compression;
+use strata_builder::layer::compress::Encoding;
 use strata_builder::sbom;
 use strata_progress as progress;
 use strata_registry::{self as registry, auth::Credential};
@@ -72,7 +72,7 @@ pub enum Command {
         format: Format,
         /// Layer compression: `gzip`, `zstd`, or `ALGO:LEVEL`
         #[arg(long, default_value = "gzip")]
-        compression: Compression,
+        compression: Encoding,
         /// Print the result as JSON on stdout
         #[arg(long)]
         json: bool,

@@ -11,7 +11,7 @@ use crate::assemble::{self, AssembleError, Planned};
 use crate::base::{self, BaseError, BaseImage};
 use crate::image::labels::{self, Provenance};
 use crate::image::{self, ImageError, ImageSpec, ManifestLayer};
-use crate::layer::compress::Compression;
+use crate::layer::compress::Encoding;
 use crate::layer::{self, LayerError};
 use crate::lock::{self, Lock, LockError};
 use crate::output::{Blob, BlobSource, Built, PlatformImage};
@@ -57,7 +57,7 @@ pub enum BuildError {
 }
 
 pub struct BuildOptions {
-    pub compression: Compression,
+    pub compression: Encoding,
     /// Tags besides the recipe's version.
     pub tags: Vec<String>,
     /// Where the recipe's lock lives (`image.lock` beside `image.kdl`).
@@ -77,7 +77,7 @@ impl BuildOptions {
     /// the lock beside the recipe, network allowed, an SPDX SBOM.
     pub fn new(recipe_path: &std::path::Path, registry: strata_registry::Options) -> BuildOptions {
         BuildOptions {
-            compression: Compression::default(),
+            compression: Encoding::default(),
             tags: Vec::new(),
             lock_path: lock::path_for(recipe_path),
             locked: false,
@@ -438,7 +438,7 @@ pub fn build(
 /// `blobs`; returns each layer with its history line.
 fn write_layers(
     planned: &Planned,
-    compression: Compression,
+    compression: Encoding,
     cache: &Cache,
     blobs: &mut BTreeMap<String, Blob>,
     reports: &mut Vec<LayerReport>,

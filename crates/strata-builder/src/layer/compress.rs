@@ -15,32 +15,35 @@ use std::sync::mpsc;
 
 use flate2::{Compress, FlushCompress, Status};
 
+/// How strata compresses the layers it writes, with the level: the setting
+/// behind `--compression gzip:6`. Reading any compression is
+/// [`strata_oci::compression::Compression`]'s job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub enum Encoding {
     Gzip { level: u32 },
     Zstd { level: i32 },
 }
 
-impl Default for Compression {
+impl Default for Encoding {
     fn default() -> Self {
-        Compression::Gzip { level: 6 }
+        Encoding::Gzip { level: 6 }
     }
 }
 
-impl Compression {
+impl Encoding {
     pub fn media_type(&self) -> &'static str {
         match self {
-            Compression::Gzip { .. } => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd { .. } => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Encoding::Gzip { .. } => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Encoding::Zstd { .. } => "application/vnd.oci.image.layer.v1.tar+zstd",
         }
     }
 }
 
-impl fmt::Display for Compression {
+impl fmt::Display for Encoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Compression::Gzip { level } => write!(f, "gzip:{level}"),
-            Compression::Zstd { level } => write!(f, "zstd:{level}"),
+            Encoding::Gzip { level } => write!(f, "gzip:{level}"),
+            Encoding::Zstd { level } => write!(f, "zstd:{level}"),
         }
     }
 }
@@ -51,7 +54,7 @@ impl fmt::Display for Compression {
 )]
 pub struct ParseCompressionError(String);
 
-impl FromStr for Compression {
+impl FromStr for Encoding {
     type Err = ParseCompressionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -68,10 +71,10 @@ impl FromStr for Compression {
             }
         };
         match algo {
-            "gzip" => Ok(Compression::Gzip {
+            "gzip" => Ok(Encoding::Gzip {
                 level: level(6, 9)? as u32,
             }),
-            "zstd" => Ok(Compression::Zstd {
+            "zstd" => Ok(Encoding::Zstd {
                 level: level(3, 19)? as i32,
             }),
             _ => Err(err()),
@@ -86,10 +89,10 @@ pub enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    pub fn new(out: W, compression: Compression) -> io::Result<Self> {
+    pub fn new(out: W, compression: Encoding) -> io::Result<Self> {
         Ok(match compression {
-            Compression::Gzip { level } => Encoder::Gzip(ParallelGzip::new(out, level)?),
-            Compression::Zstd { level } => {
+            Encoding::Gzip { level } => Encoder::Gzip(ParallelGzip::new(out, level)?),
+            Encoding::Zstd { level } => {
                 let mut enc = zstd::stream::write::Encoder::new(out, level)?;
                 enc.multithread(workers() as u32)?;
                 Encoder::Zstd(enc)
@@ -249,7 +252,7 @@ mod tests {
     fn gzip_round_trips_across_chunks() {
         for len in [0, 10, CHUNK, CHUNK * 3 + 17] {
             let data = sample(len);
-            let mut enc = Encoder::new(Vec::new(), Compression::default()).unwrap();
+            let mut enc = Encoder::new(Vec::new(), Encoding::default()).unwrap();
             enc.write_all(&data).unwrap();
             let gz = enc.finish().unwrap();
             let mut back = Vec::new();
@@ -263,7 +266,7 @@ mod tests {
     #[test]
     fn zstd_round_trips() {
         let data = sample(CHUNK * 2 + 5);
-        let mut enc = Encoder::new(Vec::new(), Compression::Zstd { level: 3 }).unwrap();
+        let mut enc = Encoder::new(Vec::new(), Encoding::Zstd { level: 3 }).unwrap();
         enc.write_all(&data).unwrap();
         let z = enc.finish().unwrap();
         assert_eq!(zstd::decode_all(&z[..]).unwrap(), data);
@@ -272,14 +275,14 @@ mod tests {
     #[test]
     fn parses_names_and_levels() {
         assert_eq!(
-            "zstd".parse::<Compression>().unwrap(),
-            Compression::Zstd { level: 3 }
+            "zstd".parse::<Encoding>().unwrap(),
+            Encoding::Zstd { level: 3 }
         );
         assert_eq!(
-            "gzip:9".parse::<Compression>().unwrap(),
-            Compression::Gzip { level: 9 }
+            "gzip:9".parse::<Encoding>().unwrap(),
+            Encoding::Gzip { level: 9 }
         );
-        assert!("gzip:10".parse::<Compression>().is_err());
-        assert!("lz4".parse::<Compression>().is_err());
+        assert!("gzip:10".parse::<Encoding>().is_err());
+        assert!("lz4".parse::<Encoding>().is_err());
     }
 }

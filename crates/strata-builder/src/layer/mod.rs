@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use self::compress::{Compression, Encoder};
+use self::compress::{Encoder, Encoding};
 use self::tar::TarWriter;
 use strata_cache::{Cache, CacheError};
 use strata_oci::digest::{Digest, HashingWriter};
@@ -56,11 +56,7 @@ pub struct Built {
 const RECORDS: &str = "layers";
 
 /// Returns the layer's blob from the cache, building it first if needed.
-pub fn build(
-    plan: &LayerPlan,
-    compression: Compression,
-    cache: &Cache,
-) -> Result<Built, LayerError> {
+pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<Built, LayerError> {
     let key = key(plan, compression);
     if let Some(blob) = cache.read_record::<LayerBlob>(RECORDS, &key)
         && let Some(path) = cache.verified_blob(&blob.digest)
@@ -88,7 +84,7 @@ pub fn build(
 }
 
 /// Writes the layer into `file` in one streaming pass.
-pub fn write(plan: &LayerPlan, compression: Compression, file: File) -> io::Result<LayerBlob> {
+pub fn write(plan: &LayerPlan, compression: Encoding, file: File) -> io::Result<LayerBlob> {
     let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let encoder = Encoder::new(compressed, compression)?;
     let mut tar = TarWriter::new(HashingWriter::new(encoder));
@@ -111,7 +107,7 @@ pub fn write(plan: &LayerPlan, compression: Compression, file: File) -> io::Resu
 }
 
 /// The layer's identity: everything that decides its bytes.
-pub fn key(plan: &LayerPlan, compression: Compression) -> Digest {
+pub fn key(plan: &LayerPlan, compression: Encoding) -> Digest {
     let mut h = Sha256::new();
     h.update(format!(
         "strata-layer-v1\0{compression}\0{}\0",

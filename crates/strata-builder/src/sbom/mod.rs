@@ -17,7 +17,7 @@ use std::io;
 use sha1::Digest as _;
 
 use crate::assemble::Planned;
-use crate::layer::compress::Compression;
+use crate::layer::compress::Encoding;
 use crate::recipe::Recipe;
 use strata_cache::Cache;
 pub use strata_debian::BasePackage;
@@ -134,7 +134,7 @@ pub enum SbomError {
 /// The regular files of a recipe layer with their hashes, from the cache
 /// when the layer is unchanged.
 fn layer_files(plan: &LayerPlan, cache: &Cache) -> Result<Vec<File>, SbomError> {
-    let key = crate::layer::key(plan, Compression::default());
+    let key = crate::layer::key(plan, Encoding::default());
     if let Some(files) = cache.read_record::<Vec<File>>(FILE_RECORDS, &key) {
         return Ok(files);
     }
