@@ -12,14 +12,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kdl::{KdlDocument, KdlNode, KdlValue};
+use kdl::KdlDocument;
 use miette::{NamedSource, SourceSpan};
 use serde::Serialize;
 
 use strata_debian::locked::{LockedPackage, LockedRepository};
 use strata_oci::digest::Digest;
 
-use crate::recipe::{DebianSpec, Recipe};
+use crate::recipe::node::{Node, Source};
+use crate::recipe::{DebianSpec, Recipe, Spanned};
 
 pub const LOCK_VERSION: i128 = 1;
 
@@ -204,86 +205,132 @@ impl Lock {
                 });
             }
         };
-        let invalid = |message: String, span: SourceSpan| LockError::Invalid {
-            message,
-            src: NamedSource::new(path.display().to_string(), text.clone()),
-            span,
+        let src = LockSource {
+            path: path.to_owned(),
+            text: text.clone(),
         };
         let doc = KdlDocument::parse_v2(&text).map_err(|e| {
             let span = e
                 .diagnostics
                 .first()
                 .map_or(SourceSpan::from(0..0), |d| d.span);
-            invalid("not valid KDL".into(), span)
+            src.invalid("not valid KDL".into(), span)
         })?;
         let mut inputs = None;
         let mut repositories = Vec::new();
         let mut platforms = BTreeMap::new();
         for node in doc.nodes() {
-            let reader = NodeReader {
-                node,
-                invalid: &invalid,
-            };
-            match node.name().value() {
+            let reader = Node { node, src: &src };
+            match reader.name() {
                 "lock-version" => {
                     if node.entries().first().and_then(|e| e.value().as_integer())
                         != Some(LOCK_VERSION)
                     {
-                        return Err(invalid(
+                        return Err(src.invalid(
                             format!("this strata reads lock version {LOCK_VERSION}"),
                             node.span(),
                         ));
                     }
                 }
-                "inputs" => inputs = Some(reader.digest(None)?),
+                "inputs" => inputs = Some(src.digest(&reader.single_string("digest")?)?),
                 "repository" => repositories.push(LockedRepository {
-                    url: reader.string(None)?,
-                    suite: reader.string(Some("suite"))?,
-                    inrelease: reader.digest(Some("inrelease"))?,
-                    date: reader.string(Some("date"))?,
-                    version: reader.optional(Some("version")),
+                    url: reader.single_string("URL")?.value,
+                    suite: reader.required_prop_string("suite")?.value,
+                    inrelease: src.digest(&reader.required_prop_string("inrelease")?)?,
+                    date: reader.required_prop_string("date")?.value,
+                    version: reader.prop_string("version")?.map(|v| v.value),
                 }),
                 "platform" => {
                     let mut packages = Vec::new();
                     for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
-                        let r = NodeReader {
+                        packages.push(src.package(&Node {
                             node: child,
-                            invalid: &invalid,
-                        };
-                        let name = r.string(None)?;
-                        if !strata_debian::valid_package_name(&name) {
-                            return Err(invalid(
-                                format!("`{name}` is not a Debian package name"),
-                                child.span(),
-                            ));
-                        }
-                        packages.push(LockedPackage {
-                            name,
-                            version: r.string(Some("version"))?,
-                            architecture: r.string(Some("architecture"))?,
-                            repository: r.string(Some("repository"))?,
-                            path: r.string(Some("path"))?,
-                            size: child
-                                .get("size")
-                                .and_then(KdlValue::as_integer)
-                                .and_then(|s| u64::try_from(s).ok())
-                                .ok_or_else(|| {
-                                    invalid("`size` must be a number".into(), child.span())
-                                })?,
-                            sha256: r.digest(Some("sha256"))?,
-                        });
+                            src: &src,
+                        })?);
                     }
-                    platforms.insert(reader.string(None)?, packages);
+                    platforms.insert(reader.single_string("platform")?.value, packages);
                 }
-                other => return Err(invalid(format!("unknown node `{other}`"), node.span())),
+                other => {
+                    return Err(src.invalid(format!("unknown node `{other}`"), node.span()));
+                }
             }
         }
         Ok(Some(Lock {
             inputs: inputs
-                .ok_or_else(|| invalid("no `inputs` line".into(), SourceSpan::from(0..0)))?,
+                .ok_or_else(|| src.invalid("no `inputs` line".into(), SourceSpan::from(0..0)))?,
             repositories,
             platforms,
         }))
+    }
+}
+
+/// A lock's text, for errors that point into it.
+struct LockSource {
+    path: PathBuf,
+    text: Arc<String>,
+}
+
+impl LockSource {
+    fn invalid(&self, message: String, span: SourceSpan) -> LockError {
+        LockError::Invalid {
+            message,
+            src: NamedSource::new(self.path.display().to_string(), self.text.clone()),
+            span,
+        }
+    }
+
+    fn digest(&self, value: &Spanned<String>) -> Result<Digest, LockError> {
+        value
+            .parse()
+            .map_err(|e: strata_oci::digest::ParseDigestError| {
+                self.invalid(e.to_string(), value.span)
+            })
+    }
+
+    fn package(&self, r: &Node<'_, LockSource>) -> Result<LockedPackage, LockError> {
+        let name = r.single_string("package name")?;
+        if !strata_debian::valid_package_name(&name) {
+            return Err(self.invalid(
+                format!("`{}` is not a Debian package name", name.value),
+                name.span,
+            ));
+        }
+        let size = r.prop("size");
+        Ok(LockedPackage {
+            name: name.value,
+            version: r.required_prop_string("version")?.value,
+            architecture: r.required_prop_string("architecture")?.value,
+            repository: r.required_prop_string("repository")?.value,
+            path: r.required_prop_string("path")?.value,
+            size: size
+                .and_then(|e| e.value().as_integer())
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(|| {
+                    let span = size.map_or(r.node.span(), |e| e.span());
+                    self.invalid("`size` must be a number".into(), span)
+                })?,
+            sha256: self.digest(&r.required_prop_string("sha256")?)?,
+        })
+    }
+}
+
+/// Lock errors carry their own help (run `strata lock` again), so the
+/// reader's label and help lines are not kept.
+impl Source for LockSource {
+    type Error = LockError;
+
+    fn error(
+        &self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        _label: impl Into<String>,
+        _help: impl Into<Option<String>>,
+    ) -> LockError {
+        self.invalid(message.into(), span)
+    }
+
+    fn position(&self, span: SourceSpan) -> String {
+        crate::recipe::position(&self.text, span)
     }
 }
 
@@ -304,47 +351,6 @@ fn quote(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-struct NodeReader<'a, F> {
-    node: &'a KdlNode,
-    invalid: &'a F,
-}
-
-impl<F: Fn(String, SourceSpan) -> LockError> NodeReader<'_, F> {
-    fn optional(&self, key: Option<&str>) -> Option<String> {
-        let value = match key {
-            Some(k) => self.node.get(k),
-            None => self
-                .node
-                .entries()
-                .iter()
-                .find(|e| e.name().is_none())
-                .map(|e| e.value()),
-        };
-        value.and_then(KdlValue::as_string).map(str::to_owned)
-    }
-
-    fn string(&self, key: Option<&str>) -> Result<String, LockError> {
-        self.optional(key).ok_or_else(|| {
-            (self.invalid)(
-                format!(
-                    "`{}` needs {}",
-                    self.node.name().value(),
-                    key.map_or("a value".to_owned(), |k| format!("`{k}=`"))
-                ),
-                self.node.span(),
-            )
-        })
-    }
-
-    fn digest(&self, key: Option<&str>) -> Result<Digest, LockError> {
-        self.string(key)?
-            .parse()
-            .map_err(|e: strata_oci::digest::ParseDigestError| {
-                (self.invalid)(e.to_string(), self.node.span())
-            })
-    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 
 use std::path::PathBuf;
 
-use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+use kdl::KdlDocument;
 use miette::SourceSpan;
 
+use super::node::given_twice;
 use super::{
     BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner,
     PackageRequest, Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,
@@ -213,27 +214,6 @@ const TOP_LEVEL: &[NodeDef] = &[
         Ok(())
     }),
 ];
-
-/// The one check for what a recipe may give only once: an error at `span`
-/// when `first` holds where the first one is. `what` names the thing
-/// (``label `team` ``), `fix` says what to do about it.
-fn given_twice(
-    src: &RecipeSource,
-    span: SourceSpan,
-    first: Option<SourceSpan>,
-    what: &str,
-    fix: &str,
-) -> Result<()> {
-    match first {
-        None => Ok(()),
-        Some(first) => Err(src.error(
-            span,
-            format!("{what} is given twice"),
-            "again here",
-            Some(format!("{fix} (the first is at {})", src.position(first))),
-        )),
-    }
-}
 
 impl Decoder<'_> {
     fn top_level(&mut self, node: Node) -> Result<()> {
@@ -1003,211 +983,10 @@ fn spanned_path(node: &Node, value: &Spanned<String>) -> Result<Spanned<ImagePat
 }
 
 /// A KDL node with the helpers every decoder needs.
-struct Node<'a> {
-    node: &'a KdlNode,
-    src: &'a RecipeSource,
-}
+type Node<'a> = super::node::Node<'a, RecipeSource>;
 
-impl<'a> Node<'a> {
-    fn name(&self) -> &str {
-        self.node.name().value()
-    }
-
-    fn err(
-        &self,
-        message: impl Into<String>,
-        label: impl Into<String>,
-        help: impl Into<String>,
-    ) -> RecipeError {
-        self.src
-            .error(self.node.span(), message, label, Some(help.into()))
-    }
-
-    fn unknown(&self, name: &str, known: &[&str], what: &str) -> RecipeError {
-        let help = match did_you_mean(name, known) {
-            Some(close) => format!("did you mean `{close}`?"),
-            None => format!("known: {}", known.join(", ")),
-        };
-        self.src.error(
-            self.node.name().span(),
-            format!("unknown {what} `{name}`"),
-            "unknown",
-            Some(help),
-        )
-    }
-
-    fn args(&self) -> Vec<&'a KdlEntry> {
-        self.node
-            .entries()
-            .iter()
-            .filter(|e| e.name().is_none())
-            .collect()
-    }
-
-    fn props(&self) -> impl Iterator<Item = (&'a str, &'a KdlEntry)> {
-        self.node
-            .entries()
-            .iter()
-            .filter_map(|e| e.name().map(|n| (n.value(), e)))
-    }
-
-    fn check_props(&self, allowed: &[&str]) -> Result<()> {
-        for (name, entry) in self.props() {
-            if !allowed.contains(&name) {
-                let help = match did_you_mean(name, allowed) {
-                    Some(close) => format!("did you mean `{close}`?"),
-                    None if allowed.is_empty() => format!("`{}` takes no properties", self.name()),
-                    None => format!("`{}` takes: {}", self.name(), allowed.join(", ")),
-                };
-                return Err(self.src.error(
-                    entry.span(),
-                    format!("unknown property `{name}` on `{}`", self.name()),
-                    "unknown property",
-                    Some(help),
-                ));
-            }
-            if name != "exclude" {
-                let first = self
-                    .props()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, e)| e.span());
-                let what = format!("property `{name}`");
-                given_twice(
-                    self.src,
-                    entry.span(),
-                    first.filter(|s| *s != entry.span()),
-                    &what,
-                    "keep one",
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    fn no_children(&self) -> Result<()> {
-        match self.node.children() {
-            Some(children) => Err(self.src.error(
-                children.span(),
-                format!("`{}` takes no block", self.name()),
-                "unexpected block",
-                Some("remove the braces and what is inside them".to_owned()),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn no_props_or_children(&self) -> Result<()> {
-        self.check_props(&[])?;
-        self.no_children()
-    }
-
-    fn string(&self, entry: &KdlEntry, what: &str) -> Result<Spanned<String>> {
-        match entry.value() {
-            KdlValue::String(s) => Ok(Spanned {
-                value: s.clone(),
-                span: entry.span(),
-            }),
-            other => Err(self.src.error(
-                entry.span(),
-                format!("the {what} must be a string, not `{other}`"),
-                "expected a string",
-                Some("put the value in double quotes".to_owned()),
-            )),
-        }
-    }
-
-    /// Exactly `N` string arguments, named for the messages.
-    fn strings<const N: usize>(&self, what: [&str; N]) -> Result<[Spanned<String>; N]> {
-        let args = self.args();
-        if args.len() != N {
-            let expected = what.map(|w| format!("<{w}>")).join(" ");
-            let (span, label) = match args.get(N) {
-                Some(extra) => (extra.span(), "unexpected value"),
-                None => (self.node.span(), "missing value"),
-            };
-            return Err(self.src.error(
-                span,
-                format!("`{}` takes {N} value(s), got {}", self.name(), args.len()),
-                label,
-                Some(format!("write `{} {expected}`", self.name())),
-            ));
-        }
-        let mut out = Vec::with_capacity(N);
-        for (entry, what) in args.iter().zip(what) {
-            out.push(self.string(entry, what)?);
-        }
-        Ok(out
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("length checked above")))
-    }
-
-    fn single_string(&self, what: &str) -> Result<Spanned<String>> {
-        let [value] = self.strings::<1>([what])?;
-        Ok(value)
-    }
-
-    fn string_args(&self, what: &str, min: usize) -> Result<Vec<Spanned<String>>> {
-        let args = self.args();
-        if args.len() < min {
-            return Err(self.err(
-                format!("`{}` needs at least {min} value(s)", self.name()),
-                "missing value",
-                format!("write `{} <{what}>`", self.name()),
-            ));
-        }
-        args.iter().map(|e| self.string(e, what)).collect()
-    }
-
-    fn prop(&self, name: &str) -> Option<&'a KdlEntry> {
-        self.props().find(|(n, _)| *n == name).map(|(_, e)| e)
-    }
-
-    fn prop_string(&self, name: &str) -> Result<Option<Spanned<String>>> {
-        self.prop(name)
-            .map(|e| self.string(e, &format!("`{name}` property")))
-            .transpose()
-    }
-
-    fn prop_strings(&self, name: &str) -> Result<Vec<Spanned<String>>> {
-        self.props()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, e)| self.string(e, &format!("`{name}` property")))
-            .collect()
-    }
-
-    fn prop_bool(&self, name: &str) -> Result<Option<bool>> {
-        let Some(entry) = self.prop(name) else {
-            return Ok(None);
-        };
-        entry.value().as_bool().map(Some).ok_or_else(|| {
-            self.src.error(
-                entry.span(),
-                format!("`{name}` must be `#true` or `#false`"),
-                "not a boolean",
-                Some(format!("write `{name}=#false`")),
-            )
-        })
-    }
-
-    fn prop_u32(&self, name: &str) -> Result<Option<u32>> {
-        let Some(entry) = self.prop(name) else {
-            return Ok(None);
-        };
-        entry
-            .value()
-            .as_integer()
-            .and_then(|i| u32::try_from(i).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                self.src.error(
-                    entry.span(),
-                    format!("`{name}` must be a whole number from 0 to 4294967295"),
-                    "not a valid id",
-                    Some(format!("write e.g. `{name}=10001`")),
-                )
-            })
-    }
-
+/// The recipe's own property readers, on top of the shared ones.
+impl Node<'_> {
     fn prop_mode(&self) -> Result<Option<u32>> {
         let Some(entry) = self.prop("mode") else {
             return Ok(None);
@@ -1276,15 +1055,6 @@ impl<'a> Node<'a> {
             span: owner.span,
         }))
     }
-}
-
-fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
 }
 
 #[cfg(test)]

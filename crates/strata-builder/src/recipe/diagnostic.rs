@@ -5,6 +5,14 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 
+/// `line L, column C` of a span's start in `text`.
+pub(crate) fn position(text: &str, span: SourceSpan) -> String {
+    let before = &text[..span.offset().min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
+}
+
 /// The text of a recipe, named by its path, so that any later stage can point into it.
 #[derive(Debug, Clone)]
 pub struct RecipeSource {
@@ -16,10 +24,7 @@ impl RecipeSource {
     /// `line L, column C` of a span's start, for messages that mention a
     /// second place in the file.
     pub fn position(&self, span: SourceSpan) -> String {
-        let before = &self.text[..span.offset().min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("line {line}, column {column}")
+        position(&self.text, span)
     }
 
     /// A diagnostic pointing at `span` in this recipe.
@@ -72,5 +77,23 @@ pub struct Invalid {
 impl Invalid {
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+impl super::node::Source for RecipeSource {
+    type Error = RecipeError;
+
+    fn error(
+        &self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<Option<String>>,
+    ) -> RecipeError {
+        RecipeSource::error(self, span, message, label, help)
+    }
+
+    fn position(&self, span: SourceSpan) -> String {
+        RecipeSource::position(self, span)
     }
 }

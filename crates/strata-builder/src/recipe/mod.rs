@@ -3,10 +3,12 @@
 
 mod decode;
 mod diagnostic;
+pub(crate) mod node;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub(crate) use diagnostic::position;
 pub use diagnostic::{Invalid, RecipeError, RecipeSource};
 use miette::SourceSpan;
 use strata_debian::repo::RepositorySpec;
