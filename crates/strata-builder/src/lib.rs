@@ -3,7 +3,8 @@
 //! The modules, in the order data flows through them:
 //!
 //! - `recipe` (KDL → typed `Recipe` with spans), `provenance` (the build's
-//!   time and revision), `lock` (the packages each platform gets);
+//!   time and revision), `lock` (the packages each platform gets), `tre`
+//!   (the TRE preset: folders, user, environment, volumes);
 //! - `base` (the base image, pinned and verified, as the `Lower` view);
 //! - `assemble` (base view + package layers + recipe layers → entry lists);
 //! - `layer` (entry list → compressed tar, diff_id and digest in one pass);
@@ -25,6 +26,7 @@ pub mod provenance;
 pub mod push;
 pub mod recipe;
 pub mod sbom;
+pub mod tre;
 
 pub mod diff;
 pub mod init;

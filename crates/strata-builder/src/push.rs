@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
-use crate::output::{Blob, BlobSource};
+use crate::image::{Blob, BlobSource};
 use strata_oci::digest::Digest;
 use strata_oci::layout::{Layout, LayoutError, descriptor_digest, is_artifact, is_index};
 use strata_oci::reference::Reference;

@@ -9,7 +9,6 @@
 pub mod accounts;
 pub(crate) mod copy;
 pub mod debian;
-pub mod tre;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +16,7 @@ use std::path::PathBuf;
 use miette::SourceSpan;
 
 use self::accounts::Accounts;
+use crate::tre;
 use strata_debian::BasePackage;
 use strata_debian::facts::PackageFacts;
 use strata_oci::digest::Digest;

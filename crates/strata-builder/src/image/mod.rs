@@ -3,6 +3,10 @@
 pub mod labels;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use oci_spec::image::{
     Arch, Config, ConfigBuilder, Descriptor, DescriptorBuilder, History, HistoryBuilder,
@@ -11,9 +15,9 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::assemble::tre;
 use crate::layer::LayerBlob;
 use crate::recipe::Runtime;
+use crate::tre;
 use strata_oci::digest::Digest;
 use strata_oci::json::to_canonical_vec;
 use strata_oci::platform::Platform;
@@ -324,4 +328,45 @@ pub fn platform_descriptor(blob: &JsonBlob, platform: &Platform) -> Result<Descr
 
 pub fn to_hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Where a blob's bytes are: a file (a layer in the cache, a base layer) or
+/// in memory (config, manifest, index, SBOM).
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    File(PathBuf),
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// A blob of the image, ready for `output` to write or `push` to send.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+    pub source: BlobSource,
+}
+
+impl Blob {
+    pub fn bytes(bytes: Vec<u8>) -> Blob {
+        Blob {
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+            source: BlobSource::Bytes(Arc::new(bytes)),
+        }
+    }
+
+    pub fn json(blob: &JsonBlob) -> Blob {
+        Blob {
+            digest: blob.digest,
+            size: blob.bytes.len() as u64,
+            source: BlobSource::Bytes(Arc::new(blob.bytes.clone())),
+        }
+    }
+
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(match &self.source {
+            BlobSource::File(path) => Box::new(File::open(path)?),
+            BlobSource::Bytes(bytes) => Box::new(&bytes[..]),
+        })
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::recipe::{Copied, network_at_runtime, no_entrypoint};
 use super::*;
-use crate::assemble::tre::TRE_DIRS;
+use crate::tre::TRE_DIRS;
 use strata_oci::entry::{Kind, Source};
 use strata_oci::view::ViewKind;
 

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use super::{Blob, BlobSource, Built, OCI_LAYOUT};
+use super::{Built, OCI_LAYOUT};
+use crate::image::{Blob, BlobSource};
 use strata_oci::digest::Digest;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -4,54 +4,10 @@
 pub mod archive;
 pub mod layout;
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use oci_spec::image::Descriptor;
 
-use crate::image::{JsonBlob, ManifestLayer};
-use strata_oci::digest::Digest;
+use crate::image::{Blob, JsonBlob, ManifestLayer};
 use strata_oci::platform::Platform;
-
-#[derive(Debug, Clone)]
-pub enum BlobSource {
-    File(PathBuf),
-    Bytes(Arc<Vec<u8>>),
-}
-
-#[derive(Debug, Clone)]
-pub struct Blob {
-    pub digest: Digest,
-    pub size: u64,
-    pub source: BlobSource,
-}
-
-impl Blob {
-    pub fn bytes(bytes: Vec<u8>) -> Blob {
-        Blob {
-            digest: Digest::of(&bytes),
-            size: bytes.len() as u64,
-            source: BlobSource::Bytes(Arc::new(bytes)),
-        }
-    }
-
-    pub fn json(blob: &JsonBlob) -> Blob {
-        Blob {
-            digest: blob.digest,
-            size: blob.bytes.len() as u64,
-            source: BlobSource::Bytes(Arc::new(blob.bytes.clone())),
-        }
-    }
-
-    pub fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(match &self.source {
-            BlobSource::File(path) => Box::new(File::open(path)?),
-            BlobSource::Bytes(bytes) => Box::new(&bytes[..]),
-        })
-    }
-}
 
 /// One platform's image as built.
 #[derive(Debug, Clone)]
