@@ -15,7 +15,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use rayon::prelude::*;
 use strata_client::fetch::Fetcher;
-use strata_debian::deb::DataKind;
+use strata_debian::deb::{DataEntry, DataKind};
 use strata_debian::facts::PackageFacts;
 use strata_debian::{DebianError, Unpacked};
 use strata_oci::digest::Digest;
@@ -153,67 +153,10 @@ pub fn plan(
     for (index, package) in packages.iter().enumerate() {
         let md5 = md5_map(package.control.md5sums.as_deref());
         for data in &package.entries {
-            let skip = |why: &str| {
-                tracing::info!(package = %package.locked.name, path = %data.path, "file not installed: {why}");
-            };
-            let Ok(raw) = ImagePath::from_relative(&data.path) else {
-                skip("not a valid image path");
+            let Some((raw, entry)) = place(package, data, &view, options) else {
                 continue;
             };
-            if raw.is_root() || (!options.keep_docs && excluded_doc(&raw)) {
-                continue;
-            }
-            let Some(target) = view.resolve_parent(&raw) else {
-                skip("its folder leads nowhere in the image (a dangling or looping link)");
-                continue;
-            };
-            // A directory the lower layers have as a symlink stays a symlink.
-            if matches!(data.kind, DataKind::Dir)
-                && matches!(
-                    view.get(&target).map(|e| &e.kind),
-                    Some(ViewKind::Symlink(_))
-                )
-            {
-                continue;
-            }
-            let kind = match &data.kind {
-                DataKind::Dir => Kind::Dir,
-                DataKind::File => Kind::File(Content {
-                    source: Source::Slice {
-                        path: package.data_tar.clone(),
-                        offset: data.offset,
-                    },
-                    size: data.size,
-                    fingerprint: Fingerprint::Digest(Digest::of(
-                        format!("{}:{}", package.locked.sha256, data.offset).as_bytes(),
-                    )),
-                }),
-                DataKind::Symlink(t) => Kind::Symlink(t.clone()),
-                DataKind::Hardlink(t) => match ImagePath::from_relative(t)
-                    .ok()
-                    .and_then(|t| view.resolve_parent(&t))
-                {
-                    Some(t) => Kind::Hardlink(t),
-                    None => {
-                        skip("its hard link target cannot be placed");
-                        continue;
-                    }
-                },
-                // Device nodes and FIFOs: runtimes provide `/dev`, and OCI
-                // layers from packages carry none.
-                DataKind::Other => {
-                    skip("a device node or FIFO");
-                    continue;
-                }
-            };
-            let entry = Entry {
-                path: target.clone(),
-                kind,
-                mode: data.mode & 0o7777,
-                uid: data.uid,
-                gid: data.gid,
-                mtime: data.mtime.min(options.mtime),
-            };
+            let target = entry.path.clone();
             if let Some((existing, other)) = layer.get(&target) {
                 let other = other.and_then(|i| packages.get(i));
                 if same_content(existing, &entry, other, &raw, &md5) {
@@ -273,6 +216,80 @@ pub fn plan(
         created_by: format!("strata: debian packages {}", names.join(" ")),
         entries: entries.into_values().collect(),
     })
+}
+
+/// Where one of a package's files goes in the image, as an entry; `None`
+/// when it has no place there (logged at `-v`, except for the
+/// documentation left out on purpose and folders that the base has as
+/// links).
+fn place(
+    package: &Unpacked,
+    data: &DataEntry,
+    view: &View,
+    options: &Options,
+) -> Option<(ImagePath, Entry)> {
+    let skip = |why: &str| {
+        tracing::info!(package = %package.locked.name, path = %data.path, "file not installed: {why}");
+    };
+    let Ok(raw) = ImagePath::from_relative(&data.path) else {
+        skip("not a valid image path");
+        return None;
+    };
+    if raw.is_root() || (!options.keep_docs && excluded_doc(&raw)) {
+        return None;
+    }
+    let Some(target) = view.resolve_parent(&raw) else {
+        skip("its folder leads nowhere in the image (a dangling or looping link)");
+        return None;
+    };
+    // A directory the lower layers have as a symlink stays a symlink.
+    if matches!(data.kind, DataKind::Dir)
+        && matches!(
+            view.get(&target).map(|e| &e.kind),
+            Some(ViewKind::Symlink(_))
+        )
+    {
+        return None;
+    }
+    let kind = match &data.kind {
+        DataKind::Dir => Kind::Dir,
+        DataKind::File => Kind::File(Content {
+            source: Source::Slice {
+                path: package.data_tar.clone(),
+                offset: data.offset,
+            },
+            size: data.size,
+            fingerprint: Fingerprint::Digest(Digest::of(
+                format!("{}:{}", package.locked.sha256, data.offset).as_bytes(),
+            )),
+        }),
+        DataKind::Symlink(t) => Kind::Symlink(t.clone()),
+        DataKind::Hardlink(t) => match ImagePath::from_relative(t)
+            .ok()
+            .and_then(|t| view.resolve_parent(&t))
+        {
+            Some(t) => Kind::Hardlink(t),
+            None => {
+                skip("its hard link target cannot be placed");
+                return None;
+            }
+        },
+        // Device nodes and FIFOs: runtimes provide `/dev`, and OCI
+        // layers from packages carry none.
+        DataKind::Other => {
+            skip("a device node or FIFO");
+            return None;
+        }
+    };
+    let entry = Entry {
+        path: target,
+        kind,
+        mode: data.mode & 0o7777,
+        uid: data.uid,
+        gid: data.gid,
+        mtime: data.mtime.min(options.mtime),
+    };
+    Some((raw, entry))
 }
 
 /// Two packages may ship the same directory, the same symlink, or a file

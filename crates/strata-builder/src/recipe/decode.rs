@@ -653,59 +653,8 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
             src: node.src,
         };
         match child.name() {
-            "install" => {
-                child.no_props_or_children()?;
-                for arg in child.string_args("package", 1)? {
-                    let (name, version) = match arg.split_once('=') {
-                        Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-                        None => (arg.value.clone(), None),
-                    };
-                    if !strata_debian::valid_package_name(&name)
-                        || version.as_ref().is_some_and(|v| v.is_empty())
-                    {
-                        return Err(node.src.error(
-                            arg.span,
-                            format!("`{}` is not a package name", arg.value),
-                            "invalid package",
-                            Some(
-                                "write `name` or `name=version`, e.g. `curl=7.88.1-10+deb12u14`"
-                                    .into(),
-                            ),
-                        ));
-                    }
-                    let first = install.iter().find(|p| p.name == name).map(|p| p.span);
-                    let what = format!("package `{name}`");
-                    given_twice(node.src, arg.span, first, &what, "keep one")?;
-                    install.push(Spanned {
-                        value: PackageRequest { name, version },
-                        span: arg.span,
-                    });
-                }
-            }
-            "repository" => {
-                child.check_props(&["suite", "components", "keyring"])?;
-                child.no_children()?;
-                let url = check_url(&child, &child.single_string("repository URL")?)?;
-                let suite = child.prop_string("suite")?.ok_or_else(|| {
-                    child.err(
-                        "a repository needs a `suite`",
-                        "no suite",
-                        "add `suite=\"stable\"` (the folder under `dists/`)",
-                    )
-                })?;
-                let components = child.prop_string("components")?.map_or_else(
-                    || vec!["main".to_owned()],
-                    |c| c.split_whitespace().map(str::to_owned).collect(),
-                );
-                repositories.push(RepositorySpec {
-                    url,
-                    suite: suite.value,
-                    components,
-                    keyring: child
-                        .prop_string("keyring")?
-                        .map(|k| PathBuf::from(k.value)),
-                });
-            }
+            "install" => decode_install(&child, &mut install)?,
+            "repository" => repositories.push(decode_repository(&child)?),
             "keep-docs" => {
                 child.check_props(&[])?;
                 child.no_children()?;
@@ -749,6 +698,60 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         repositories,
         install,
         keep_docs,
+    })
+}
+/// `install "curl" "python3=3.11.2-1+b1"` inside `debian`.
+fn decode_install(child: &Node, install: &mut Vec<Spanned<PackageRequest>>) -> Result<()> {
+    child.no_props_or_children()?;
+    for arg in child.string_args("package", 1)? {
+        let (name, version) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (arg.value.clone(), None),
+        };
+        if !strata_debian::valid_package_name(&name)
+            || version.as_ref().is_some_and(|v| v.is_empty())
+        {
+            return Err(child.src.error(
+                arg.span,
+                format!("`{}` is not a package name", arg.value),
+                "invalid package",
+                Some("write `name` or `name=version`, e.g. `curl=7.88.1-10+deb12u14`".into()),
+            ));
+        }
+        let first = install.iter().find(|p| p.name == name).map(|p| p.span);
+        let what = format!("package `{name}`");
+        given_twice(child.src, arg.span, first, &what, "keep one")?;
+        install.push(Spanned {
+            value: PackageRequest { name, version },
+            span: arg.span,
+        });
+    }
+    Ok(())
+}
+
+/// `repository URL suite=… components=… keyring=…` inside `debian`.
+fn decode_repository(child: &Node) -> Result<RepositorySpec> {
+    child.check_props(&["suite", "components", "keyring"])?;
+    child.no_children()?;
+    let url = check_url(child, &child.single_string("repository URL")?)?;
+    let suite = child.prop_string("suite")?.ok_or_else(|| {
+        child.err(
+            "a repository needs a `suite`",
+            "no suite",
+            "add `suite=\"stable\"` (the folder under `dists/`)",
+        )
+    })?;
+    let components = child.prop_string("components")?.map_or_else(
+        || vec!["main".to_owned()],
+        |c| c.split_whitespace().map(str::to_owned).collect(),
+    );
+    Ok(RepositorySpec {
+        url,
+        suite: suite.value,
+        components,
+        keyring: child
+            .prop_string("keyring")?
+            .map(|k| PathBuf::from(k.value)),
     })
 }
 
