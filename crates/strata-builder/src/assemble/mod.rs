@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use miette::SourceSpan;
 
 use self::accounts::Accounts;
+use crate::recipe::node::Source;
 use crate::tre;
 use strata_debian::BasePackage;
 use strata_debian::facts::PackageFacts;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kdl::KdlDocument;
 use miette::SourceSpan;
 
-use super::node::given_twice;
+use super::node::{Source, given_twice};
 use super::{
     BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner,
     PackageRequest, Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,

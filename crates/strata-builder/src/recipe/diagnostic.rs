@@ -20,32 +20,6 @@ pub struct RecipeSource {
     pub text: Arc<String>,
 }
 
-impl RecipeSource {
-    /// `line L, column C` of a span's start, for messages that mention a
-    /// second place in the file.
-    pub fn position(&self, span: SourceSpan) -> String {
-        position(&self.text, span)
-    }
-
-    /// A diagnostic pointing at `span` in this recipe.
-    pub fn error(
-        &self,
-        span: SourceSpan,
-        message: impl Into<String>,
-        label: impl Into<String>,
-        help: impl Into<Option<String>>,
-    ) -> RecipeError {
-        RecipeError::Invalid(Box::new(Invalid {
-            message: message.into(),
-            src: NamedSource::new(self.path.display().to_string(), self.text.clone())
-                .with_language("kdl"),
-            span,
-            label: label.into(),
-            help: help.into(),
-        }))
-    }
-}
-
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RecipeError {
     #[error("cannot read the recipe `{}`", path.display())]
@@ -80,6 +54,7 @@ impl Invalid {
     }
 }
 
+/// Errors that point into the recipe: diagnostics with the recipe's text.
 impl super::node::Source for RecipeSource {
     type Error = RecipeError;
 
@@ -90,10 +65,17 @@ impl super::node::Source for RecipeSource {
         label: impl Into<String>,
         help: impl Into<Option<String>>,
     ) -> RecipeError {
-        RecipeSource::error(self, span, message, label, help)
+        RecipeError::Invalid(Box::new(Invalid {
+            message: message.into(),
+            src: NamedSource::new(self.path.display().to_string(), self.text.clone())
+                .with_language("kdl"),
+            span,
+            label: label.into(),
+            help: help.into(),
+        }))
     }
 
     fn position(&self, span: SourceSpan) -> String {
-        RecipeSource::position(self, span)
+        position(&self.text, span)
     }
 }

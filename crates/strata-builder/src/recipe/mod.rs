@@ -8,6 +8,7 @@ pub(crate) mod node;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use self::node::Source;
 pub(crate) use diagnostic::position;
 pub use diagnostic::{Invalid, RecipeError, RecipeSource};
 use miette::SourceSpan;
