@@ -13,6 +13,7 @@ pub mod digest;
 pub mod entry;
 pub mod json;
 pub mod layout;
+pub mod manifest;
 pub mod path;
 pub mod platform;
 pub mod reference;

@@ -13,11 +13,11 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
 use std::collections::BTreeMap;
 
-use crate::image::ManifestLayer;
 use crate::recipe::{BaseRef, Recipe, RecipeError};
 use strata_cache::{Cache, CacheError};
 use strata_oci::digest::Digest;
 use strata_oci::layout::{HashingReader, Layout, LayoutError, descriptor_digest};
+use strata_oci::manifest::ManifestLayer;
 use strata_oci::path::ImagePath;
 use strata_oci::platform::Platform;
 use strata_oci::view::{View, ViewEntry, ViewKind, Whiteout};

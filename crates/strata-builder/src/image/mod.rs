@@ -15,11 +15,11 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::layer::LayerBlob;
 use crate::recipe::Runtime;
 use crate::tre;
 use strata_oci::digest::Digest;
 use strata_oci::json::to_canonical_vec;
+pub use strata_oci::manifest::ManifestLayer;
 use strata_oci::platform::Platform;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,26 +67,6 @@ impl JsonBlob {
             self.bytes.len() as u64,
             self.digest,
         )
-    }
-}
-
-/// A layer as the manifest lists it.
-#[derive(Debug, Clone)]
-pub struct ManifestLayer {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    pub diff_id: Digest,
-}
-
-impl From<&LayerBlob> for ManifestLayer {
-    fn from(b: &LayerBlob) -> Self {
-        ManifestLayer {
-            media_type: b.media_type.clone(),
-            digest: b.digest,
-            size: b.size,
-            diff_id: b.diff_id,
-        }
     }
 }
 

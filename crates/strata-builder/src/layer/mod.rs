@@ -20,6 +20,7 @@ use self::tar::TarWriter;
 use strata_cache::{Cache, CacheError};
 use strata_oci::digest::{Digest, HashingWriter};
 use strata_oci::entry::{Fingerprint, Kind, LayerPlan};
+use strata_oci::manifest::ManifestLayer;
 
 /// A finished layer blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,4 +140,15 @@ pub fn key(plan: &LayerPlan, compression: Encoding) -> Digest {
         h.update("\n");
     }
     Digest::from_hasher(h)
+}
+
+impl From<&LayerBlob> for ManifestLayer {
+    fn from(b: &LayerBlob) -> Self {
+        ManifestLayer {
+            media_type: b.media_type.clone(),
+            digest: b.digest,
+            size: b.size,
+            diff_id: b.diff_id,
+        }
+    }
 }
