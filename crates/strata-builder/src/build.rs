@@ -172,6 +172,7 @@ fn resolve_lock(
     let resolution = strata_debian::resolve(
         &debian.repositories,
         &requests,
+        debian.essential,
         &recipe.context,
         &installed,
         fetcher,

@@ -91,6 +91,7 @@ struct Inputs<'a> {
     platforms: Vec<String>,
     repositories: Vec<RepositoryInputs<'a>>,
     install: Vec<PackageInputs<'a>>,
+    essential: bool,
 }
 
 #[derive(Serialize)]
@@ -136,6 +137,7 @@ pub fn inputs(recipe: &Recipe, debian: &DebianSpec) -> Digest {
                 version: p.version.as_deref(),
             })
             .collect(),
+        essential: debian.essential,
     };
     let bytes = strata_oci::json::to_canonical_vec(&inputs)
         .expect("structs of strings, numbers and lists always serialise");

@@ -16,6 +16,7 @@ pub struct Package {
     pub architecture: String,
     pub multi_arch: Option<String>,
     pub essential: bool,
+    pub priority: Priority,
     pub depends: Option<String>,
     pub pre_depends: Option<String>,
     pub provides: Option<String>,
@@ -28,6 +29,31 @@ pub struct Package {
     pub repository: usize,
     /// The source package name, when it differs from the binary's.
     pub source: Option<String>,
+}
+
+/// A package's `Priority`, most important first: apt prefers the more
+/// important of several packages that provide the same virtual name (`mawk`,
+/// required, over `gawk`, optional, for `awk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Required,
+    Important,
+    Standard,
+    Optional,
+    /// `extra` (deprecated), a missing field or an unknown value.
+    Other,
+}
+
+impl Priority {
+    fn parse(text: Option<&str>) -> Priority {
+        match text {
+            Some("required") => Priority::Required,
+            Some("important") => Priority::Important,
+            Some("standard") => Priority::Standard,
+            Some("optional") => Priority::Optional,
+            _ => Priority::Other,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +104,7 @@ pub fn parse(reader: impl BufRead, arch: &str, repository: usize) -> io::Result<
             architecture: architecture.to_owned(),
             multi_arch: owned("Multi-Arch"),
             essential: p.get("Essential") == Some("yes"),
+            priority: Priority::parse(p.get("Priority")),
             depends: owned("Depends"),
             pre_depends: owned("Pre-Depends"),
             provides: owned("Provides"),

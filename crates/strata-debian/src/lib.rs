@@ -84,10 +84,12 @@ pub struct Resolution {
 }
 
 /// Resolves `requests` for each platform (with what its base already has)
-/// against the signed repositories. Keyring paths are relative to `context`.
+/// against the signed repositories, plus the release's Essential packages
+/// when `essential` is set. Keyring paths are relative to `context`.
 pub fn resolve(
     repositories: &[RepositorySpec],
     requests: &[Request],
+    essential: bool,
     context: &Path,
     platforms: &[(Platform, Vec<Installed>)],
     fetcher: &Fetcher,
@@ -129,7 +131,18 @@ pub fn resolve(
                 .collect::<Result<_, DebianError>>()
         })?;
         let universe = Universe::new(lists.into_iter().flatten().collect(), installed.clone())?;
-        let chosen = solve::solve(&universe, requests)?;
+        let mut requests = requests.to_vec();
+        if essential {
+            for name in universe.essential() {
+                if !requests.iter().any(|r| r.name == name) {
+                    requests.push(Request {
+                        name,
+                        version: None,
+                    });
+                }
+            }
+        }
+        let chosen = solve::solve(&universe, &requests)?;
         let packages = chosen
             .iter()
             .map(|p| LockedPackage {

@@ -2,8 +2,9 @@
 //! solver would decide: the closure of `Pre-Depends` and `Depends` with
 //! alternatives, virtual packages (`Provides`), version constraints in dpkg
 //! order, and `Conflicts`/`Breaks` honoured. Recommends and Suggests are not
-//! followed, and Essential packages are added only when something depends on
-//! them, so images stay minimal.
+//! followed. Essential packages are never implied here: whoever builds the
+//! requests adds [`Universe::essential`] when the image should have them, as
+//! Debian's contract (and `mmdebstrap --variant=essential`) does.
 //!
 //! How Debian maps onto resolvo: every real package name is a resolvo name
 //! whose candidates are that name's versions. A dependency `a (>= 1) | v`,
@@ -23,7 +24,7 @@ use resolvo::{
     StringId, UnsolvableOrCancelled, VersionSetId, VersionSetUnionId,
 };
 
-use crate::index::Package;
+use crate::index::{Package, Priority};
 use crate::relation::{self, Alternatives, Op, Relation};
 use crate::version::Version;
 
@@ -136,9 +137,24 @@ impl Universe {
     pub fn package(&self, i: usize) -> &Arc<Package> {
         &self.packages[i]
     }
+
+    /// The names of the `Essential: yes` packages the indexes offer, sorted:
+    /// what every Debian system has without declaring it.
+    pub fn essential(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .packages
+            .iter()
+            .filter(|p| p.essential)
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 /// A request from the recipe: `name` or `name=version`.
+#[derive(Debug, Clone)]
 pub struct Request {
     pub name: String,
     pub version: Option<String>,
@@ -327,9 +343,18 @@ impl Provider<'_> {
                     .push(*c);
             }
         }
-        let mut names: Vec<_> = by_provider.into_iter().collect();
+        // As apt does: a provider the base has first, then by priority, then
+        // by name.
+        let rank = |c: &Candidate| match c {
+            Candidate::Installed(_) => (0, Priority::Required),
+            Candidate::Available(i) => (1, self.universe.packages[*i].priority),
+        };
+        let mut names: Vec<_> = by_provider
+            .into_iter()
+            .map(|(name, list)| (list.iter().map(rank).min(), name, list))
+            .collect();
         names.sort();
-        for (name, mut list) in names {
+        for (_, name, mut list) in names {
             list.sort();
             let name = self.pool.intern_package_name(name);
             sets.push(self.pool.intern_version_set(name, Set::Exactly(list)));
@@ -521,6 +546,7 @@ mod tests {
             architecture: "amd64".into(),
             multi_arch: None,
             essential: false,
+            priority: Priority::Other,
             depends: get("Depends"),
             pre_depends: get("Pre-Depends"),
             provides: get("Provides"),

@@ -353,27 +353,7 @@ impl Decoder<'_> {
     }
 
     fn tre(&mut self, node: &Node) -> Result<()> {
-        node.check_props(&[])?;
-        node.no_children()?;
-        self.tre = match node.args().as_slice() {
-            [] => true,
-            [entry] => entry.value().as_bool().ok_or_else(|| {
-                self.src.error(
-                    entry.span(),
-                    "`tre` takes `#true` or `#false`",
-                    "not a boolean",
-                    Some("write `tre #false` to turn the TRE preset off".into()),
-                )
-            })?,
-            [_, extra, ..] => {
-                return Err(self.src.error(
-                    extra.span(),
-                    "`tre` takes at most one value",
-                    "unexpected",
-                    Some("write `tre` or `tre #false`".into()),
-                ));
-            }
-        };
+        self.tre = node.flag()?;
         Ok(())
     }
 
@@ -647,6 +627,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
     }
     let mut install: Vec<Spanned<PackageRequest>> = Vec::new();
     let mut keep_docs = false;
+    let mut essential = true;
     for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
         let child = Node {
             node: child,
@@ -655,31 +636,12 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         match child.name() {
             "install" => decode_install(&child, &mut install)?,
             "repository" => repositories.push(decode_repository(&child)?),
-            "keep-docs" => {
-                child.check_props(&[])?;
-                child.no_children()?;
-                keep_docs = match child.args().as_slice() {
-                    [] => true,
-                    [entry] => entry.value().as_bool().ok_or_else(|| {
-                        child.err(
-                            "`keep-docs` takes `#true` or `#false`",
-                            "not a boolean",
-                            "write `keep-docs #true`",
-                        )
-                    })?,
-                    _ => {
-                        return Err(child.err(
-                            "`keep-docs` takes one value",
-                            "too many values",
-                            "write `keep-docs #true`",
-                        ));
-                    }
-                };
-            }
+            "keep-docs" => keep_docs = child.flag()?,
+            "essential" => essential = child.flag()?,
             other => {
                 return Err(child.unknown(
                     other,
-                    &["install", "repository", "keep-docs"],
+                    &["install", "repository", "keep-docs", "essential"],
                     "`debian` entry",
                 ));
             }
@@ -698,6 +660,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         repositories,
         install,
         keep_docs,
+        essential,
     })
 }
 /// `install "curl" "python3=3.11.2-1+b1"` inside `debian`.

@@ -73,6 +73,9 @@ pub struct DebianSpec {
     pub repositories: Vec<RepositorySpec>,
     pub install: Vec<Spanned<PackageRequest>>,
     pub keep_docs: bool,
+    /// Whether the release's Essential packages are installed too (the
+    /// default, as on any Debian system); `essential #false` leaves them out.
+    pub essential: bool,
 }
 
 /// `name` or `name=version`.

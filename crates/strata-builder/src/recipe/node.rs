@@ -237,6 +237,30 @@ impl<'a, S: Source> Node<'a, S> {
         })
     }
 
+    /// A switch node: `NAME` or `NAME #true` is on, `NAME #false` off.
+    pub fn flag(&self) -> Result<bool, S::Error> {
+        self.check_props(&[])?;
+        self.no_children()?;
+        let name = self.name();
+        match self.args().as_slice() {
+            [] => Ok(true),
+            [entry] => entry.value().as_bool().ok_or_else(|| {
+                self.src.error(
+                    entry.span(),
+                    format!("`{name}` takes `#true` or `#false`"),
+                    "not a boolean",
+                    Some(format!("write `{name}` or `{name} #false`")),
+                )
+            }),
+            [_, extra, ..] => Err(self.src.error(
+                extra.span(),
+                format!("`{name}` takes at most one value"),
+                "unexpected",
+                Some(format!("write `{name}` or `{name} #false`")),
+            )),
+        }
+    }
+
     pub fn prop_u32(&self, name: &str) -> Result<Option<u32>, S::Error> {
         let Some(entry) = self.prop(name) else {
             return Ok(None);
