@@ -34,7 +34,9 @@ pub(crate) mod flag {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Classifier {
     /// x86: checks `e_machine`; `amd64` is false for i386's build, which also takes IA-64.
-    X86 { amd64: bool },
+    X86 {
+        amd64: bool,
+    },
     Arm,
     PowerPc,
     S390,

@@ -52,7 +52,13 @@ const ISA_LEVEL_MASK: u32 = (1 << 10) - 1;
 /// character; other characters compare as the platform's `char`.
 pub(crate) fn libcmp(p1: &[u8], p2: &[u8], signed_char: bool) -> i32 {
     let at = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
-    let ch = |b: u8| if signed_char { i32::from(b as i8) } else { i32::from(b) };
+    let ch = |b: u8| {
+        if signed_char {
+            i32::from(b as i8)
+        } else {
+            i32::from(b)
+        }
+    };
     let (mut i, mut j) = (0, 0);
     while at(p1, i) != 0 {
         let (a, b) = (at(p1, i), at(p2, j));
@@ -63,12 +69,16 @@ pub(crate) fn libcmp(p1: &[u8], p2: &[u8], signed_char: bool) -> i32 {
             // An `int` in C; overflowing it is undefined there, wrapping here.
             let mut v1 = 0i32;
             while at(p1, i).is_ascii_digit() {
-                v1 = v1.wrapping_mul(10).wrapping_add(i32::from(at(p1, i) - b'0'));
+                v1 = v1
+                    .wrapping_mul(10)
+                    .wrapping_add(i32::from(at(p1, i) - b'0'));
                 i += 1;
             }
             let mut v2 = 0i32;
             while at(p2, j).is_ascii_digit() {
-                v2 = v2.wrapping_mul(10).wrapping_add(i32::from(at(p2, j) - b'0'));
+                v2 = v2
+                    .wrapping_mul(10)
+                    .wrapping_add(i32::from(at(p2, j) - b'0'));
                 j += 1;
             }
             if v1 != v2 {
@@ -223,7 +233,10 @@ pub(crate) fn write(arch: &Arch, found: Found, generator: &str) -> Result<Vec<u8
             Some(name) => {
                 // ldconfig stops with "ISA level is too high"; x86 levels are 0..=31.
                 let level = u64::from(e.isa_level.min(ISA_LEVEL_MASK));
-                let index = hwcaps_index.get(name.as_slice()).copied().unwrap_or_default();
+                let index = hwcaps_index
+                    .get(name.as_slice())
+                    .copied()
+                    .unwrap_or_default();
                 HWCAP_EXTENSION | (level << 32) | u64::from(index)
             }
         };
@@ -292,7 +305,7 @@ mod tests {
 
     #[test]
     fn entries_sort_as_ldconfig_lists_them() {
-        let mut entries = vec![
+        let mut entries = [
             entry("liba.so.1", 0x0303),
             entry("libz.so.1", 0x0303),
             entry("libc.so.6", 0x0003),
@@ -329,5 +342,20 @@ mod tests {
         assert_eq!(t.bytes, b"libc.so.6\0/lib/libz.so.1\0");
         assert_eq!(t.offsets[&b"libz.so.1"[..]], 15);
         assert_eq!(t.offsets[&b"z.so.1"[..]], 18);
+    }
+
+    #[test]
+    fn s390x_writes_big_endian() {
+        let arch = crate::arch::arch("s390x").expect("s390x is known");
+        let mut found = Found::default();
+        found.entries.push(entry("libz.so.1", 0x0403));
+        let bytes = write(&arch, found, "g").expect("cache");
+        assert_eq!(&bytes[..20], MAGIC);
+        assert_eq!(bytes[20..24], 1u32.to_be_bytes());
+        assert_eq!(bytes[28], 3, "cache_file_new_flags_endian_big");
+        assert_eq!(bytes[48..52], 0x0403u32.to_be_bytes());
+        let ext = u32::from_be_bytes([bytes[32], bytes[33], bytes[34], bytes[35]]) as usize;
+        assert_eq!(bytes[ext..ext + 4], EXTENSION_MAGIC.to_be_bytes());
+        assert!(bytes.ends_with(b"g"));
     }
 }

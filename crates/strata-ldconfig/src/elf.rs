@@ -201,11 +201,7 @@ fn aout_soname(name: &str) -> Vec<u8> {
 }
 
 /// The architecture's `process_elf_file`, around the generic one of each class.
-fn classify<R: Read + Seek>(
-    arch: &Arch,
-    m: &mut Mapped<R>,
-    class: u8,
-) -> io::Result<Option<Lib>> {
+fn classify<R: Read + Seek>(arch: &Arch, m: &mut Mapped<R>, class: u8) -> io::Result<Option<Lib>> {
     let class32 = class == 1;
     let e_flags = if class32 { m.u32(36)? } else { m.u32(48)? };
     match arch.classifier {
@@ -388,10 +384,7 @@ fn generic<R: Read + Seek>(
 
     let dyn_size = if class64 { 16 } else { 8 };
     let read_dyn = |m: &mut Mapped<R>, at: u64| -> io::Result<(u64, u64)> {
-        Ok((
-            m.word(class64, at)?,
-            m.word(class64, at + dyn_size / 2)?,
-        ))
+        Ok((m.word(class64, at)?, m.word(class64, at + dyn_size / 2)?))
     };
 
     let mut strings = None;

@@ -185,7 +185,10 @@ impl<T: Tree> Scan<'_, T> {
             // C strings: a NUL ends the line, and '#' starts a comment.
             let line = line.split('\0').next().unwrap_or_default();
             let line = line.split('#').next().unwrap_or_default().as_bytes();
-            let start = line.iter().position(|b| !is_space(*b)).unwrap_or(line.len());
+            let start = line
+                .iter()
+                .position(|b| !is_space(*b))
+                .unwrap_or(line.len());
             let cp = &line[start..];
             if cp.is_empty() {
                 continue;
@@ -324,7 +327,11 @@ impl<T: Tree> Scan<'_, T> {
             };
             // The name is in the string table once seen, used or not.
             self.found.hwcaps_names.insert(name.as_bytes().to_vec());
-            let flag = self.dirs.iter().find(|d| d.id == id).map_or(flag::ANY, |d| d.flag);
+            let flag = self
+                .dirs
+                .iter()
+                .find(|d| d.id == id)
+                .map_or(flag::ANY, |d| d.flag);
             self.add_single_dir(Dir {
                 path: format!("{path}/glibc-hwcaps/{name}"),
                 flag,
@@ -351,9 +358,7 @@ impl<T: Tree> Scan<'_, T> {
         // ties it decides (equal sonames by `_dl_cache_libcmp`) reproducible.
         for (name, kind) in listing.iter() {
             if !is_dso(name)
-                && (*kind == Kind::File
-                    || hwcaps.is_some()
-                    || !self.arch.is_hwcap_platform(name))
+                && (*kind == Kind::File || hwcaps.is_some() || !self.arch.is_hwcap_platform(name))
             {
                 continue;
             }
@@ -413,11 +418,8 @@ impl<T: Tree> Scan<'_, T> {
                     // Prefer a file to a link, else the newer name.
                     let newer = (!is_link && d.is_link)
                         || (is_link == d.is_link
-                            && libcmp(
-                                d.name.as_bytes(),
-                                name.as_bytes(),
-                                self.arch.signed_char,
-                            ) < 0);
+                            && libcmp(d.name.as_bytes(), name.as_bytes(), self.arch.signed_char)
+                                < 0);
                     if newer {
                         if d.flag != lib_flag {
                             let libc = |f| f == flag::ELF_LIBC5 || f == flag::ELF_LIBC6;
@@ -535,7 +537,13 @@ mod tests {
 
     #[test]
     fn dso_names() {
-        for yes in ["libc.so.6", "libfoo.so", "ld-linux-x86-64.so.2", "ld.so.1", "ld64.so.2"] {
+        for yes in [
+            "libc.so.6",
+            "libfoo.so",
+            "ld-linux-x86-64.so.2",
+            "ld.so.1",
+            "ld64.so.2",
+        ] {
             assert!(is_dso(yes), "{yes}");
         }
         for no in ["libfoo.a", "foo.so.1", "ld.so", "lib", "ld-2.36"] {

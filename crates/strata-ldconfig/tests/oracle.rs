@@ -103,8 +103,17 @@ fn build_root(root: &Path) {
         let entry = entry.expect("entry");
         let name = entry.file_name().to_string_lossy().into_owned();
         let wanted = [
-            "libc.so", "libm.so", "libz.so", "libbz2.so", "libexpat.so", "libffi.so",
-            "libgcc_s.so", "libpthread.so", "libdl.so", "libstdc++.so", "ld-linux-x86-64.so",
+            "libc.so",
+            "libm.so",
+            "libz.so",
+            "libbz2.so",
+            "libexpat.so",
+            "libffi.so",
+            "libgcc_s.so",
+            "libpthread.so",
+            "libdl.so",
+            "libstdc++.so",
+            "ld-linux-x86-64.so",
         ];
         if !wanted.iter().any(|w| name.starts_with(w)) {
             continue;
@@ -115,28 +124,64 @@ fn build_root(root: &Path) {
             Err(_) => write(root, &path, &host_lib(&name)),
         }
     }
-    link(root, "/usr/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    link(
+        root,
+        "/usr/lib64/ld-linux-x86-64.so.2",
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    );
 
     // A library under another file name, found through ld.so.conf.d.
-    write(root, "/usr/local/lib/libfoo.so.1", &host_lib("libz.so.1.2.13"));
-    write(root, "/usr/local/lib/libbar.so.2", &host_lib("libffi.so.8.1.2"));
+    write(
+        root,
+        "/usr/local/lib/libfoo.so.1",
+        &host_lib("libz.so.1.2.13"),
+    );
+    write(
+        root,
+        "/usr/local/lib/libbar.so.2",
+        &host_lib("libffi.so.8.1.2"),
+    );
     link(root, "/usr/local/lib/libbar.so", "libbar.so.2");
     // The same directory again, through a symlink: searched once.
     link(root, "/opt/locallib", "/usr/local/lib");
-    write(root, "/etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n\n# a comment\nhwcap 0 nosegneg\n");
-    write(root, "/etc/ld.so.conf.d/libc.conf", b"# libc default configuration\n/usr/local/lib\n");
-    write(root, "/etc/ld.so.conf.d/opt.conf", b"  /opt/locallib/ # trailing slash and comment\n/nonexistent\n");
+    write(
+        root,
+        "/etc/ld.so.conf",
+        b"include /etc/ld.so.conf.d/*.conf\n\n# a comment\nhwcap 0 nosegneg\n",
+    );
+    write(
+        root,
+        "/etc/ld.so.conf.d/libc.conf",
+        b"# libc default configuration\n/usr/local/lib\n",
+    );
+    write(
+        root,
+        "/etc/ld.so.conf.d/opt.conf",
+        b"  /opt/locallib/ # trailing slash and comment\n/nonexistent\n",
+    );
     write(
         root,
         "/etc/ld.so.conf.d/x86_64-linux-gnu.conf",
         b"# Multiarch support\n/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n",
     );
-    write(root, "/etc/ld.so.conf.d/ignored.conf.dpkg-old", b"/ignored\n");
+    write(
+        root,
+        "/etc/ld.so.conf.d/ignored.conf.dpkg-old",
+        b"/ignored\n",
+    );
     fs::create_dir_all(root.join("ignored")).expect("mkdir");
-    write(root, "/ignored/libignored.so.1", &host_lib("libz.so.1.2.13"));
+    write(
+        root,
+        "/ignored/libignored.so.1",
+        &host_lib("libz.so.1.2.13"),
+    );
 
     // Named like libraries, but not: skipped without failing.
-    write(root, &format!("{usr_lib}/libbogus.so.1"), b"this is not an ELF file at all, just text\n");
+    write(
+        root,
+        &format!("{usr_lib}/libbogus.so.1"),
+        b"this is not an ELF file at all, just text\n",
+    );
     write(root, &format!("{usr_lib}/libempty.so.1"), b"");
     let expat = host_lib("libexpat.so.1.8.10");
     write(root, &format!("{usr_lib}/libtrunc.so.1"), &expat[..4096]);
@@ -147,9 +192,18 @@ fn build_root(root: &Path) {
     link(root, &format!("{usr_lib}/libzed.so.9"), "libz.so.1.2.13");
 
     // A legacy hwcap subdirectory and a glibc-hwcaps one.
-    write(root, &format!("{usr_lib}/tls/libz.so.1"), &host_lib("libz.so.1.2.13"));
-    write(root, &format!("{usr_lib}/glibc-hwcaps/x86-64-v3/libffi.so.8"), &host_lib("libffi.so.8.1.2"));
-    fs::create_dir_all(root.join("usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v2")).expect("mkdir");
+    write(
+        root,
+        &format!("{usr_lib}/tls/libz.so.1"),
+        &host_lib("libz.so.1.2.13"),
+    );
+    write(
+        root,
+        &format!("{usr_lib}/glibc-hwcaps/x86-64-v3/libffi.so.8"),
+        &host_lib("libffi.so.8.1.2"),
+    );
+    fs::create_dir_all(root.join("usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v2"))
+        .expect("mkdir");
 }
 
 fn run_ldconfig(args: &[&str]) -> String {
@@ -190,12 +244,17 @@ fn same_bytes_as_ldconfig() {
         .expect("a generator string");
 
     // Not a vacuous comparison: the odd cases are in ldconfig's cache.
-    for want in ["libc.so.6 ", "hwcap: \"x86-64-v3\"", "hwcap: 0x8000000000000000", "=> /usr/local/lib/libffi.so.8"] {
+    for want in [
+        "libc.so.6 ",
+        "hwcap: \"x86-64-v3\"",
+        "hwcap: 0x8000000000000000",
+        "=> /usr/local/lib/libffi.so.8",
+    ] {
         assert!(listing.contains(want), "no {want:?} in:\n{listing}");
     }
 
-    let ours = ld_so_cache_generated_by(&HostTree(root.clone()), "amd64", generator)
-        .expect("cache");
+    let ours =
+        ld_so_cache_generated_by(&HostTree(root.clone()), "amd64", generator).expect("cache");
     if ours != oracle {
         let ours_path = dir.path().join("ours.cache");
         fs::write(&ours_path, &ours).expect("write");
@@ -230,7 +289,87 @@ fn ldconfig_reads_our_cache() {
     ] {
         assert!(listing.contains(want), "no {want:?} in:\n{listing}");
     }
-    for never in ["libbogus", "libempty", "libtrunc", "libtiny", "libgone", "libignored", "/usr/lib/x86_64-linux-gnu/"] {
+    for never in [
+        "libbogus",
+        "libempty",
+        "libtrunc",
+        "libtiny",
+        "libgone",
+        "libignored",
+        "/usr/lib/x86_64-linux-gnu/",
+    ] {
         assert!(!listing.contains(never), "{never:?} in:\n{listing}");
+    }
+}
+
+/// Mirrors `from` (a host directory) at `to`: directories made, symlinks
+/// copied as they are, files hard-linked (copied across file systems).
+fn mirror(from: &Path, to: &Path, recurse: bool) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read host dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let file_type = entry.file_type().expect("file type");
+        if file_type.is_symlink() {
+            symlink(fs::read_link(&src).expect("readlink"), &dst).expect("symlink");
+        } else if file_type.is_dir() {
+            if recurse {
+                mirror(&src, &dst, true);
+            }
+        } else if file_type.is_file() && fs::hard_link(&src, &dst).is_err() {
+            fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+/// Every library of this machine, with its own ld.so.conf: slow, so run it
+/// by hand with `cargo test -p strata-ldconfig -- --ignored`.
+#[test]
+#[ignore]
+fn same_bytes_for_all_host_libraries() {
+    if !oracle_available() {
+        return;
+    }
+    let dir = tempfile::tempdir_in("/tmp").expect("temp dir");
+    let root = dir.path().join("root");
+    mirror(
+        Path::new(HOST_LIBS),
+        &root.join("usr/lib/x86_64-linux-gnu"),
+        true,
+    );
+    mirror(Path::new("/usr/lib"), &root.join("usr/lib"), false);
+    mirror(
+        Path::new("/etc/ld.so.conf.d"),
+        &root.join("etc/ld.so.conf.d"),
+        false,
+    );
+    if Path::new("/usr/local/lib").is_dir() {
+        mirror(
+            Path::new("/usr/local/lib"),
+            &root.join("usr/local/lib"),
+            false,
+        );
+    }
+    fs::copy("/etc/ld.so.conf", root.join("etc/ld.so.conf")).expect("ld.so.conf");
+    link(&root, "/lib", "usr/lib");
+
+    run_ldconfig(&["-r", &root.to_string_lossy(), "-X"]);
+    let oracle_path = root.join("etc/ld.so.cache");
+    let oracle = fs::read(&oracle_path).expect("ldconfig wrote a cache");
+    let listing = print_cache(&oracle_path);
+    let generator = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("Cache generated by: "))
+        .expect("a generator string");
+    let ours =
+        ld_so_cache_generated_by(&HostTree(root.clone()), "amd64", generator).expect("cache");
+    if ours != oracle {
+        let ours_path = dir.path().join("ours.cache");
+        fs::write(&ours_path, &ours).expect("write");
+        let theirs = dir.path().join("theirs.txt");
+        fs::write(&theirs, &listing).expect("write");
+        fs::write(dir.path().join("ours.txt"), print_cache(&ours_path)).expect("write");
+        let kept = dir.keep();
+        panic!("caches differ: see {}", kept.display());
     }
 }
