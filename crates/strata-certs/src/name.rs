@@ -86,7 +86,7 @@ fn canonical_value(value: &der::Any) -> Result<Vec<u8>, CertError> {
 
 /// Big-endian UCS-2 or UCS-4 to UTF-8.
 fn decode_wide(bytes: &[u8], width: usize, kind: &'static str) -> Result<Vec<u8>, CertError> {
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(CertError::NameString { kind });
     }
     let mut out = String::new();
