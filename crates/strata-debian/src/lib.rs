@@ -14,6 +14,7 @@ pub mod index;
 pub mod locked;
 pub mod relation;
 pub mod repo;
+pub mod script;
 pub mod signature;
 pub mod solve;
 pub mod version;
