@@ -300,24 +300,38 @@ fn str010_secret_in_env() {
 }
 
 #[test]
-fn str011_system_user_from_postinst() {
+fn str011_names_a_postinst_command_strata_cannot_reproduce() {
     let t = TestDir::new();
     let (_repo, url) = users_repo(&t);
-    let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "svc")), &[]), &[]);
+    let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "odd")), &[]), &[]);
     assert!(
-        json.to_string().contains("svc creates `svcuser`"),
+        json.to_string()
+            .contains("odd postinst line 3: `frobnicate --now`: `frobnicate` is not evaluated"),
         "{json:#}"
     );
-    let (json, _) = lint(
-        &t,
-        &recipe(&t, &with(&debian_block(&url, "quiet")), &[]),
-        &[],
-    );
+    // svc's `adduser --system` is reproduced, so there is nothing to report.
+    let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "svc")), &[]), &[]);
     assert!(!rules(&json).contains(&"STR011".to_owned()), "{json:#}");
 }
 
+#[test]
+fn a_postinst_system_user_lands_in_passwd() {
+    let t = TestDir::new();
+    let (_repo, url) = users_repo(&t);
+    let path = recipe(&t, &with(&debian_block(&url, "svc")), &[]);
+    let rootfs = t.build_and_unpack(&path, "1.0").rootfs;
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("svcuser:x:100:100::/var/lib/svc:/usr/sbin/nologin\n"),
+        "{passwd}"
+    );
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
+    assert!(group.contains("svcuser:x:100:\n"), "{group}");
+}
+
 /// A signed local repository with `svc` (whose postinst adds the system user
-/// `svcuser`) and `quiet` (no scripts), its key in `r/keys/repo.gpg`; and a
+/// `svcuser`), `odd` (whose postinst runs an unknown command) and `quiet` (no
+/// scripts), its key in `r/keys/repo.gpg`; and a
 /// recipe `debian` block installing `package` from it.
 fn users_repo(t: &TestDir) -> (AptRepo, String) {
     let postinst: &[u8] = b"#!/bin/sh\nset -e\nadduser --system --group --home /var/lib/svc --no-create-home svcuser\n";
@@ -334,6 +348,17 @@ fn users_repo(t: &TestDir) -> (AptRepo, String) {
                     ("/usr/bin/svc", b"#!/bin/sh\n", 0o755),
                     ("DEBIAN/postinst", postinst, 0o755),
                 ],
+            },
+            Pkg {
+                name: "odd",
+                version: "1.0",
+                arch: "amd64",
+                fields: &[],
+                files: &[(
+                    "DEBIAN/postinst",
+                    b"#!/bin/sh\nset -e\nfrobnicate --now\n",
+                    0o755,
+                )],
             },
             Pkg {
                 name: "quiet",
@@ -568,7 +593,7 @@ fn the_ci_example_lints_builds_scans_and_pushes() {
 }
 
 #[test]
-fn a_declared_system_user_satisfies_str011_and_lands_in_passwd() {
+fn a_declared_system_user_keeps_its_ids() {
     let t = TestDir::new();
     let (_repo, url) = users_repo(&t);
     let path = recipe(
@@ -585,7 +610,7 @@ fn a_declared_system_user_satisfies_str011_and_lands_in_passwd() {
     let rootfs = t.build_and_unpack(&path, "1.0").rootfs;
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(
-        passwd.contains("svcuser:x:901:901:svcuser:/nonexistent:/usr/sbin/nologin\n"),
+        passwd.contains("svcuser:x:901:901::/var/lib/svc:/usr/sbin/nologin\n"),
         "{passwd}"
     );
     assert!(passwd.contains("analyst:x:10001:"), "{passwd}");

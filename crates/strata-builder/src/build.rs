@@ -21,6 +21,7 @@ use crate::sbom;
 use strata_cache::Cache;
 use strata_client::fetch::Fetcher;
 use strata_debian::solve::{Installed, Request};
+use strata_oci::path::ImagePath;
 use strata_oci::platform::Platform;
 use strata_oci::reference::{Tag, TagError};
 
@@ -240,6 +241,7 @@ fn plan_platform(
     let mut lower = base.lower.clone();
     let mut plans = Vec::new();
     let mut facts = Vec::new();
+    let mut unevaluated = Vec::new();
     if let Some((fetcher, lock)) = packages {
         let step = strata_progress::get().step("install", format!("packages for {platform}"));
         let installed = timings.time(Phase::Packages, || {
@@ -247,8 +249,15 @@ fn plan_platform(
         })?;
         if let Some(installed) = installed {
             lower.view.apply(&installed.plan);
+            if let Some((passwd, group)) = installed.accounts {
+                for (path, text) in [("etc/passwd", passwd), ("etc/group", group)] {
+                    let path = ImagePath::from_relative(path).expect("a constant path");
+                    lower.files.insert(path, text);
+                }
+            }
             plans.push(installed.plan);
             facts = installed.packages;
+            unevaluated = installed.unevaluated;
         }
         step.finish("");
     }
@@ -265,6 +274,7 @@ fn plan_platform(
         plans,
         user: assembly.user,
         packages: facts,
+        unevaluated,
         view,
         base: base.name.clone().zip(base.digest),
         base_packages: strata_debian::base_packages(base.lower.dpkg_status()),

@@ -77,6 +77,57 @@ pub enum Source {
     },
 }
 
+pub trait ReadSeek: std::io::Read + std::io::Seek {}
+impl<T: std::io::Read + std::io::Seek> ReadSeek for T {}
+
+/// `len` bytes of a file from `start`, seekable within them.
+struct Window {
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Window {
+    fn new(mut file: std::fs::File, start: u64, len: u64) -> std::io::Result<Window> {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(start))?;
+        Ok(Window {
+            file,
+            start,
+            len,
+            pos: 0,
+        })
+    }
+}
+
+impl std::io::Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Window {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        self.file
+            .seek(std::io::SeekFrom::Start(self.start + target))?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 impl Content {
     /// The bytes, `size` of them at most.
     pub fn open(&self) -> std::io::Result<Box<dyn std::io::Read + '_>> {
@@ -88,6 +139,17 @@ impl Content {
                 let mut file = std::fs::File::open(path)?;
                 file.seek(std::io::SeekFrom::Start(*offset))?;
                 Box::new(file.take(self.size))
+            }
+        })
+    }
+
+    /// The bytes, for readers that seek (ELF headers of large libraries).
+    pub fn open_seekable(&self) -> std::io::Result<Box<dyn ReadSeek>> {
+        Ok(match &self.source {
+            Source::Inline(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
+            Source::Host(path) => Box::new(Window::new(std::fs::File::open(path)?, 0, self.size)?),
+            Source::Slice { path, offset } => {
+                Box::new(Window::new(std::fs::File::open(path)?, *offset, self.size)?)
             }
         })
     }

@@ -88,13 +88,7 @@ impl View {
 
     /// Applies an opaque whiteout: the directory stays, its children go.
     pub fn remove_below(&mut self, dir: &ImagePath) {
-        let below: Vec<ImagePath> = self
-            .entries
-            .range(dir.clone()..)
-            .skip_while(|(p, _)| *p == dir)
-            .take_while(|(p, _)| p.starts_with(dir))
-            .map(|(p, _)| p.clone())
-            .collect();
+        let below: Vec<ImagePath> = self.paths_below(dir).map(|(p, _)| p.clone()).collect();
         for p in below {
             self.entries.remove(&p);
         }
@@ -110,6 +104,14 @@ impl View {
                 None => self.insert(entry.path.clone(), ViewEntry::of(entry)),
             }
         }
+    }
+
+    /// Everything below `dir` (not `dir` itself), in path order.
+    pub fn paths_below<'a>(
+        &'a self,
+        dir: &'a ImagePath,
+    ) -> impl Iterator<Item = (&'a ImagePath, &'a ViewEntry)> + 'a {
+        crate::path::below(&self.entries, dir)
     }
 
     pub fn paths(&self) -> impl Iterator<Item = (&ImagePath, &ViewEntry)> {

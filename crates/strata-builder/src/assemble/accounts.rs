@@ -114,6 +114,83 @@ impl Accounts {
         Ok(())
     }
 
+    /// A system group, as `addgroup --system` makes it: the first free gid
+    /// from 100 (adduser's `FIRST_SYSTEM_GID`) unless one is given. An
+    /// existing group is kept.
+    pub fn system_group(&mut self, name: &str, gid: Option<u32>) -> u32 {
+        if let Some(existing) = self.group(name) {
+            return existing;
+        }
+        let gid = gid
+            .filter(|g| !self.groups.iter().any(|(_, x)| x == g))
+            .unwrap_or_else(|| first_free(100, self.groups.iter().map(|(_, g)| *g)));
+        self.add_group(name, gid);
+        gid
+    }
+
+    /// A system user, as `adduser --system` makes it: the first free uid
+    /// from 100 (`FIRST_SYSTEM_UID`), primary group `nogroup` unless it has
+    /// its own or names one. An existing user is kept. `declared` are the
+    /// ids the recipe gives it (`system-user`), which win.
+    pub fn system_user(
+        &mut self,
+        user: &strata_debian::script::SystemUser,
+        declared: Option<(u32, u32)>,
+    ) {
+        if self.user(&user.name).is_some() {
+            return;
+        }
+        let uid = declared
+            .map(|(uid, _)| uid)
+            .or(user.uid)
+            .filter(|u| !self.users.iter().any(|a| a.uid == *u))
+            .unwrap_or_else(|| first_free(100, self.users.iter().map(|a| a.uid)));
+        let gid = if let Some((_, gid)) = declared {
+            self.system_group(&user.name, Some(gid))
+        } else if user.own_group {
+            self.system_group(&user.name, None)
+        } else {
+            match &user.group {
+                Some(group) => self.system_group(group, None),
+                None => self.system_group("nogroup", Some(65534)),
+            }
+        };
+        let home = user.home.as_deref().unwrap_or("/nonexistent");
+        let shell = user.shell.as_deref().unwrap_or("/usr/sbin/nologin");
+        let gecos = user.gecos.as_deref().unwrap_or_default();
+        self.passwd_lines.push(format!(
+            "{}:x:{uid}:{gid}:{gecos}:{home}:{shell}",
+            user.name
+        ));
+        self.users.push(Account {
+            name: user.name.clone(),
+            uid,
+            gid,
+            home: home.to_owned(),
+            shell: shell.to_owned(),
+        });
+        self.changed = true;
+    }
+
+    /// `adduser USER GROUP`: USER joins GROUP's member list.
+    pub fn add_member(&mut self, user: &str, group: &str) {
+        for line in &mut self.group_lines {
+            if line.split(':').next() != Some(group) {
+                continue;
+            }
+            let members = line.rsplit(':').next().unwrap_or_default();
+            if members.split(',').any(|m| m == user) {
+                return;
+            }
+            if !members.is_empty() {
+                line.push(',');
+            }
+            line.push_str(user);
+            self.changed = true;
+            return;
+        }
+    }
+
     fn add_user(&mut self, name: &str, uid: u32, gid: u32, home: &str, shell: &str) {
         self.passwd_lines
             .push(format!("{name}:x:{uid}:{gid}:{name}:{home}:{shell}"));
@@ -144,6 +221,12 @@ impl Accounts {
     pub fn group_file(&self) -> Vec<u8> {
         render(&self.group_lines)
     }
+}
+
+/// The lowest id from `start` that `taken` does not hold.
+fn first_free(start: u32, taken: impl Iterator<Item = u32>) -> u32 {
+    let taken: std::collections::BTreeSet<u32> = taken.collect();
+    (start..).find(|id| !taken.contains(id)).unwrap_or(start)
 }
 
 fn parse_passwd_line(line: &str) -> Option<Account> {

@@ -1,17 +1,15 @@
 //! Installing packages by extraction: the packages' files become one layer's
-//! entries, plus the few effects of maintainer scripts that images need.
+//! entries, plus what configuring them would have left (`configure.rs`).
 //!
-//! Emulated: the merged-/usr layout (Debian 12's `bin -> usr/bin` links, or
-//! the base's own layout), the dpkg database that scanners read
-//! (`status.d/<pkg>` + `.md5sums`, or the base's `status`), the CA bundle
-//! `/etc/ssl/certs/ca-certificates.crt` when `ca-certificates` is installed,
-//! and `/etc/os-release` + `/etc/debian_version` when `base-files` is absent.
-//! Not emulated: anything else a maintainer script does (system users,
-//! alternatives, file capabilities, triggers); see `spec/packages.md`.
+//! Also written here: the merged-/usr layout (Debian 12's `bin -> usr/bin`
+//! links, or the base's own layout), the dpkg database that scanners read
+//! (`status.d/<pkg>` + `.md5sums`, or the base's `status`), the CA store
+//! when `ca-certificates` is installed, `/etc/ld.so.cache`, and
+//! `/etc/os-release` + `/etc/debian_version` when `base-files` is absent.
+//! See `spec/packages.md` for every emulated effect.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 
 use rayon::prelude::*;
 use strata_client::fetch::Fetcher;
@@ -25,9 +23,10 @@ use strata_oci::platform::Platform;
 use strata_oci::view::{View, ViewEntry, ViewKind};
 
 use crate::assemble::add_parents;
+use crate::assemble::configure::{self, Layer, Unevaluated};
 use crate::base::Lower;
 use crate::lock::{Lock, LockError};
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, UserSpec};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InstallError {
@@ -50,12 +49,29 @@ pub enum InstallError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
+    #[error("cannot read the site CA certificate `{}`", path.display())]
+    #[diagnostic(help("the path of `ca-certificate` is relative to the recipe's folder"))]
+    SiteCertificate {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a CA certificate cannot be used")]
+    #[diagnostic(help("a site CA must be one PEM certificate (`-----BEGIN CERTIFICATE-----`)"))]
+    Certificate(#[from] strata_certs::CertError),
+    #[error("cannot write `/etc/ld.so.cache`")]
+    LdCache(#[from] strata_ldconfig::LdconfigError),
 }
 
 /// The package layer and what each package says about itself.
 pub struct PackageLayer {
     pub plan: LayerPlan,
     pub packages: Vec<PackageFacts>,
+    /// Maintainer-script commands strata could not evaluate.
+    pub unevaluated: Vec<Unevaluated>,
+    /// `/etc/passwd` and `/etc/group` as the packages left them, when they
+    /// wrote them: the recipe's users are added to these.
+    pub accounts: Option<(String, String)>,
 }
 
 /// Fetches and unpacks the platform's locked packages and plans their layer.
@@ -80,7 +96,18 @@ pub fn layer(
         .iter()
         .find(|r| r.suite == debian.suite.value)
         .and_then(|r| r.version.as_deref());
-    let plan = plan(
+    let answers = debian.debconf_answers();
+    let site_certificates = debian
+        .ca_certificates
+        .iter()
+        .map(|c| {
+            let path = recipe.context.join(&c.value);
+            std::fs::read(&path)
+                .map(|bytes| (c.value.clone(), bytes))
+                .map_err(|source| InstallError::SiteCertificate { path, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let planned = plan(
         &unpacked,
         lower,
         &Options {
@@ -89,6 +116,9 @@ pub fn layer(
             release_version,
             keep_docs: debian.keep_docs,
             mtime,
+            answers: &answers,
+            site_certificates: &site_certificates,
+            declared_users: &recipe.system_users,
         },
     )?;
     let packages = unpacked
@@ -100,7 +130,12 @@ pub fn layer(
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(Some(PackageLayer { plan, packages }))
+    Ok(Some(PackageLayer {
+        plan: planned.plan,
+        packages,
+        unevaluated: planned.unevaluated,
+        accounts: planned.accounts,
+    }))
 }
 
 /// Settings that shape the package layer.
@@ -111,6 +146,20 @@ pub struct Options<'a> {
     pub release_version: Option<&'a str>,
     pub keep_docs: bool,
     pub mtime: u64,
+    /// debconf answers (`timezone` → tzdata's questions).
+    pub answers: &'a BTreeMap<String, String>,
+    /// Site CAs from the recipe: (name as written, PEM bytes).
+    pub site_certificates: &'a [(String, Vec<u8>)],
+    /// The recipe's `system-user` accounts: their ids win over the ones
+    /// strata would pick for a package's `adduser --system`.
+    pub declared_users: &'a [UserSpec],
+}
+
+/// A planned package layer and what configuring left for later stages.
+pub struct Planned {
+    pub plan: LayerPlan,
+    pub unevaluated: Vec<Unevaluated>,
+    pub accounts: Option<(String, String)>,
 }
 
 /// Debian 12's merged-/usr links, created when the base has neither the link
@@ -127,7 +176,7 @@ pub fn plan(
     packages: &[Unpacked],
     lower: &Lower,
     options: &Options,
-) -> Result<LayerPlan, InstallError> {
+) -> Result<Planned, InstallError> {
     let mut view = lower.view.clone();
     // Each entry with the index of the package that ships it; `None` for
     // what strata writes itself (links, the dpkg database, the CA bundle).
@@ -173,13 +222,29 @@ pub fn plan(
         }
     }
 
+    for (name, pem) in options.site_certificates {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let base = base.strip_suffix(".crt").unwrap_or(base);
+        let entry = configure::file(
+            path("usr/local/share/ca-certificates").join(&format!("{base}.crt")),
+            pem.clone(),
+            options.mtime,
+        );
+        view.insert(entry.path.clone(), ViewEntry::of(&entry));
+        layer.insert(entry.path.clone(), (entry, None));
+    }
+
+    let configured = configure::configure(packages, &mut view, &mut layer, lower, options)?;
+
     let mut generated = Vec::new();
-    generated.extend(alternatives(packages, &view, options.mtime));
     generated.extend(dpkg_database(packages, lower, options.mtime));
-    if let Some(bundle) = ca_bundle(packages, &layer)? {
-        generated.push(file(
-            path("etc/ssl/certs/ca-certificates.crt"),
-            bundle,
+    if packages.iter().any(|p| p.locked.name == "ca-certificates") {
+        generated.extend(ca_store(&layer, lower, options)?);
+    }
+    if let Some(cache) = configure::ld_so_cache(&view, &layer, lower, options.architecture)? {
+        generated.push(configure::file(
+            path("etc/ld.so.cache"),
+            cache,
             options.mtime,
         ));
     }
@@ -188,7 +253,7 @@ pub fn plan(
         generated.extend(
             os_release(options)
                 .into_iter()
-                .map(|(p, text)| file(path(p), text.into_bytes(), options.mtime)),
+                .map(|(p, text)| configure::file(path(p), text.into_bytes(), options.mtime)),
         );
     }
     for entry in generated {
@@ -211,10 +276,14 @@ pub fn plan(
         layer.into_iter().map(|(p, (e, _))| (p, e)).collect();
     add_parents(&mut entries, &lower.view);
     let names: Vec<&str> = packages.iter().map(|p| p.locked.name.as_str()).collect();
-    Ok(LayerPlan {
-        name: "packages".to_owned(),
-        created_by: format!("strata: debian packages {}", names.join(" ")),
-        entries: entries.into_values().collect(),
+    Ok(Planned {
+        plan: LayerPlan {
+            name: "packages".to_owned(),
+            created_by: format!("strata: debian packages {}", names.join(" ")),
+            entries: entries.into_values().collect(),
+        },
+        unevaluated: configured.unevaluated,
+        accounts: configured.accounts,
     })
 }
 
@@ -315,90 +384,6 @@ fn same_content(
     }
 }
 
-/// One `update-alternatives --install` of a postinst script.
-struct Alternative<'a> {
-    priority: i64,
-    /// (link, name, target) for the master and each `--slave`.
-    links: Vec<(&'a str, &'a str, &'a str)>,
-}
-
-/// What `update-alternatives --install` in postinst scripts would have done:
-/// for each name, the highest-priority alternative whose target exists gets
-/// `LINK -> /etc/alternatives/NAME -> TARGET`, as dpkg lays it out. Lines
-/// with shell variables are skipped: strata never runs a script.
-fn alternatives(packages: &[Unpacked], view: &View, mtime: u64) -> Vec<Entry> {
-    let scripts: Vec<String> = packages
-        .iter()
-        .flat_map(|p| &p.control.maintainer_scripts)
-        .filter(|(name, _)| name == "postinst")
-        .map(|(_, text)| text.replace("\\\n", " "))
-        .collect();
-    let mut best: BTreeMap<&str, Alternative> = BTreeMap::new();
-    for line in scripts.iter().flat_map(|s| s.lines()) {
-        let Some((_, rest)) = line.split_once("update-alternatives") else {
-            continue;
-        };
-        let tokens: Vec<&str> = rest.split_whitespace().collect();
-        let Some(start) = tokens.iter().position(|t| *t == "--install") else {
-            continue;
-        };
-        if tokens.iter().any(|t| t.contains('$') || t.contains('`')) {
-            continue;
-        }
-        let (Some(link), Some(name), Some(target), Some(priority)) = (
-            tokens.get(start + 1),
-            tokens.get(start + 2),
-            tokens.get(start + 3),
-            tokens.get(start + 4).and_then(|p| p.parse::<i64>().ok()),
-        ) else {
-            continue;
-        };
-        let mut links = vec![(*link, *name, *target)];
-        let mut rest = &tokens[start + 5..];
-        while let ["--slave", slave_link, slave_name, slave_target, tail @ ..] = rest {
-            links.push((slave_link, slave_name, slave_target));
-            rest = tail;
-        }
-        let exists = |path: &str| {
-            ImagePath::parse(path)
-                .ok()
-                .and_then(|p| view.resolve_parent(&p))
-                .is_some_and(|p| view.get(&p).is_some())
-        };
-        if !exists(target) {
-            continue;
-        }
-        if best.get(name).is_none_or(|b| priority > b.priority) {
-            best.insert(name, Alternative { priority, links });
-        }
-    }
-    let mut out = Vec::new();
-    for alternative in best.values() {
-        for (i, (link, alt_name, target)) in alternative.links.iter().enumerate() {
-            let exists = ImagePath::parse(target)
-                .ok()
-                .and_then(|p| view.resolve_parent(&p))
-                .is_some_and(|p| view.get(&p).is_some());
-            let (Ok(link_path), true) = (ImagePath::parse(link), i == 0 || exists) else {
-                continue;
-            };
-            let symlink = |path: ImagePath, target: String| Entry {
-                path,
-                kind: Kind::Symlink(target),
-                mode: 0o777,
-                uid: 0,
-                gid: 0,
-                mtime,
-            };
-            out.push(symlink(link_path, format!("/etc/alternatives/{alt_name}")));
-            if let Ok(p) = ImagePath::from_relative(&format!("etc/alternatives/{alt_name}")) {
-                out.push(symlink(p, (*target).to_owned()));
-            }
-        }
-    }
-    out
-}
-
 /// `md5sums` lines are `<md5>  <path without leading />`.
 fn md5_map(text: Option<&str>) -> BTreeMap<String, String> {
     text.unwrap_or_default()
@@ -432,17 +417,6 @@ fn excluded_doc(path: &ImagePath) -> bool {
     false
 }
 
-fn file(path: ImagePath, bytes: Vec<u8>, mtime: u64) -> Entry {
-    Entry {
-        path,
-        kind: Kind::File(Content::inline(bytes)),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime,
-    }
-}
-
 /// The dpkg database scanners read: the base's `status` with our packages
 /// appended when the base has one, else distroless-style `status.d` files.
 fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry> {
@@ -465,14 +439,22 @@ fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry>
             text.push_str(stanza(p).trim_end());
         }
         text.push('\n');
-        return vec![file(path("var/lib/dpkg/status"), text.into_bytes(), mtime)];
+        return vec![configure::file(
+            path("var/lib/dpkg/status"),
+            text.into_bytes(),
+            mtime,
+        )];
     }
     let mut out = Vec::new();
     for p in packages {
         let name = &p.locked.name;
-        out.push(file(status_d.join(name), stanza(p).into_bytes(), mtime));
+        out.push(configure::file(
+            status_d.join(name),
+            stanza(p).into_bytes(),
+            mtime,
+        ));
         if let Some(md5) = &p.control.md5sums {
-            out.push(file(
+            out.push(configure::file(
                 status_d.join(&format!("{name}.md5sums")),
                 md5.clone().into_bytes(),
                 mtime,
@@ -482,47 +464,65 @@ fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry>
     out
 }
 
-/// `update-ca-certificates`' main effect: every certificate under
-/// `/usr/share/ca-certificates`, in path order, in one PEM bundle.
-fn ca_bundle(
-    packages: &[Unpacked],
-    layer: &BTreeMap<ImagePath, (Entry, Option<usize>)>,
-) -> Result<Option<Vec<u8>>, InstallError> {
-    if !packages.iter().any(|p| p.locked.name == "ca-certificates") {
-        return Ok(None);
-    }
-    let mut bundle = Vec::new();
-    for (path, (entry, _)) in layer {
-        let is_cert = path.as_str().starts_with("usr/share/ca-certificates/")
-            && path.as_str().ends_with(".crt");
-        let Kind::File(Content {
-            source: Source::Slice { path: tar, offset },
-            size,
-            ..
-        }) = &entry.kind
-        else {
+/// What `update-ca-certificates` (and, with a JRE, its Java hook) makes:
+/// the bundle, `/etc/ssl/certs/*.pem` and hash links, Java's `cacerts`.
+fn ca_store(layer: &Layer, lower: &Lower, options: &Options) -> Result<Vec<Entry>, InstallError> {
+    let path = configure::path;
+    let certificates = |dir: &str| -> Result<Vec<strata_certs::CertFile>, InstallError> {
+        let dir = path(dir);
+        let mut out = Vec::new();
+        for (p, (entry, _)) in strata_oci::path::below(layer, &dir) {
+            let Kind::File(content) = &entry.kind else {
+                continue;
+            };
+            if !p.as_str().ends_with(".crt") {
+                continue;
+            }
+            let mut pem = Vec::new();
+            content
+                .open()
+                .and_then(|mut r| r.read_to_end(&mut pem))
+                .map_err(|source| InstallError::Read {
+                    package: "ca-certificates".into(),
+                    source,
+                })?;
+            out.push(strata_certs::CertFile {
+                path: format!("/{}", p.as_str()),
+                pem,
+            });
+        }
+        Ok(out)
+    };
+    let shared = certificates("usr/share/ca-certificates")?;
+    let local = certificates("usr/local/share/ca-certificates")?;
+    let conf = configure::text(layer, lower, "etc/ca-certificates.conf");
+    let store = strata_certs::update_ca_certificates(conf.as_deref(), &shared, &local)?;
+    let mut out = vec![configure::file(
+        path("etc/ssl/certs/ca-certificates.crt"),
+        store.bundle.clone(),
+        options.mtime,
+    )];
+    for (link, target) in &store.links {
+        let Ok(link) = ImagePath::parse(link) else {
             continue;
         };
-        if !is_cert {
-            continue;
-        }
-        let read = || -> std::io::Result<Vec<u8>> {
-            let mut f = File::open(tar)?;
-            f.seek(SeekFrom::Start(*offset))?;
-            let mut bytes = Vec::new();
-            f.take(*size).read_to_end(&mut bytes)?;
-            Ok(bytes)
-        };
-        let mut pem = read().map_err(|source| InstallError::Read {
-            package: "ca-certificates".into(),
-            source,
-        })?;
-        if !pem.ends_with(b"\n") {
-            pem.push(b'\n');
-        }
-        bundle.extend_from_slice(&pem);
+        out.push(Entry {
+            path: link,
+            kind: Kind::Symlink(target.clone()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            mtime: options.mtime,
+        });
     }
-    Ok(Some(bundle))
+    if layer.contains_key(&path("etc/ca-certificates/update.d/jks-keystore")) {
+        out.push(configure::file(
+            path("etc/ssl/certs/java/cacerts"),
+            strata_certs::java_cacerts(&store)?,
+            options.mtime,
+        ));
+    }
+    Ok(out)
 }
 
 /// What `base-files` would provide for tools (Trivy among them) that detect
@@ -578,6 +578,9 @@ mod tests {
             release_version: Some("12.15"),
             keep_docs: false,
             mtime: 0,
+            answers: &BTreeMap::new(),
+            site_certificates: &[],
+            declared_users: &[],
         });
         assert!(files[0].1.contains("VERSION_ID=\"12\"") && files[0].1.contains("ID=debian"));
         assert_eq!(files[1].1, "12.15\n");

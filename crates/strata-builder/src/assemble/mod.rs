@@ -7,6 +7,7 @@
 //! touches the host here beyond reading the files `copy` names.
 
 pub mod accounts;
+pub mod configure;
 pub(crate) mod copy;
 pub mod debian;
 
@@ -38,6 +39,8 @@ pub struct Planned {
     /// `uid:gid` for the config's `User`.
     pub user: Option<String>,
     pub packages: Vec<PackageFacts>,
+    /// Maintainer-script commands strata could not evaluate (for lint).
+    pub unevaluated: Vec<configure::Unevaluated>,
     /// The finished image's filesystem: the base's, then every plan's.
     pub view: View,
     /// The base's reference and manifest digest; `None` for scratch.

@@ -54,7 +54,7 @@ pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied
     }
     unreadable(plan, &mut out);
     setuid(plan, &mut out);
-    system_users(recipe, plan, &passwd, &mut out);
+    unevaluated(recipe, plan, &mut out);
 
     let env = crate::image::environment(config, &recipe.runtime, recipe.tre);
     let packages: Vec<&str> = plan
@@ -219,21 +219,22 @@ fn setuid(plan: &Planned, out: &mut Vec<Finding>) {
     ));
 }
 
-/// STR011: users a package's postinst would add, that the image lacks.
-fn system_users(recipe: &Recipe, plan: &Planned, passwd: &str, out: &mut Vec<Finding>) {
-    let known: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').next()).collect();
-    let mut items = Vec::new();
-    for package in &plan.packages {
-        for user in &package.system_users {
-            if !known.contains(&user.as_str()) {
-                items.push(format!("{} creates `{user}`", package.locked.name));
-            }
-        }
-    }
+/// STR011: maintainer-script commands the evaluator could not reproduce.
+fn unevaluated(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>) {
+    let items: Vec<String> = plan
+        .unevaluated
+        .iter()
+        .map(|u| {
+            format!(
+                "{} postinst line {}: `{}`: {}",
+                u.package, u.unknown.line, u.unknown.command, u.unknown.reason
+            )
+        })
+        .collect();
     out.extend(about(
-        SYSTEM_USER,
+        UNEVALUATED_SCRIPT,
         items,
-        |n| format!("{n} system user(s) from maintainer scripts are missing"),
+        |n| format!("{n} maintainer-script command(s) not reproduced"),
         recipe.debian.as_ref().map(|d| d.span),
     ));
 }

@@ -91,9 +91,9 @@ rules! {
     SECRET_IN_ENV = "STR010" "secret-in-env" Error
         "an environment variable looks like a secret"
         "never bake secrets into an image: anyone who can pull it can read them; pass them at run time";
-    SYSTEM_USER = "STR011" "undeclared-system-user" Warning
-        "a package's postinst would create a system user that the image does not have"
-        "strata runs no maintainer script: declare the account with `system-user \"NAME\" uid=N`, or use a base that has it";
+    UNEVALUATED_SCRIPT = "STR011" "postinst-not-evaluated" Warning
+        "a package's postinst runs commands whose effect strata could not reproduce"
+        "strata runs no maintainer script: check what each listed command would do, and add its result with a recipe `layer` (or allow STR011 after review)";
     NETWORK_AT_RUNTIME = "STR012" "network-at-runtime" Warning
         "Hugging Face libraries are installed but HF_HUB_OFFLINE is not 1"
         "a TRE has no network: set `env \"HF_HUB_OFFLINE\" \"1\"` (the TRE preset does) and load models from /safe_data";

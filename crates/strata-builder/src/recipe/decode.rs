@@ -628,6 +628,8 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
     let mut install: Vec<Spanned<PackageRequest>> = Vec::new();
     let mut keep_docs = false;
     let mut essential = true;
+    let mut timezone = None;
+    let mut ca_certificates = Vec::new();
     for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
         let child = Node {
             node: child,
@@ -638,10 +640,45 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
             "repository" => repositories.push(decode_repository(&child)?),
             "keep-docs" => keep_docs = child.flag()?,
             "essential" => essential = child.flag()?,
+            "timezone" => {
+                child.no_props_or_children()?;
+                let zone = child.single_string("time zone")?;
+                let valid = zone.value.split_once('/').is_some_and(|(a, z)| {
+                    !a.is_empty()
+                        && !z.is_empty()
+                        && zone
+                            .value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+                });
+                if !valid {
+                    return Err(child.src.error(
+                        zone.span,
+                        format!("`{}` is not a time zone", zone.value),
+                        "expected Area/Zone",
+                        Some(
+                            "write a zone of the tz database, e.g. `Etc/UTC` or `Europe/London`"
+                                .into(),
+                        ),
+                    ));
+                }
+                timezone = Some(zone);
+            }
+            "ca-certificate" => {
+                child.no_props_or_children()?;
+                ca_certificates.extend(child.string_args("certificate file", 1)?);
+            }
             other => {
                 return Err(child.unknown(
                     other,
-                    &["install", "repository", "keep-docs", "essential"],
+                    &[
+                        "install",
+                        "repository",
+                        "keep-docs",
+                        "essential",
+                        "timezone",
+                        "ca-certificate",
+                    ],
                     "`debian` entry",
                 ));
             }
@@ -661,6 +698,11 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         install,
         keep_docs,
         essential,
+        timezone: timezone.unwrap_or_else(|| Spanned {
+            value: "Etc/UTC".to_owned(),
+            span: node.node.span(),
+        }),
+        ca_certificates,
     })
 }
 /// `install "curl" "python3=3.11.2-1+b1"` inside `debian`.

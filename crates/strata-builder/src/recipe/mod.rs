@@ -76,6 +76,23 @@ pub struct DebianSpec {
     /// Whether the release's Essential packages are installed too (the
     /// default, as on any Debian system); `essential #false` leaves them out.
     pub essential: bool,
+    /// The time zone tzdata is configured with (`Area/Zone`).
+    pub timezone: Spanned<String>,
+    /// Site CA certificates (paths relative to the recipe) installed into
+    /// `/usr/local/share/ca-certificates` and the CA store.
+    pub ca_certificates: Vec<Spanned<String>>,
+}
+
+impl DebianSpec {
+    /// The debconf answers the recipe implies, ahead of template defaults.
+    pub fn debconf_answers(&self) -> std::collections::BTreeMap<String, String> {
+        let mut answers = std::collections::BTreeMap::new();
+        if let Some((area, zone)) = self.timezone.value.split_once('/') {
+            answers.insert("tzdata/Areas".to_owned(), area.to_owned());
+            answers.insert(format!("tzdata/Zones/{area}"), zone.to_owned());
+        }
+        answers
+    }
 }
 
 /// `name` or `name=version`.
