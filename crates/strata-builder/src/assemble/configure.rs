@@ -74,7 +74,12 @@ pub(super) fn configure(
         };
         let evaluation = script::evaluate(
             postinst,
-            &ImageFiles { view, layer, lower },
+            &ImageFiles {
+                view,
+                layer,
+                lower,
+                packages,
+            },
             &script::Context {
                 architecture: options.architecture,
                 package: &package.locked.name,
@@ -141,12 +146,14 @@ pub(super) fn configure(
             _ => None,
         })
         .collect();
-    if let Some(text) = shells(view, layer, lower, &added_shells) {
-        insert(
-            view,
-            layer,
-            file(path("etc/shells"), text.into_bytes(), options.mtime),
-        );
+    if let Some((text, state)) = shells(view, layer, lower, &added_shells) {
+        for (at, bytes) in [("etc/shells", text), ("var/lib/shells.state", state)] {
+            insert(
+                view,
+                layer,
+                file(path(at), bytes.into_bytes(), options.mtime),
+            );
+        }
     }
     Ok(Configured {
         unevaluated,
@@ -212,7 +219,7 @@ fn apply(
         }
         Change::Attributes { mode, owner, group } => {
             return Some((
-                path.as_str().to_owned(),
+                format!("/{}", path.as_str()),
                 Deferred::Attributes { mode, owner, group },
             ));
         }
@@ -442,8 +449,8 @@ fn resolve(view: &View, path: &ImagePath) -> Option<ImagePath> {
 
 /// `/etc/shells` as debianutils' `update-shells` writes it: the template,
 /// then each `shells.d` file's shells, then their merged-/usr spellings;
-/// `add-shell` lines after.
-fn shells(view: &View, layer: &Layer, lower: &Lower, added: &[&str]) -> Option<String> {
+/// `add-shell` lines after; and its state file.
+fn shells(view: &View, layer: &Layer, lower: &Lower, added: &[&str]) -> Option<(String, String)> {
     let template = text(layer, lower, "usr/share/debianutils/shells")?;
     let mut lines: Vec<String> = template.lines().map(str::to_owned).collect();
     let mut shells: Vec<String> = Vec::new();
@@ -466,24 +473,41 @@ fn shells(view: &View, layer: &Layer, lower: &Lower, added: &[&str]) -> Option<S
         .filter(|l| l.starts_with('/'))
         .cloned()
         .collect();
-    let mut all: Vec<String> = template_shells.iter().chain(&shells).cloned().collect();
-    let real: Vec<String> = all
-        .iter()
-        .filter_map(|shell| {
-            let p = ImagePath::parse(shell).ok()?;
-            let dir = resolve(view, &p.parent()?)?;
-            let real = format!("/{}", dir.join(p.file_name()).as_str());
-            (real != *shell).then_some(real)
+    // Each shell with its merged-/usr spelling, as update-shells records
+    // them in its state file.
+    let pairs: Vec<(String, Option<String>)> = template_shells
+        .into_iter()
+        .chain(shells)
+        .map(|shell| {
+            let real = ImagePath::parse(&shell)
+                .ok()
+                .and_then(|p| {
+                    Some(format!(
+                        "/{}",
+                        resolve(view, &p.parent()?)?.join(p.file_name()).as_str()
+                    ))
+                })
+                .filter(|real| *real != shell);
+            (shell, real)
         })
         .collect();
-    all.extend(real);
-    all.extend(added.iter().map(|s| (*s).to_owned()));
+    let state: String = pairs
+        .iter()
+        .flat_map(|(shell, real)| std::iter::once(shell).chain(real))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let all = pairs
+        .iter()
+        .map(|(shell, _)| shell)
+        .chain(pairs.iter().filter_map(|(_, real)| real.as_ref()))
+        .cloned()
+        .chain(added.iter().map(|s| (*s).to_owned()));
     for shell in all {
         if !lines.contains(&shell) {
             lines.push(shell);
         }
     }
-    Some(lines.iter().map(|l| format!("{l}\n")).collect())
+    Some((lines.iter().map(|l| format!("{l}\n")).collect(), state))
 }
 
 /// What scripts see of the image: the view for kinds, the layer and the
@@ -492,6 +516,7 @@ struct ImageFiles<'a> {
     view: &'a View,
     layer: &'a Layer,
     lower: &'a Lower,
+    packages: &'a [Unpacked],
 }
 
 impl ImageFiles<'_> {
@@ -533,6 +558,32 @@ impl script::Files for ImageFiles<'_> {
                 .text(resolved.as_str())
                 .map(|t| t.as_bytes().to_vec()),
         }
+    }
+
+    fn canonical(&self, at: &str) -> String {
+        let Ok(path) = ImagePath::parse(at) else {
+            return at.to_owned();
+        };
+        let resolved = resolve(self.view, &path)
+            .or_else(|| self.view.resolve_parent(&path))
+            .unwrap_or(path);
+        format!("/{}", resolved.as_str())
+    }
+
+    fn package_files(&self, package: &str) -> Option<Vec<String>> {
+        let unpacked = self.packages.iter().find(|p| p.locked.name == package)?;
+        Some(
+            unpacked
+                .entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "/{}",
+                        e.path.trim_start_matches("./").trim_start_matches('/')
+                    )
+                })
+                .collect(),
+        )
     }
 }
 
@@ -588,5 +639,11 @@ pub(super) fn ld_so_cache(
     if view.get(&path("etc/ld.so.conf")).is_none() {
         return Ok(None);
     }
-    strata_ldconfig::ld_so_cache(&ImageFiles { view, layer, lower }, architecture).map(Some)
+    let files = ImageFiles {
+        view,
+        layer,
+        lower,
+        packages: &[],
+    };
+    strata_ldconfig::ld_so_cache(&files, architecture).map(Some)
 }

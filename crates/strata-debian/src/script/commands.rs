@@ -43,9 +43,12 @@ const HANDLED_ELSEWHERE: &[&str] = &[
     "ucfr",
     "remove-shell",
     "run-parts",
+    // usrmerge's converters: strata lays out merged /usr and writes
+    // /etc/shells itself.
+    "convert-usrmerge",
+    "convert-etc-shells",
     "mountpoint",
     "trap",
-    "umask",
     "cd",
     "wait",
     "hash",
@@ -129,6 +132,44 @@ impl Shell<'_> {
                 self.path_tool(&name, args)
             }
             "sed" => self.sed(args),
+            "tr" => self.tr(args),
+            "ls" => {
+                let mut status = 0;
+                for path in args.iter().filter(|a| !a.starts_with('-')) {
+                    if self.kind(path).is_some() {
+                        self.emit(format!("{path}\n").as_bytes());
+                    } else {
+                        status = 2;
+                    }
+                }
+                status
+            }
+            "uname" => {
+                let machine = machine(self.context.architecture);
+                let out = match args.first().map(String::as_str) {
+                    Some("-m" | "-p") => machine,
+                    // The kernel is the host's at run time: nothing to say.
+                    Some("-r" | "-v" | "-a") => {
+                        self.unknown(
+                            &format!("uname {}", args.join(" ")),
+                            "the kernel is only known at run time",
+                        );
+                        ""
+                    }
+                    _ => "Linux",
+                };
+                self.emit(format!("{out}\n").as_bytes());
+                0
+            }
+            // dpkg configures images as mmdebstrap does, in a chroot.
+            "ischroot" => 0,
+            "umask" => {
+                if let Some(mask) = args.first().and_then(|m| parse_octal(m)) {
+                    self.umask = mask & 0o777;
+                }
+                0
+            }
+            "dpkg-query" => self.dpkg_query(args),
             "grep" => self.grep(args),
             "expr" => self.expr(args),
             "dpkg" => self.dpkg(args),
@@ -531,7 +572,7 @@ impl Shell<'_> {
     }
 
     fn mkdir(&mut self, args: &[String]) -> i32 {
-        let mut mode = 0o755;
+        let mut mode = 0o777 & !self.umask;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -583,7 +624,7 @@ impl Shell<'_> {
     fn touch(&mut self, args: &[String]) -> i32 {
         for path in args.iter().filter(|a| !a.starts_with('-')) {
             if self.kind(path).is_none() {
-                self.write_file(path, Vec::new(), Some(0o644));
+                self.write_file(path, Vec::new(), Some(0o666 & !self.umask));
             }
         }
         0
@@ -734,9 +775,67 @@ impl Shell<'_> {
                     _ => return 1,
                 }
             }
-            _ => self.absolute(path),
+            "dpkg-realpath" => self.absolute(path),
+            _ => match self.change(path) {
+                Some(Change::Symlink(target)) => {
+                    let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+                    let target = if target.starts_with('/') {
+                        target.clone()
+                    } else {
+                        format!("{parent}/{target}")
+                    };
+                    self.files.canonical(&self.absolute(&target))
+                }
+                _ => self.files.canonical(&self.absolute(path)),
+            },
         };
         self.emit(format!("{out}\n").as_bytes());
+        0
+    }
+
+    /// `tr SET1 SET2` with ranges and `[:upper:]`/`[:lower:]`; `tr -d SET`.
+    fn tr(&mut self, args: &[String]) -> i32 {
+        let expand = |set: &str| -> Vec<char> {
+            let set = set
+                .replace("[:upper:]", "A-Z")
+                .replace("[:lower:]", "a-z")
+                .replace("[:digit:]", "0-9");
+            let chars: Vec<char> = set.chars().collect();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < chars.len() {
+                if chars.get(i + 1) == Some(&'-') && i + 2 < chars.len() {
+                    out.extend(chars[i]..=chars[i + 2]);
+                    i += 3;
+                } else {
+                    out.push(chars[i]);
+                    i += 1;
+                }
+            }
+            out
+        };
+        let input = String::from_utf8_lossy(&self.take_input()).into_owned();
+        let out: String = match args {
+            [flag, set] if flag == "-d" => {
+                let set = expand(set);
+                input.chars().filter(|c| !set.contains(c)).collect()
+            }
+            [from, to] if !from.starts_with('-') => {
+                let (from, to) = (expand(from), expand(to));
+                input
+                    .chars()
+                    .map(|c| match from.iter().position(|f| *f == c) {
+                        Some(i) => *to.get(i).or(to.last()).unwrap_or(&c),
+                        None => c,
+                    })
+                    .collect()
+            }
+            _ => {
+                self.unknown(&format!("tr {}", args.join(" ")), "not evaluated");
+                input
+            }
+        };
+        self.emit(out.as_bytes());
         0
     }
 
@@ -745,18 +844,23 @@ impl Shell<'_> {
         let mut scripts = Vec::new();
         let mut in_place = false;
         let mut extended = false;
+        let mut quiet = false;
         let mut files = Vec::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "-e" | "--expression" => scripts.extend(it.next().cloned()),
                 "-E" | "-r" | "--regexp-extended" => extended = true,
+                "-n" | "--quiet" | "--silent" => quiet = true,
                 a if a.starts_with("-i") || a == "--in-place" => in_place = true,
                 a if a.starts_with('-') && a.len() > 1 => {
                     for flag in a[1..].chars() {
                         match flag {
                             'i' => in_place = true,
                             'E' | 'r' => extended = true,
+                            'n' => quiet = true,
+                            // `-ne SCRIPT`: the script follows.
+                            'e' => scripts.extend(it.next().cloned()),
                             _ => {}
                         }
                     }
@@ -795,22 +899,35 @@ impl Shell<'_> {
                             re,
                             replacement,
                             global,
+                            print,
                         } => {
-                            body = if *global {
-                                re.replace_all(&body, replacement.as_str()).into_owned()
-                            } else {
-                                re.replace(&body, replacement.as_str()).into_owned()
-                            };
-                        }
-                        SedCommand::Delete(re) => {
                             if re.is_match(&body) {
+                                body = if *global {
+                                    re.replace_all(&body, replacement.as_str()).into_owned()
+                                } else {
+                                    re.replace(&body, replacement.as_str()).into_owned()
+                                };
+                                if *print {
+                                    out.push_str(&body);
+                                    out.push('\n');
+                                }
+                            }
+                        }
+                        SedCommand::Delete { re, unless } => {
+                            if re.is_match(&body) != *unless {
                                 deleted = true;
                                 break;
                             }
                         }
+                        SedCommand::Print(re) => {
+                            if re.is_match(&body) {
+                                out.push_str(&body);
+                                out.push('\n');
+                            }
+                        }
                     }
                 }
-                if !deleted {
+                if !deleted && !quiet {
                     out.push_str(&body);
                     out.push_str(newline);
                 }
@@ -940,11 +1057,54 @@ impl Shell<'_> {
                 _ => 2,
             },
             Some(a) if a.starts_with("--assert-") || a.starts_with("--validate-") => 0,
+            Some("-L" | "--listfiles") => {
+                let mut status = 0;
+                for package in &args[1..] {
+                    let name = package.split(':').next().unwrap_or(package);
+                    match self.files.package_files(name) {
+                        Some(paths) => {
+                            for path in paths {
+                                self.emit(format!("{path}\n").as_bytes());
+                            }
+                        }
+                        None => status = 1,
+                    }
+                }
+                status
+            }
             _ => {
                 self.unknown(&format!("dpkg {}", args.join(" ")), "not evaluated");
                 0
             }
         }
+    }
+
+    /// `dpkg-query`: whether packages are installed (its status); the
+    /// output formats are not reproduced.
+    fn dpkg_query(&mut self, args: &[String]) -> i32 {
+        let packages: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        let listing = args.iter().any(|a| {
+            matches!(
+                a.as_str(),
+                "-l" | "--list" | "-s" | "--status" | "-W" | "--show"
+            )
+        });
+        if !listing
+            || args
+                .iter()
+                .any(|a| a.starts_with("-f") || a.starts_with("--showformat"))
+        {
+            self.unknown(
+                &format!("dpkg-query {}", args.join(" ")),
+                "its output is not reproduced",
+            );
+            return 0;
+        }
+        let all = packages.iter().all(|p| {
+            let name = p.split(':').next().unwrap_or(p);
+            self.files.package_files(name).is_some()
+        });
+        i32::from(!all)
     }
 
     /// No diversions exist in an image strata builds: listing prints
@@ -1228,6 +1388,20 @@ fn template_default(templates: &str, question: &str) -> Option<String> {
     None
 }
 
+/// `uname -m` for a Debian architecture.
+fn machine(architecture: &str) -> &'static str {
+    match architecture {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "armhf" | "armel" => "armv7l",
+        "i386" => "i686",
+        "ppc64el" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        _ => "unknown",
+    }
+}
+
 fn is_shell_builtin(name: &str) -> bool {
     matches!(
         name,
@@ -1395,8 +1569,12 @@ enum SedCommand {
         re: Regex,
         replacement: String,
         global: bool,
+        print: bool,
     },
-    Delete(Regex),
+    /// `/re/d`, or `/re/!d` (`unless`).
+    Delete { re: Regex, unless: bool },
+    /// `/re/p`.
+    Print(Regex),
 }
 
 impl SedCommand {
@@ -1415,20 +1593,24 @@ impl SedCommand {
             let [pattern, replacement, flags] = parts.as_slice() else {
                 return None;
             };
-            if !flags.chars().all(|f| f == 'g') {
+            if !flags.chars().all(|f| f == 'g' || f == 'p') {
                 return None;
             }
             return Some(SedCommand::Substitute {
                 re: regex(pattern)?,
                 replacement: sed_replacement(replacement),
                 global: flags.contains('g'),
+                print: flags.contains('p'),
             });
         }
-        let body = text
-            .strip_prefix('/')?
-            .strip_suffix('d')?
-            .strip_suffix('/')?;
-        Some(SedCommand::Delete(regex(body)?))
+        let (address, command) = text.strip_prefix('/')?.rsplit_once('/')?;
+        let re = regex(&address.replace("\\/", "/"))?;
+        match command.trim() {
+            "d" => Some(SedCommand::Delete { re, unless: false }),
+            "!d" => Some(SedCommand::Delete { re, unless: true }),
+            "p" => Some(SedCommand::Print(re)),
+            _ => None,
+        }
     }
 }
 

@@ -27,6 +27,11 @@ pub trait Files {
     /// The content of a regular file (small files only: config templates,
     /// account lists); `None` when absent or too large.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// The path with every symlink resolved (`realpath -m`).
+    fn canonical(&self, path: &str) -> String;
+    /// The paths an installed package ships (`dpkg -L`); `None` when it is
+    /// not installed.
+    fn package_files(&self, package: &str) -> Option<Vec<String>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

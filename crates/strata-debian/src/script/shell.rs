@@ -61,7 +61,12 @@ pub(crate) struct Shell<'a> {
     steps: usize,
     depth: usize,
     pub(super) line: usize,
+    /// Lines before the text being run: a command substitution's commands
+    /// are reported at the script's line, not the substitution's.
+    line_offset: usize,
     pub(super) temp_files: usize,
+    /// Permission bits new files and folders do not get.
+    pub(super) umask: u32,
     stopped: bool,
 }
 
@@ -95,7 +100,9 @@ impl<'a> Shell<'a> {
             steps: 0,
             depth: 0,
             line: 0,
+            line_offset: 0,
             temp_files: 0,
+            umask: 0o022,
             stopped: false,
         }
     }
@@ -241,7 +248,7 @@ impl<'a> Shell<'a> {
             return Flow::Exit;
         }
         if let Some(line) = command.location().map(|l| l.start.line) {
-            self.line = line;
+            self.line = self.line_offset + line;
         }
         match command {
             Command::Simple(simple) => self.run_simple(simple),
@@ -651,6 +658,7 @@ impl<'a> Shell<'a> {
         }
         self.depth += 1;
         let line = self.line;
+        let offset = std::mem::replace(&mut self.line_offset, line.saturating_sub(1));
         let mut flow = Flow::Next;
         if let Some(program) = self.parse(text) {
             for list in &program.complete_commands {
@@ -661,6 +669,7 @@ impl<'a> Shell<'a> {
             }
         }
         self.line = line;
+        self.line_offset = offset;
         self.depth -= 1;
         flow
     }
@@ -1012,7 +1021,7 @@ impl<'a> Shell<'a> {
         let path = self.absolute(path);
         let mode = mode.unwrap_or(match self.overlay.get(&path) {
             Some(Change::File { mode, .. }) => *mode,
-            _ => 0o644,
+            _ => 0o666 & !self.umask,
         });
         self.overlay.insert(path, Change::File { bytes, mode });
     }

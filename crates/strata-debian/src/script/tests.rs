@@ -21,6 +21,20 @@ impl Files for Image {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         self.0.get(path).map(|(b, _)| b.clone())
     }
+    fn canonical(&self, path: &str) -> String {
+        match path.strip_prefix("/bin") {
+            Some(rest) => format!("/usr/bin{rest}"),
+            None => path.to_owned(),
+        }
+    }
+    fn package_files(&self, package: &str) -> Option<Vec<String>> {
+        (package == "libfoo").then(|| {
+            vec![
+                "/usr/lib/foo/a.py".to_owned(),
+                "/usr/lib/foo/b.so".to_owned(),
+            ]
+        })
+    }
 }
 
 fn image(files: &[(&str, &str, bool)]) -> Image {
@@ -360,4 +374,45 @@ done < /usr/share/x/shells
         .filter(|e| matches!(e, Effect::Shell(_)))
         .collect();
     assert_eq!(shells.len(), 2);
+}
+
+#[test]
+fn readlink_uname_sed_print_and_dpkg_listing() {
+    let script = r#"#!/bin/sh
+[ "$(readlink -f /bin)" = /usr/bin ] || frobnicate
+if [ "$(uname -s)" = "Linux" ]; then
+	update-alternatives --install /usr/bin/pager pager /bin/more 50
+fi
+vendor=$(sed -ne 's/^Vendor: *\([^ ]\+\) */\1/p' /etc/dpkg/origins/default | tr A-Z a-z)
+echo "$vendor" > /etc/vendor
+dpkg -L libfoo | sed -n '/\.py$/p' > /etc/pyfiles
+x=$(
+  echo a
+  unknown-in-substitution
+)
+"#;
+    let files = image(&[(
+        "/etc/dpkg/origins/default",
+        "Vendor: Debian\nVendor-URL: x\n",
+        false,
+    )]);
+    let evaluation = run(script, &files);
+    assert_eq!(evaluation.unknown.len(), 1, "{:?}", evaluation.unknown);
+    // The line is the script's, not the substitution's.
+    assert_eq!(evaluation.unknown[0].line, 11);
+    assert_eq!(alternatives(&evaluation).len(), 1);
+    assert!(evaluation.effects.contains(&Effect::Path {
+        path: "/etc/vendor".into(),
+        change: Change::File {
+            bytes: b"debian\n".to_vec(),
+            mode: 0o644
+        }
+    }));
+    assert!(evaluation.effects.contains(&Effect::Path {
+        path: "/etc/pyfiles".into(),
+        change: Change::File {
+            bytes: b"/usr/lib/foo/a.py\n".to_vec(),
+            mode: 0o644
+        }
+    }));
 }
