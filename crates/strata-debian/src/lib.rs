@@ -12,6 +12,7 @@ pub mod deb;
 pub mod facts;
 pub mod index;
 pub mod locked;
+pub mod order;
 pub mod relation;
 pub mod repo;
 pub mod script;

@@ -48,14 +48,8 @@ pub(super) fn configure(
     lower: &Lower,
     options: &Options,
 ) -> Result<Configured, InstallError> {
-    // dpkg configures the Essential set first; the rest follow by name.
-    let mut order: Vec<usize> = (0..packages.len()).collect();
-    order.sort_by_key(|i| {
-        (
-            !is_essential(&packages[*i]),
-            packages[*i].locked.name.clone(),
-        )
-    });
+    let order = strata_debian::order::configuration_order(packages);
+    let answers = computed_answers(options.answers, layer);
 
     let mut unevaluated = Vec::new();
     let mut deferred = Vec::new();
@@ -84,7 +78,7 @@ pub(super) fn configure(
                 architecture: options.architecture,
                 package: &package.locked.name,
                 templates: script_of("templates"),
-                answers: options.answers,
+                answers: &answers,
             },
         );
         unevaluated.extend(evaluation.unknown.into_iter().map(|unknown| Unevaluated {
@@ -161,12 +155,24 @@ pub(super) fn configure(
     })
 }
 
-fn is_essential(package: &Unpacked) -> bool {
-    package
-        .control
-        .text
-        .lines()
-        .any(|l| l.trim_end() == "Essential: yes")
+/// The debconf answers that packages' `config` scripts would compute from
+/// the files they ship (strata runs no config script), added to the
+/// recipe's: ca-certificates offers, and trusts, every certificate it ships.
+fn computed_answers(given: &BTreeMap<String, String>, layer: &Layer) -> BTreeMap<String, String> {
+    let mut answers = given.clone();
+    let dir = path("usr/share/ca-certificates");
+    let certificates: Vec<&str> = below(layer, &dir)
+        .filter_map(|(p, _)| p.as_str().strip_prefix("usr/share/ca-certificates/"))
+        .filter(|p| p.ends_with(".crt"))
+        .collect();
+    if !certificates.is_empty() {
+        let list = certificates.join(", ");
+        answers
+            .entry("ca-certificates/enable_crts".to_owned())
+            .or_insert_with(|| list.clone());
+        answers.insert("ca-certificates/enable_crts:choices".to_owned(), list);
+    }
+    answers
 }
 
 /// An effect applied once accounts are known.

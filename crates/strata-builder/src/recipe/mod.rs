@@ -87,6 +87,9 @@ impl DebianSpec {
     /// The debconf answers the recipe implies, ahead of template defaults.
     pub fn debconf_answers(&self) -> std::collections::BTreeMap<String, String> {
         let mut answers = std::collections::BTreeMap::new();
+        // What libpaper1's config script derives from the C locale's
+        // LC_PAPER (210 x 297 mm); strata runs no config script.
+        answers.insert("libpaper/defaultpaper".to_owned(), "a4".to_owned());
         if let Some((area, zone)) = self.timezone.value.split_once('/') {
             answers.insert("tzdata/Areas".to_owned(), area.to_owned());
             answers.insert(format!("tzdata/Zones/{area}"), zone.to_owned());

@@ -133,6 +133,14 @@ impl Shell<'_> {
             }
             "sed" => self.sed(args),
             "tr" => self.tr(args),
+            "md5sum" => self.md5sum(args),
+            "awk" | "mawk" | "gawk" => self.awk(args),
+            "sort" | "uniq" => self.sort(&name, args),
+            // Only ever shown to the person installing: the epoch will do.
+            "date" => {
+                self.emit(b"Thu Jan  1 00:00:00 UTC 1970\n");
+                0
+            }
             "ls" => {
                 let mut status = 0;
                 for path in args.iter().filter(|a| !a.starts_with('-')) {
@@ -793,10 +801,102 @@ impl Shell<'_> {
         0
     }
 
+    fn md5sum(&mut self, args: &[String]) -> i32 {
+        use md5::{Digest, Md5};
+        let files: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        if files.is_empty() {
+            let input = self.take_input();
+            self.emit(format!("{}  -\n", hex(&Md5::digest(&input))).as_bytes());
+            return 0;
+        }
+        let mut status = 0;
+        for file in files {
+            match self.read_file(file) {
+                Some(bytes) => {
+                    self.emit(format!("{}  {file}\n", hex(&Md5::digest(&bytes))).as_bytes());
+                }
+                None => status = 1,
+            }
+        }
+        status
+    }
+
+    /// `awk '{print $N}'`, the one program scripts use to cut a field.
+    fn awk(&mut self, args: &[String]) -> i32 {
+        let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        let field = words.first().and_then(|p| {
+            p.trim()
+                .strip_prefix("{print $")?
+                .strip_suffix('}')?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        });
+        let Some(field) = field else {
+            self.unknown(
+                &format!("awk {}", args.join(" ")),
+                "only `{print $N}` is evaluated",
+            );
+            return 0;
+        };
+        let text = match words.get(1) {
+            Some(file) => self.read_file(file).unwrap_or_default(),
+            None => self.take_input(),
+        };
+        let mut out = String::new();
+        for line in String::from_utf8_lossy(&text).lines() {
+            let value = if field == 0 {
+                line
+            } else {
+                line.split_whitespace().nth(field - 1).unwrap_or_default()
+            };
+            out.push_str(value);
+            out.push('\n');
+        }
+        self.emit(out.as_bytes());
+        0
+    }
+
+    /// `sort [-u]` and `uniq [-c]` on standard input, in the C locale.
+    fn sort(&mut self, name: &str, args: &[String]) -> i32 {
+        let input = String::from_utf8_lossy(&self.take_input()).into_owned();
+        let mut lines: Vec<&str> = input.lines().collect();
+        let mut out = String::new();
+        if name == "sort" {
+            lines.sort_unstable();
+            if args.iter().any(|a| a == "-u") {
+                lines.dedup();
+            }
+            for line in lines {
+                out.push_str(line);
+                out.push('\n');
+            }
+        } else {
+            let count = args.iter().any(|a| a == "-c");
+            let mut runs: Vec<(usize, &str)> = Vec::new();
+            for line in lines {
+                match runs.last_mut() {
+                    Some((n, last)) if *last == line => *n += 1,
+                    _ => runs.push((1, line)),
+                }
+            }
+            for (n, line) in runs {
+                if count {
+                    out.push_str(&format!("{n:>7} {line}\n"));
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        self.emit(out.as_bytes());
+        0
+    }
+
     /// `tr SET1 SET2` with ranges and `[:upper:]`/`[:lower:]`; `tr -d SET`.
     fn tr(&mut self, args: &[String]) -> i32 {
         let expand = |set: &str| -> Vec<char> {
-            let set = set
+            let set = unescape(set)
                 .replace("[:upper:]", "A-Z")
                 .replace("[:lower:]", "a-z")
                 .replace("[:digit:]", "0-9");
@@ -1366,8 +1466,11 @@ impl Shell<'_> {
                     }
                 }
             }
+            // `db_metaget QUESTION FIELD` answers from `QUESTION:FIELD`.
             "db_metaget" => {
-                self.set_var("RET", String::new());
+                let key = args.join(":");
+                let value = self.context.answers.get(&key).cloned().unwrap_or_default();
+                self.set_var("RET", value);
                 0
             }
             _ => 0,
@@ -1426,6 +1529,10 @@ fn is_shell_builtin(name: &str) -> bool {
             | "umask"
             | "trap"
     )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn basename(path: &str) -> &str {
