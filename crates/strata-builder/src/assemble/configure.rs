@@ -566,6 +566,11 @@ impl script::Files for ImageFiles<'_> {
         }
     }
 
+    fn attributes(&self, at: &str) -> Option<(u32, u32, u32)> {
+        let (_, entry) = self.entry(at)?;
+        Some((entry.mode, entry.uid, entry.gid))
+    }
+
     fn canonical(&self, at: &str) -> String {
         let Ok(path) = ImagePath::parse(at) else {
             return at.to_owned();

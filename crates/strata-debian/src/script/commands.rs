@@ -8,6 +8,8 @@ use super::shell::{Flow, Shell, glob_match};
 use super::{Alternative, Change, Effect, FileKind, SystemUser};
 use crate::version::Version;
 
+const UCF_HASHFILE: &str = "/var/lib/ucf/hashfile";
+
 /// Commands whose effect either does not apply to an image (services,
 /// triggers, caches nothing reads offline) or is produced by strata itself
 /// from the final tree (`ldconfig`, `update-ca-certificates`,
@@ -40,7 +42,6 @@ const HANDLED_ELSEWHERE: &[&str] = &[
     "update-binfmts",
     "update-initramfs",
     "restorecon",
-    "ucfr",
     "remove-shell",
     "run-parts",
     // usrmerge's converters: strata lays out merged /usr and writes
@@ -184,6 +185,21 @@ impl Shell<'_> {
             "dpkg-divert" => self.dpkg_divert(args),
             "update-alternatives" => self.update_alternatives(args),
             "ucf" => self.ucf(args),
+            // `ucfr PACKAGE FILE`: the package owns the config file.
+            "ucfr" => {
+                let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+                if let [package, file] = words.as_slice() {
+                    let file = self.absolute(file);
+                    let mut registry = self.read_file("/var/lib/ucf/registry").unwrap_or_default();
+                    let line = format!("{package}\t{file}\n");
+                    if !String::from_utf8_lossy(&registry).contains(line.as_str()) {
+                        registry.extend_from_slice(line.as_bytes());
+                        self.write_file("/var/lib/ucf/registry", registry, Some(0o644));
+                    }
+                }
+                0
+            }
+            "stat" => self.stat(args),
             "dpkg-statoverride" => self.statoverride(args),
             "adduser" | "addgroup" | "useradd" | "groupadd" => self.account(&name, args),
             "add-shell" => {
@@ -893,6 +909,51 @@ impl Shell<'_> {
         0
     }
 
+    /// `stat -c FORMAT PATH` for the mode and numeric owner (`%a %u %g`).
+    fn stat(&mut self, args: &[String]) -> i32 {
+        let mut format = None;
+        let mut paths = Vec::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "-c" | "--format" => format = it.next().cloned(),
+                a if a.starts_with("--format=") => format = Some(a["--format=".len()..].to_owned()),
+                a if a.starts_with('-') => {}
+                a => paths.push(a.to_owned()),
+            }
+        }
+        let (Some(format), [path]) = (format, paths.as_slice()) else {
+            self.unknown(&format!("stat {}", args.join(" ")), "only `stat -c FORMAT PATH` is evaluated");
+            return 1;
+        };
+        let Some((mode, uid, gid)) = self.files.attributes(&self.absolute(path)) else {
+            return 1;
+        };
+        let mut out = String::new();
+        let mut chars = format.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('a') => out.push_str(&format!("{:o}", mode & 0o7777)),
+                Some('u') => out.push_str(&uid.to_string()),
+                Some('g') => out.push_str(&gid.to_string()),
+                other => {
+                    self.unknown(
+                        &format!("stat -c {format} {path}"),
+                        format!("`%{}` is not evaluated", other.unwrap_or(' ')),
+                    );
+                    return 1;
+                }
+            }
+        }
+        out.push('\n');
+        self.emit(out.as_bytes());
+        0
+    }
+
     /// `tr SET1 SET2` with ranges and `[:upper:]`/`[:lower:]`; `tr -d SET`.
     fn tr(&mut self, args: &[String]) -> i32 {
         let expand = |set: &str| -> Vec<char> {
@@ -1303,11 +1364,22 @@ impl Shell<'_> {
         };
         match self.read_file(new) {
             Some(bytes) => {
+                use md5::{Digest, Md5};
                 let mode = match self.change(new) {
                     Some(Change::File { mode, .. }) => Some(*mode),
                     _ => Some(0o644),
                 };
-                self.write_file(dest, bytes, mode);
+                // ucf's own state: the file's hash, and a copy it merges
+                // future versions against.
+                let dest = self.absolute(dest);
+                let line = format!("{}  {dest}\n", hex(&Md5::digest(&bytes)));
+                let mut hashfile = self.read_file(UCF_HASHFILE).unwrap_or_default();
+                hashfile.extend_from_slice(line.as_bytes());
+                self.write_file(UCF_HASHFILE, hashfile, Some(0o644));
+                let cached = format!("/var/lib/ucf/cache/{}", dest.replace('/', ":"));
+                self.set_change("/var/lib/ucf/cache", Change::Dir { mode: 0o755 });
+                self.write_file(&cached, bytes.clone(), Some(0o644));
+                self.write_file(&dest, bytes, mode);
                 0
             }
             None => {

@@ -27,6 +27,8 @@ pub trait Files {
     /// The content of a regular file (small files only: config templates,
     /// account lists); `None` when absent or too large.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// Mode bits, uid and gid of what is at the path, symlinks followed.
+    fn attributes(&self, path: &str) -> Option<(u32, u32, u32)>;
     /// The path with every symlink resolved (`realpath -m`).
     fn canonical(&self, path: &str) -> String;
     /// The paths an installed package ships (`dpkg -L`); `None` when it is

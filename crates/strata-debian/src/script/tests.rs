@@ -21,6 +21,9 @@ impl Files for Image {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         self.0.get(path).map(|(b, _)| b.clone())
     }
+    fn attributes(&self, path: &str) -> Option<(u32, u32, u32)> {
+        self.kind(path).map(|_| (0o755, 0, 50))
+    }
     fn canonical(&self, path: &str) -> String {
         match path.strip_prefix("/bin") {
             Some(rest) => format!("/usr/bin{rest}"),
