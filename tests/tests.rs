@@ -13,6 +13,7 @@ mod copy;
 mod debian_live;
 mod diff;
 mod examples;
+mod fidelity;
 mod golden;
 mod inspect;
 mod interrupted;

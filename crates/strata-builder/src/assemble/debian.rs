@@ -23,6 +23,7 @@ use strata_oci::platform::Platform;
 use strata_oci::view::{View, ViewEntry, ViewKind};
 
 use crate::assemble::add_parents;
+use crate::assemble::bytecode::{self, BytecodeError};
 use crate::assemble::configure::{self, Layer, Unevaluated};
 use crate::base::Lower;
 use crate::lock::{Lock, LockError};
@@ -61,6 +62,9 @@ pub enum InstallError {
     Certificate(#[from] strata_certs::CertError),
     #[error("cannot write `/etc/ld.so.cache`")]
     LdCache(#[from] strata_ldconfig::LdconfigError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bytecode(#[from] BytecodeError),
 }
 
 /// The package layer and what each package says about itself.
@@ -119,6 +123,7 @@ pub fn layer(
             answers: &answers,
             site_certificates: &site_certificates,
             declared_users: &recipe.system_users,
+            bytecode: debian.bytecode.then(|| fetcher.cache()),
         },
     )?;
     let packages = unpacked
@@ -153,6 +158,8 @@ pub struct Options<'a> {
     /// The recipe's `system-user` accounts: their ids win over the ones
     /// strata would pick for a package's `adduser --system`.
     pub declared_users: &'a [UserSpec],
+    /// Where compiled byte-code is cached; `None` when `bytecode #false`.
+    pub bytecode: Option<&'a strata_cache::Cache>,
 }
 
 /// A planned package layer and what configuring left for later stages.
@@ -237,6 +244,15 @@ pub fn plan(
     let configured = configure::configure(packages, &mut view, &mut layer, lower, options)?;
 
     let mut generated = Vec::new();
+    if let Some(cache) = options.bytecode {
+        generated.extend(bytecode::bytecode(
+            &layer,
+            &view,
+            options.architecture,
+            cache,
+            options.mtime,
+        )?);
+    }
     generated.extend(dpkg_database(packages, lower, options.mtime));
     if packages.iter().any(|p| p.locked.name == "ca-certificates") {
         generated.extend(ca_store(&layer, lower, options)?);
@@ -581,6 +597,7 @@ mod tests {
             answers: &BTreeMap::new(),
             site_certificates: &[],
             declared_users: &[],
+            bytecode: None,
         });
         assert!(files[0].1.contains("VERSION_ID=\"12\"") && files[0].1.contains("ID=debian"));
         assert_eq!(files[1].1, "12.15\n");

@@ -7,6 +7,7 @@
 //! touches the host here beyond reading the files `copy` names.
 
 pub mod accounts;
+pub mod bytecode;
 pub mod configure;
 pub(crate) mod copy;
 pub mod debian;

@@ -628,6 +628,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
     let mut install: Vec<Spanned<PackageRequest>> = Vec::new();
     let mut keep_docs = false;
     let mut essential = true;
+    let mut bytecode = true;
     let mut timezone = None;
     let mut ca_certificates = Vec::new();
     for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
@@ -640,6 +641,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
             "repository" => repositories.push(decode_repository(&child)?),
             "keep-docs" => keep_docs = child.flag()?,
             "essential" => essential = child.flag()?,
+            "bytecode" => bytecode = child.flag()?,
             "timezone" => {
                 child.no_props_or_children()?;
                 let zone = child.single_string("time zone")?;
@@ -676,6 +678,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
                         "repository",
                         "keep-docs",
                         "essential",
+                        "bytecode",
                         "timezone",
                         "ca-certificate",
                     ],
@@ -698,6 +701,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         install,
         keep_docs,
         essential,
+        bytecode,
         timezone: timezone.unwrap_or_else(|| Spanned {
             value: "Etc/UTC".to_owned(),
             span: node.node.span(),

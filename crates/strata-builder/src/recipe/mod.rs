@@ -76,6 +76,9 @@ pub struct DebianSpec {
     /// Whether the release's Essential packages are installed too (the
     /// default, as on any Debian system); `essential #false` leaves them out.
     pub essential: bool,
+    /// Whether Python byte-code is compiled for the packages' modules (the
+    /// default, as Debian's `py3compile` does); `bytecode #false` skips it.
+    pub bytecode: bool,
     /// The time zone tzdata is configured with (`Area/Zone`).
     pub timezone: Spanned<String>,
     /// Site CA certificates (paths relative to the recipe) installed into

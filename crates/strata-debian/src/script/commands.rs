@@ -923,7 +923,10 @@ impl Shell<'_> {
             }
         }
         let (Some(format), [path]) = (format, paths.as_slice()) else {
-            self.unknown(&format!("stat {}", args.join(" ")), "only `stat -c FORMAT PATH` is evaluated");
+            self.unknown(
+                &format!("stat {}", args.join(" ")),
+                "only `stat -c FORMAT PATH` is evaluated",
+            );
             return 1;
         };
         let Some((mode, uid, gid)) = self.files.attributes(&self.absolute(path)) else {

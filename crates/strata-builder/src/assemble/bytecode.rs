@@ -1,0 +1,387 @@
+//! Python byte-code for the modules Debian packages ship, as their
+//! `postinst` (`py3compile`) would have written it.
+//!
+//! Without `.pyc` files every container start recompiles every module it
+//! imports, on a root that is read-only at run time, so nothing is ever
+//! cached: `import pandas, scipy.stats, numpy` takes five times as long.
+//! Compiling needs Python's own compiler, so this is the one place strata
+//! runs a program from the image: the interpreter of the locked, signed
+//! `python3.X` package, from a private temporary folder, on the host's
+//! kernel (same architecture only), with a cleared environment, no
+//! privileges and no namespaces, and only on files strata lists. No
+//! maintainer script is ever run. `debian { bytecode #false }` turns it off.
+//!
+//! The files are PEP 552 "unchecked-hash" `.pyc`s: they do not record the
+//! source's mtime, and the hash seed is fixed, so they are the same bytes on
+//! every machine; they are cached by what decides them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use strata_cache::{Cache, CacheError};
+use strata_oci::digest::Digest;
+use strata_oci::entry::{Content, Entry, Fingerprint, Kind, Source};
+use strata_oci::path::{ImagePath, below};
+use strata_oci::view::View;
+
+use super::configure::Layer;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BytecodeError {
+    #[error("cannot prepare Python byte-code in `{}`", path.display())]
+    #[diagnostic(help("check that the cache folder is writable and has free space"))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the image's `{interpreter}` could not compile its modules: {detail}")]
+    #[diagnostic(help(
+        "set `bytecode #false` in the `debian` block to build without byte-code, and report this"
+    ))]
+    Compiler { interpreter: String, detail: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// One architecture's dynamic loader and library folder.
+struct Loader {
+    triplet: &'static str,
+    loader: &'static str,
+}
+
+/// Architectures whose image interpreter can run on this host.
+fn host_loader(architecture: &str) -> Option<Loader> {
+    match (architecture, std::env::consts::ARCH) {
+        ("amd64", "x86_64") => Some(Loader {
+            triplet: "x86_64-linux-gnu",
+            loader: "ld-linux-x86-64.so.2",
+        }),
+        ("arm64", "aarch64") => Some(Loader {
+            triplet: "aarch64-linux-gnu",
+            loader: "ld-linux-aarch64.so.1",
+        }),
+        _ => None,
+    }
+}
+
+/// What a finished compilation left: `.pyc` path → blob.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    files: Vec<RecordFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordFile {
+    path: String,
+    digest: Digest,
+    size: u64,
+}
+
+/// The `.pyc` entries for every Python module of the package layer.
+pub(super) fn bytecode(
+    layer: &Layer,
+    view: &View,
+    architecture: &str,
+    cache: &Cache,
+    mtime: u64,
+) -> Result<Vec<Entry>, BytecodeError> {
+    let mut out = Vec::new();
+    for (version, interpreter) in interpreters(layer) {
+        let sources = sources(layer, view, &version);
+        if sources.is_empty() {
+            continue;
+        }
+        let Some(loader) = host_loader(architecture) else {
+            tracing::warn!(
+                architecture,
+                "no Python byte-code: the image's interpreter cannot run on this host's architecture"
+            );
+            return Ok(Vec::new());
+        };
+        let key = key(&interpreter, &sources);
+        let record = match cached(cache, &key) {
+            Some(record) => record,
+            None => {
+                let record = compile(layer, view, cache, &loader, &version, &sources)?;
+                cache.dir("bytecode")?;
+                cache.write_record("bytecode", &key, &record)?;
+                record
+            }
+        };
+        for file in record.files {
+            let Ok(path) = ImagePath::from_relative(&file.path) else {
+                continue;
+            };
+            out.push(Entry {
+                path,
+                kind: Kind::File(Content {
+                    source: Source::Host(cache.blob_path(&file.digest)),
+                    size: file.size,
+                    fingerprint: Fingerprint::Digest(file.digest),
+                }),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `usr/bin/python3.X` interpreters the layer ships, by version.
+fn interpreters(layer: &Layer) -> Vec<(String, Content)> {
+    let bin = ImagePath::from_relative("usr/bin").expect("a constant path");
+    below(layer, &bin)
+        .filter_map(|(path, (entry, _))| {
+            let version = path.file_name().strip_prefix("python")?;
+            let (major, minor) = version.split_once('.')?;
+            let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if major != "3" || !numeric(minor) {
+                return None;
+            }
+            match &entry.kind {
+                Kind::File(content) => Some((version.to_owned(), content.clone())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The modules the version compiles, as py3compile does: its standard
+/// library, the shared `dist-packages` and Debian's own helpers in
+/// `/usr/share/python3`. Links to modules count (`sitecustomize.py`).
+fn sources<'a>(layer: &'a Layer, view: &View, version: &str) -> Vec<(&'a ImagePath, &'a Content)> {
+    let roots = [
+        format!("usr/lib/python{version}"),
+        "usr/lib/python3/dist-packages".to_owned(),
+        "usr/share/python3".to_owned(),
+    ];
+    let mut out = Vec::new();
+    for root in &roots {
+        let Ok(root) = ImagePath::from_relative(root) else {
+            continue;
+        };
+        for (path, _) in below(layer, &root) {
+            if !path.as_str().ends_with(".py") {
+                continue;
+            }
+            if let Some(content) = file_content(layer, view, path) {
+                out.push((path, content));
+            }
+        }
+    }
+    out
+}
+
+fn key(interpreter: &Content, sources: &[(&ImagePath, &Content)]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(b"strata-bytecode-v1\0");
+    let fingerprint = |f: &Fingerprint| match f {
+        Fingerprint::Digest(d) => d.to_string(),
+        Fingerprint::Stat { .. } => format!("{f:?}"),
+    };
+    h.update(fingerprint(&interpreter.fingerprint));
+    for (path, content) in sources {
+        h.update(format!(
+            "\n{}\0{}",
+            path.as_str(),
+            fingerprint(&content.fingerprint)
+        ));
+    }
+    Digest::from_hasher(h)
+}
+
+fn cached(cache: &Cache, key: &Digest) -> Option<Record> {
+    let record: Record = cache.read_record("bytecode", key)?;
+    record
+        .files
+        .iter()
+        .all(|f| cache.verified_blob(&f.digest).is_some())
+        .then_some(record)
+}
+
+/// Lays the interpreter, its libraries and the sources out in a temporary
+/// folder, runs the compiler there, and moves the results into the cache.
+fn compile(
+    layer: &Layer,
+    view: &View,
+    cache: &Cache,
+    loader: &Loader,
+    version: &str,
+    sources: &[(&ImagePath, &Content)],
+) -> Result<Record, BytecodeError> {
+    let tmp_root = cache.dir("tmp")?;
+    let dir = tempfile::tempdir_in(&tmp_root).map_err(|source| BytecodeError::Io {
+        path: tmp_root.clone(),
+        source,
+    })?;
+    let root = dir.path();
+    let write = |path: &str, content: &Content| -> Result<(), BytecodeError> {
+        let target = root.join(path);
+        let io = |source| BytecodeError::Io {
+            path: target.clone(),
+            source,
+        };
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut reader = content.open().map_err(io)?;
+        let mut file = std::fs::File::create(&target).map_err(io)?;
+        std::io::copy(&mut reader, &mut file).map_err(io)?;
+        // The loader is run; the rest only read.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))
+            .map_err(io)?;
+        Ok(())
+    };
+    // The interpreter, the libraries it may load (the folder's files,
+    // links resolved) and its standard library.
+    let interpreter = format!("usr/bin/python{version}");
+    let libdir =
+        ImagePath::from_relative(&format!("usr/lib/{}", loader.triplet)).expect("a constant path");
+    let mut needed: BTreeMap<String, &Content> = BTreeMap::new();
+    for (path, _) in below(layer, &libdir) {
+        if path.parent().as_ref() != Some(&libdir) {
+            continue;
+        }
+        if let Some(content) = file_content(layer, view, path) {
+            needed.insert(path.as_str().to_owned(), content);
+        }
+    }
+    for (path, content) in sources {
+        needed.insert(path.as_str().to_owned(), content);
+    }
+    if let Some(content) = ImagePath::from_relative(&interpreter)
+        .ok()
+        .and_then(|p| file_content(layer, view, &p))
+    {
+        needed.insert(interpreter.clone(), content);
+    }
+    for (path, content) in &needed {
+        write(path, content)?;
+    }
+
+    // Two compilers, one per core this machine is expected to have; the
+    // list is split by position so that the result does not depend on it.
+    let list: Vec<&str> = sources.iter().map(|(p, _)| p.as_str()).collect();
+    let halves: Vec<&[&str]> = list.chunks(list.len().div_ceil(2).max(1)).collect();
+    let results: Vec<Result<(), BytecodeError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = halves
+            .iter()
+            .map(|half| scope.spawn(|| run_compiler(root, loader, &interpreter, half)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    results.into_iter().collect::<Result<(), _>>()?;
+
+    let tag = format!("cpython-{}", version.replace('.', ""));
+    let mut files = Vec::new();
+    for source in list {
+        let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
+        let stem = name.trim_end_matches(".py");
+        let pyc = format!("{dir}/__pycache__/{stem}.{tag}.pyc");
+        let on_disk = root.join(&pyc);
+        // A module that does not compile (Python 2 syntax in an example)
+        // has no byte-code, as with py3compile.
+        let Ok(bytes) = std::fs::read(&on_disk) else {
+            continue;
+        };
+        let digest = Digest::of(&bytes);
+        let tmp = cache.temp_file()?;
+        std::fs::write(tmp.path(), &bytes).map_err(|source| BytecodeError::Io {
+            path: tmp.path().to_owned(),
+            source,
+        })?;
+        cache.commit_blob(tmp, &digest)?;
+        files.push(RecordFile {
+            path: pyc,
+            digest,
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(Record { files })
+}
+
+/// The content at a path of the layer, following symlinks within it.
+fn file_content<'a>(layer: &'a Layer, view: &View, path: &ImagePath) -> Option<&'a Content> {
+    let mut current = path.clone();
+    for _ in 0..16 {
+        let resolved = view.resolve_parent(&current)?;
+        match &layer.get(&resolved)?.0.kind {
+            Kind::File(content) => return Some(content),
+            Kind::Symlink(target) => {
+                let parent = resolved.parent().unwrap_or_else(ImagePath::root);
+                current = strata_oci::view::lexical_join(&parent, target);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The compiler's script: each listed file, recorded under its image path.
+const COMPILE: &str = "
+import compileall, py_compile, sys
+root = sys.argv[1]
+mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+for line in sys.stdin:
+    path = line.rstrip('\\n')
+    compileall.compile_file(root + '/' + path, stripdir=root, prependdir='/',
+                            force=True, quiet=2, invalidation_mode=mode)
+";
+
+fn run_compiler(
+    root: &Path,
+    loader: &Loader,
+    interpreter: &str,
+    files: &[&str],
+) -> Result<(), BytecodeError> {
+    let failed = |detail: String| BytecodeError::Compiler {
+        interpreter: format!("/{interpreter}"),
+        detail,
+    };
+    let libdir = root.join("usr/lib").join(loader.triplet);
+    let mut child = Command::new(libdir.join(loader.loader))
+        .arg("--library-path")
+        .arg(&libdir)
+        .arg(root.join(interpreter))
+        .args(["-S", "-s", "-B", "-c", COMPILE])
+        .arg(root)
+        .env_clear()
+        .env("PYTHONHASHSEED", "0")
+        .env("LC_ALL", "C.UTF-8")
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let list: String = files.iter().map(|f| format!("{f}\n")).collect();
+        stdin
+            .write_all(list.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("no message").to_owned();
+        return Err(failed(format!("{} ({last})", output.status)));
+    }
+    Ok(())
+}
