@@ -192,7 +192,7 @@ fn python_java_and_a_site_ca_work_as_under_dpkg() {
         &t,
         "p",
         "user \"analyst\" uid=10001 gid=10001\n\
-         debian \"bookworm\" {\n    install \"python3\" \"ca-certificates\" \"xz-utils\" \"curl\" \"git\" \"default-jre-headless\"\n    ca-certificate \"certs/site-ca.crt\"\n}\n",
+         debian \"bookworm\" {\n    install \"python3\" \"python3-tz\" \"ca-certificates\" \"xz-utils\" \"curl\" \"git\" \"default-jre-headless\"\n    ca-certificate \"certs/site-ca.crt\"\n}\n",
     );
     let image = t.build_and_unpack(&path, "1.0");
 

@@ -315,6 +315,25 @@ fn str011_names_a_postinst_command_strata_cannot_reproduce() {
 }
 
 #[test]
+fn str016_names_a_missing_interpreter() {
+    let t = TestDir::new();
+    let (_repo, url) = users_repo(&t);
+    let (json, _) = lint(
+        &t,
+        &recipe(&t, &with(&debian_block(&url, "needsbash")), &[]),
+        &[],
+    );
+    assert!(
+        json.to_string()
+            .contains("/bin/bash, needed by 1 program(s): /usr/bin/tool"),
+        "{json:#}"
+    );
+    // `odd` ships no program at all.
+    let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "odd")), &[]), &[]);
+    assert!(!rules(&json).contains(&"STR016".to_owned()), "{json:#}");
+}
+
+#[test]
 fn a_postinst_system_user_lands_in_passwd() {
     let t = TestDir::new();
     let (_repo, url) = users_repo(&t);
@@ -359,6 +378,13 @@ fn users_repo(t: &TestDir) -> (AptRepo, String) {
                     b"#!/bin/sh\nset -e\nfrobnicate --now\n",
                     0o755,
                 )],
+            },
+            Pkg {
+                name: "needsbash",
+                version: "1.0",
+                arch: "amd64",
+                fields: &[],
+                files: &[("/usr/bin/tool", b"#!/bin/bash\necho hi\n", 0o755)],
             },
             Pkg {
                 name: "quiet",

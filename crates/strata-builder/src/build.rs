@@ -373,6 +373,18 @@ pub fn build(
     };
     let mut timings = Timings::default();
     let prepared = prepare(recipe, options, cache, epoch, &mut timings)?;
+    // Without the Essential set, say at once what cannot start.
+    if recipe.debian.as_ref().is_some_and(|d| !d.essential) {
+        for (_, planned) in &prepared.platforms {
+            for (interpreter, files) in assemble::interpreters::missing(planned) {
+                strata_progress::get().println(format!(
+                    "warning: {}: {} (`strata lint`: STR016)",
+                    planned.platform,
+                    assemble::interpreters::describe(&interpreter, &files)
+                ));
+            }
+        }
+    }
 
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     let mut images = Vec::new();

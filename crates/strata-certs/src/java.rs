@@ -30,7 +30,6 @@ use pkcs12::kdf::{Pkcs12KeyType, derive_key_utf8};
 use pkcs12::mac_data::MacData;
 use pkcs12::pfx::{Pfx, Version};
 use pkcs12::safe_bag::SafeBag;
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::attr::Attribute;
 use x509_cert::spki::AlgorithmIdentifierOwned;
@@ -135,42 +134,6 @@ pub fn java_cacerts(store: &Store) -> Result<Vec<u8>, CertError> {
     pfx.to_der().map_err(CertError::Encode)
 }
 
-/// Java's truststore in the JKS format Debian 12's `ca-certificates-java`
-/// writes (password [`JAVA_STOREPASS`]): one trusted-certificate entry per
-/// CA, in alias order, each dated `created_ms` (milliseconds since the
-/// epoch; Java stamps the time of the update, which no reproducible image
-/// can). The same store and date always give the same bytes.
-pub fn java_cacerts_jks(store: &Store, created_ms: i64) -> Result<Vec<u8>, CertError> {
-    let entries = entries(store);
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xfeed_feed_u32.to_be_bytes());
-    out.extend_from_slice(&2u32.to_be_bytes());
-    let count = u32::try_from(entries.len()).map_err(|_| CertError::JksTooLarge {
-        what: "the number of certificates".to_string(),
-    })?;
-    out.extend_from_slice(&count.to_be_bytes());
-    for (alias, cert) in entries {
-        // Tag 2: a trusted certificate entry.
-        out.extend_from_slice(&2u32.to_be_bytes());
-        write_utf(&mut out, &alias)?;
-        out.extend_from_slice(&created_ms.to_be_bytes());
-        write_utf(&mut out, "X.509")?;
-        let len = u32::try_from(cert.der.len()).map_err(|_| CertError::JksTooLarge {
-            what: cert.path.clone(),
-        })?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&cert.der);
-    }
-    // JavaKeyStore's integrity check: SHA-1 over the password as UTF-16BE,
-    // the phrase "Mighty Aphrodite", then everything before it.
-    let mut check = Sha1::new();
-    check.update(utf16_be(JAVA_STOREPASS));
-    check.update(b"Mighty Aphrodite");
-    check.update(&out);
-    out.extend_from_slice(&check.finalize());
-    Ok(out)
-}
-
 /// A `ContentInfo` of type `data` holding `content` as an OCTET STRING.
 fn data_content(content: Vec<u8>) -> Result<ContentInfo, CertError> {
     let octets = OctetString::new(content).map_err(CertError::Encode)?;
@@ -186,48 +149,4 @@ fn set_of<T: der::DerOrd>(items: Vec<T>) -> Result<SetOfVec<T>, CertError> {
 
 fn utf16_be(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_be_bytes).collect()
-}
-
-/// Java's `DataOutputStream.writeUTF`: a big-endian u16 length, then
-/// modified UTF-8 (NUL as two bytes, characters beyond the BMP as two
-/// three-byte surrogates).
-fn write_utf(out: &mut Vec<u8>, text: &str) -> Result<(), CertError> {
-    let mut bytes = Vec::new();
-    for unit in text.encode_utf16() {
-        match unit {
-            0x0001..=0x007f => bytes.push(unit as u8),
-            0x0000 | 0x0080..=0x07ff => {
-                bytes.push(0xc0 | (unit >> 6) as u8);
-                bytes.push(0x80 | (unit & 0x3f) as u8);
-            }
-            _ => {
-                bytes.push(0xe0 | (unit >> 12) as u8);
-                bytes.push(0x80 | ((unit >> 6) & 0x3f) as u8);
-                bytes.push(0x80 | (unit & 0x3f) as u8);
-            }
-        }
-    }
-    let len = u16::try_from(bytes.len()).map_err(|_| CertError::JksTooLarge {
-        what: text.to_string(),
-    })?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&bytes);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn write_utf_is_javas_modified_utf8() {
-        let mut out = Vec::new();
-        write_utf(&mut out, "a\0é😀").unwrap();
-        assert_eq!(
-            out,
-            [
-                0, 11, b'a', 0xc0, 0x80, 0xc3, 0xa9, 0xed, 0xa0, 0xbd, 0xed, 0xb8, 0x80
-            ]
-        );
-    }
 }

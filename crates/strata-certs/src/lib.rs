@@ -24,7 +24,7 @@ mod rehash;
 
 use std::collections::BTreeMap;
 
-pub use java::{JAVA_STOREPASS, java_cacerts, java_cacerts_jks};
+pub use java::{JAVA_STOREPASS, java_cacerts};
 pub use name::subject_hash;
 
 /// Where `update-ca-certificates` finds the certificates packages ship, and
@@ -122,9 +122,6 @@ pub enum CertError {
     /// Deriving the truststore's MAC key failed.
     #[error("cannot compute the MAC of Java's truststore")]
     Mac(#[source] der::Error),
-    /// A value is too large for the JKS format's length fields.
-    #[error("`{what}` is too large for a JKS keystore")]
-    JksTooLarge { what: String },
 }
 
 /// What `update-ca-certificates` makes of the image's certificates.

@@ -98,10 +98,9 @@ pub(super) fn bytecode(
             continue;
         }
         let Some(loader) = host_loader(architecture) else {
-            tracing::warn!(
-                architecture,
-                "no Python byte-code: the image's interpreter cannot run on this host's architecture"
-            );
+            strata_progress::get().println(format!(
+                "warning: no Python byte-code for {architecture}: the image's interpreter cannot run on this host; imports will be slower (build on a {architecture} machine, or set `bytecode #false` to silence this)"
+            ));
             return Ok(Vec::new());
         };
         let key = key(&interpreter, &sources);

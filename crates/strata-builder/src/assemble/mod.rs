@@ -11,6 +11,7 @@ pub mod bytecode;
 pub mod configure;
 pub(crate) mod copy;
 pub mod debian;
+pub mod interpreters;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -55,6 +55,7 @@ pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied
     unreadable(plan, &mut out);
     setuid(plan, &mut out);
     unevaluated(recipe, plan, &mut out);
+    missing_interpreters(recipe, plan, &mut out);
 
     let env = crate::image::environment(config, &recipe.runtime, recipe.tre);
     let packages: Vec<&str> = plan
@@ -216,6 +217,20 @@ fn setuid(plan: &Planned, out: &mut Vec<Finding>) {
         items,
         |n| format!("{n} setuid/setgid file(s) in the image"),
         None,
+    ));
+}
+
+/// STR016: programs whose `#!` interpreter or ELF loader is missing.
+fn missing_interpreters(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>) {
+    let items: Vec<String> = crate::assemble::interpreters::missing(plan)
+        .into_iter()
+        .map(|(interpreter, files)| crate::assemble::interpreters::describe(&interpreter, &files))
+        .collect();
+    out.extend(about(
+        MISSING_INTERPRETER,
+        items,
+        |n| format!("{n} interpreter(s) missing from the image"),
+        recipe.debian.as_ref().map(|d| d.span),
     ));
 }
 

@@ -103,6 +103,9 @@ rules! {
     NO_ENTRYPOINT = "STR014" "no-entrypoint" Warning
         "the image has neither an entrypoint nor a command"
         "batch jobs start from the image's entrypoint: add `entrypoint` (and `cmd` for default arguments)";
+    MISSING_INTERPRETER = "STR016" "missing-interpreter" Warning
+        "programs in the image name an interpreter or loader the image does not have"
+        "add the package that provides it (Debian packages never declare the Essential set: drop `essential #false`, or `install` what is named)";
     ALPINE_BASE = "STR015" "alpine-base" Note
         "the base is Alpine (musl)"
         "Python wheels and scientific libraries target glibc: prefer a Debian-based base or `scratch` with `debian` packages";
