@@ -105,6 +105,19 @@ impl fmt::Display for ImagePath {
     }
 }
 
+/// The entries of a path-keyed map below `dir` (not `dir` itself), in path
+/// order. Keys sharing `dir`'s text as a prefix are contiguous in the map,
+/// but `usr/lib-x` sorts between `usr/lib` and `usr/lib/y`: the range runs
+/// over the text prefix and keeps the path's descendants.
+pub fn below<'a, 'd, V>(
+    map: &'a std::collections::BTreeMap<ImagePath, V>,
+    dir: &'d ImagePath,
+) -> impl Iterator<Item = (&'a ImagePath, &'a V)> + use<'a, 'd, V> {
+    map.range(dir.clone()..)
+        .take_while(move |(p, _)| p.as_str().starts_with(dir.as_str()))
+        .filter(move |(p, _)| *p != dir && p.starts_with(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,17 +148,4 @@ mod tests {
             Err(ImagePathError::DotDot(_))
         ));
     }
-}
-
-/// The entries of a path-keyed map below `dir` (not `dir` itself), in path
-/// order. Keys sharing `dir`'s text as a prefix are contiguous in the map,
-/// but `usr/lib-x` sorts between `usr/lib` and `usr/lib/y`: the range runs
-/// over the text prefix and keeps the path's descendants.
-pub fn below<'a, 'd, V>(
-    map: &'a std::collections::BTreeMap<ImagePath, V>,
-    dir: &'d ImagePath,
-) -> impl Iterator<Item = (&'a ImagePath, &'a V)> + use<'a, 'd, V> {
-    map.range(dir.clone()..)
-        .take_while(move |(p, _)| p.as_str().starts_with(dir.as_str()))
-        .filter(move |(p, _)| *p != dir && p.starts_with(dir))
 }

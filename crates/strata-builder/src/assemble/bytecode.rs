@@ -20,6 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use strata_cache::{Cache, CacheError};
@@ -271,20 +272,10 @@ fn compile(
     // list is split by position so that the result does not depend on it.
     let list: Vec<&str> = sources.iter().map(|(p, _)| p.as_str()).collect();
     let halves: Vec<&[&str]> = list.chunks(list.len().div_ceil(2).max(1)).collect();
-    let results: Vec<Result<(), BytecodeError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = halves
-            .iter()
-            .map(|half| scope.spawn(|| run_compiler(root, loader, &interpreter, half)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    results.into_iter().collect::<Result<(), _>>()?;
+    halves
+        .par_iter()
+        .map(|half| run_compiler(root, loader, &interpreter, half))
+        .collect::<Result<Vec<()>, _>>()?;
 
     let tag = format!("cpython-{}", version.replace('.', ""));
     let mut files = Vec::new();

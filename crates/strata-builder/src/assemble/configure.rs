@@ -15,8 +15,8 @@ use strata_oci::path::{ImagePath, below};
 use strata_oci::view::{View, ViewEntry, ViewKind, lexical_join};
 
 use super::accounts::Accounts;
-use super::debian::{InstallError, Options};
 use crate::base::Lower;
+use crate::recipe::UserSpec;
 
 /// The package layer being planned: entries by path, each with the index
 /// of the package that ships it (`None`: written by strata).
@@ -33,6 +33,16 @@ pub struct Unevaluated {
     pub unknown: Unknown,
 }
 
+/// What configuring needs to know besides the files.
+pub(super) struct Settings<'a> {
+    pub architecture: &'a str,
+    pub mtime: u64,
+    /// debconf answers given in advance (the recipe's `timezone`).
+    pub answers: &'a BTreeMap<String, String>,
+    /// The recipe's `system-user` accounts: their ids win.
+    pub declared_users: &'a [UserSpec],
+}
+
 /// What configuring leaves for later stages.
 pub(super) struct Configured {
     pub unevaluated: Vec<Unevaluated>,
@@ -46,8 +56,8 @@ pub(super) fn configure(
     view: &mut View,
     layer: &mut Layer,
     lower: &Lower,
-    options: &Options,
-) -> Result<Configured, InstallError> {
+    options: &Settings,
+) -> Configured {
     let order = strata_debian::order::configuration_order(packages);
     let answers = computed_answers(options.answers, layer);
 
@@ -149,10 +159,10 @@ pub(super) fn configure(
             );
         }
     }
-    Ok(Configured {
+    Configured {
         unevaluated,
         accounts,
-    })
+    }
 }
 
 /// The debconf answers that packages' `config` scripts would compute from
@@ -293,7 +303,7 @@ fn accounts(
     layer: &mut Layer,
     lower: &Lower,
     deferred: &[(String, Deferred)],
-    options: &Options,
+    options: &Settings,
 ) -> Option<(String, String)> {
     let mtime = options.mtime;
     let passwd = text(layer, lower, "etc/passwd");

@@ -241,7 +241,18 @@ pub fn plan(
         layer.insert(entry.path.clone(), (entry, None));
     }
 
-    let configured = configure::configure(packages, &mut view, &mut layer, lower, options)?;
+    let configured = configure::configure(
+        packages,
+        &mut view,
+        &mut layer,
+        lower,
+        &configure::Settings {
+            architecture: options.architecture,
+            mtime: options.mtime,
+            answers: options.answers,
+            declared_users: options.declared_users,
+        },
+    );
 
     let mut generated = Vec::new();
     if let Some(cache) = options.bytecode {

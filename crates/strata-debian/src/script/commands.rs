@@ -737,11 +737,12 @@ impl Shell<'_> {
                     },
                 ),
                 // What the script made is root's unless it says otherwise.
-                Some(Change::File { .. } | Change::Dir { .. }) => {
-                    if !(is_root(&owner) && is_root(&group)) {
-                        self.set_owner(path, owner.clone(), group.clone());
-                    }
+                Some(Change::File { .. } | Change::Dir { .. })
+                    if !(is_root(&owner) && is_root(&group)) =>
+                {
+                    self.set_owner(path, owner.clone(), group.clone());
                 }
+                Some(Change::File { .. } | Change::Dir { .. }) => {}
                 None if self.kind(path).is_some() => self.set_change(
                     path,
                     Change::Attributes {

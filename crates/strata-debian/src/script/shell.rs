@@ -699,10 +699,7 @@ impl<'a> Shell<'a> {
     pub(super) fn expand_string(&mut self, text: &str) -> String {
         self.segments(text, false)
             .into_iter()
-            .filter_map(|s| match s {
-                Segment::Text(t, _) => Some(t),
-                Segment::Break => Some(" ".to_owned()),
-            })
+            .map(Segment::into_text)
             .collect()
     }
 
@@ -725,12 +722,7 @@ impl<'a> Shell<'a> {
                 for piece in pieces {
                     self.piece(&piece.piece, true, &mut out);
                 }
-                out.into_iter()
-                    .map(|s| match s {
-                        Segment::Text(t, _) => t,
-                        Segment::Break => " ".to_owned(),
-                    })
-                    .collect()
+                out.into_iter().map(Segment::into_text).collect()
             }
             Err(_) => text.to_owned(),
         }
@@ -871,15 +863,8 @@ impl<'a> Shell<'a> {
                 test_type,
                 default_value,
                 ..
-            } => {
-                let value = self.parameter_value(parameter);
-                if is_set(&value, test_type) {
-                    value.unwrap_or_default()
-                } else {
-                    self.expand_string(default_value.as_deref().unwrap_or_default())
-                }
             }
-            ParameterExpr::AssignDefaultValues {
+            | ParameterExpr::AssignDefaultValues {
                 parameter,
                 test_type,
                 default_value,
@@ -890,7 +875,10 @@ impl<'a> Shell<'a> {
                     value.unwrap_or_default()
                 } else {
                     let value = self.expand_string(default_value.as_deref().unwrap_or_default());
-                    if let Parameter::Named(name) = parameter {
+                    // `${x:=default}` also assigns it.
+                    if let (ParameterExpr::AssignDefaultValues { .. }, Parameter::Named(name)) =
+                        (expr, parameter)
+                    {
                         self.vars.insert(name.clone(), value.clone());
                     }
                     value
@@ -1056,6 +1044,16 @@ impl<'a> Shell<'a> {
 enum Segment {
     Text(String, bool),
     Break,
+}
+
+impl Segment {
+    /// The text, where no fields are split: a break is a space, as `"$*"`.
+    fn into_text(self) -> String {
+        match self {
+            Segment::Text(t, _) => t,
+            Segment::Break => " ".to_owned(),
+        }
+    }
 }
 
 /// Field splitting: unquoted text splits at IFS characters; quoted text
