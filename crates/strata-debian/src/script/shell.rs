@@ -21,6 +21,8 @@ const MAX_STEPS: usize = 100_000;
 const MAX_DEPTH: usize = 64;
 /// What one command may write to a pipe or a file.
 const MAX_OUTPUT: usize = 16 << 20;
+/// What one script may write to files in all.
+const MAX_WRITTEN: usize = 64 << 20;
 /// The `PATH` dpkg runs maintainer scripts with.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -65,6 +67,8 @@ pub(crate) struct Shell<'a> {
     /// are reported at the script's line, not the substitution's.
     line_offset: usize,
     pub(super) temp_files: usize,
+    /// Bytes written to files so far.
+    written: usize,
     /// Permission bits new files and folders do not get.
     pub(super) umask: u32,
     stopped: bool,
@@ -102,6 +106,7 @@ impl<'a> Shell<'a> {
             line: 0,
             line_offset: 0,
             temp_files: 0,
+            written: 0,
             umask: 0o022,
             stopped: false,
         }
@@ -233,11 +238,10 @@ impl<'a> Shell<'a> {
 
     fn step(&mut self) -> bool {
         self.steps += 1;
-        if self.steps > MAX_STEPS && !self.stopped {
-            self.stopped = true;
-            self.unknown(
+        if self.steps > MAX_STEPS {
+            self.stop(
                 "the script",
-                format!("it ran more than {MAX_STEPS} commands: evaluation stopped there"),
+                &format!("it ran more than {MAX_STEPS} commands"),
             );
         }
         !self.stopped
@@ -293,7 +297,7 @@ impl<'a> Shell<'a> {
                 };
                 self.status = 0;
                 for value in values {
-                    self.vars.insert(clause.variable_name.clone(), value);
+                    self.set_var(&clause.variable_name, value);
                     match self.run_list(&clause.body.list) {
                         Flow::Break(n) if n > 1 => return Flow::Break(n - 1),
                         Flow::Break(_) => break,
@@ -410,7 +414,7 @@ impl<'a> Shell<'a> {
                 } else {
                     value
                 };
-                self.vars.insert(name, value);
+                self.set_var(&name, value);
             }
             // The status is that of the last command substitution, or 0.
             return self.with_redirects(&redirects, |_| Flow::Next);
@@ -625,8 +629,22 @@ impl<'a> Shell<'a> {
         self.vars.get(name).cloned().unwrap_or_default()
     }
 
+    /// Sets a variable; one that grows past [`MAX_OUTPUT`] (a loop doubling
+    /// a string) stops the evaluation, so memory stays bounded.
     pub(super) fn set_var(&mut self, name: &str, value: String) {
+        if value.len() > MAX_OUTPUT {
+            self.stop(&format!("${name}"), "a variable grew past 16 MiB");
+            return;
+        }
         self.vars.insert(name.to_owned(), value);
+    }
+
+    /// Ends the evaluation here, reporting why.
+    fn stop(&mut self, command: &str, why: &str) {
+        if !self.stopped {
+            self.stopped = true;
+            self.unknown(command, format!("{why}: evaluation stopped there"));
+        }
     }
 
     pub(super) fn unset_var(&mut self, name: &str) {
@@ -879,7 +897,7 @@ impl<'a> Shell<'a> {
                     if let (ParameterExpr::AssignDefaultValues { .. }, Parameter::Named(name)) =
                         (expr, parameter)
                     {
-                        self.vars.insert(name.clone(), value.clone());
+                        self.set_var(name, value.clone());
                     }
                     value
                 }
@@ -1007,6 +1025,11 @@ impl<'a> Shell<'a> {
 
     pub(super) fn write_file(&mut self, path: &str, bytes: Vec<u8>, mode: Option<u32>) {
         let path = self.absolute(path);
+        self.written += bytes.len();
+        if self.written > MAX_WRITTEN {
+            self.stop(&path, "the script wrote more than 64 MiB");
+            return;
+        }
         let mode = mode.unwrap_or(match self.overlay.get(&path) {
             Some(Change::File { mode, .. }) => *mode,
             _ => 0o666 & !self.umask,

@@ -419,3 +419,14 @@ x=$(
         }
     }));
 }
+
+#[test]
+fn a_string_doubling_without_end_stops_with_memory_bounded() {
+    let evaluation = run("x=ab\nwhile :; do x=\"$x$x\"; done\n", &image(&[]));
+    assert_eq!(evaluation.unknown.len(), 1, "{:?}", evaluation.unknown);
+    assert!(
+        evaluation.unknown[0].reason.contains("16 MiB"),
+        "{:?}",
+        evaluation.unknown
+    );
+}
