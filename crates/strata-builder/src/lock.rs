@@ -91,6 +91,7 @@ struct Inputs<'a> {
     platforms: Vec<String>,
     repositories: Vec<RepositoryInputs<'a>>,
     install: Vec<PackageInputs<'a>>,
+    /// Whether the Essential set is resolved too (`essential #false`).
     essential: bool,
 }
 
