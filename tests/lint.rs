@@ -323,11 +323,12 @@ fn str016_names_a_missing_interpreter() {
         &recipe(&t, &with(&debian_block(&url, "needsbash")), &[]),
         &[],
     );
-    assert!(
-        json.to_string()
-            .contains("/bin/bash, needed by 1 program(s): /usr/bin/tool"),
-        "{json:#}"
-    );
+    for missing in [
+        "/bin/bash, needed by 1 program(s): /usr/bin/tool",
+        "/lib64/ld-linux-x86-64.so.2, needed by 1 program(s): /usr/bin/program",
+    ] {
+        assert!(json.to_string().contains(missing), "{missing} in {json:#}");
+    }
     // `odd` ships no program at all.
     let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "odd")), &[]), &[]);
     assert!(!rules(&json).contains(&"STR016".to_owned()), "{json:#}");
@@ -353,6 +354,8 @@ fn a_postinst_system_user_lands_in_passwd() {
 /// scripts), its key in `r/keys/repo.gpg`; and a
 /// recipe `debian` block installing `package` from it.
 fn users_repo(t: &TestDir) -> (AptRepo, String) {
+    // A real dynamically linked program, whose loader the package does not bring.
+    let program = std::fs::read("/usr/bin/true").unwrap();
     let postinst: &[u8] = b"#!/bin/sh\nset -e\nadduser --system --group --home /var/lib/svc --no-create-home svcuser\n";
     serve_signed(
         t,
@@ -384,7 +387,10 @@ fn users_repo(t: &TestDir) -> (AptRepo, String) {
                 version: "1.0",
                 arch: "amd64",
                 fields: &[],
-                files: &[("/usr/bin/tool", b"#!/bin/bash\necho hi\n", 0o755)],
+                files: &[
+                    ("/usr/bin/tool", b"#!/bin/bash\necho hi\n", 0o755),
+                    ("/usr/bin/program", &program, 0o755),
+                ],
             },
             Pkg {
                 name: "quiet",

@@ -157,6 +157,35 @@ impl<R: Read + Seek> Mapped<R> {
     }
 }
 
+/// The `PT_INTERP` path of an ELF executable or library (its dynamic
+/// loader); `None` for a file that is not ELF or names none. Reads only the
+/// header and program headers, whatever the file's size.
+pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
+    let mut ident = [0u8; 6];
+    let mut m = Mapped::new(file, false)?;
+    m.read(0, &mut ident)?;
+    if &ident[..4] != b"\x7fELF" || !matches!(ident[4], 1 | 2) {
+        return Ok(None);
+    }
+    let class64 = ident[4] == 2;
+    m.big_endian = ident[5] == 2;
+    let (phoff, phnum, phsize) = if class64 {
+        (m.u64(32)?, m.u16(56)?, 56u64)
+    } else {
+        (u64::from(m.u32(28)?), m.u16(44)?, 32u64)
+    };
+    for i in 0..u64::from(phnum) {
+        let Some(at) = phoff.checked_add(i * phsize).filter(|at| *at < m.len) else {
+            return Ok(None);
+        };
+        if m.u32(at)? == PT_INTERP {
+            let offset = m.word(class64, at + if class64 { 8 } else { 4 })?;
+            return Ok(m.inside(offset).then(|| m.string(offset)).transpose()?);
+        }
+    }
+    Ok(None)
+}
+
 /// `process_file`: `Ok(None)` where ldconfig skips the file (with or without
 /// a warning); errors are only the reader's own.
 pub(crate) fn process_file<R: Read + Seek>(
@@ -577,6 +606,17 @@ mod tests {
                 isa_level: 0,
                 soname: Some(b"libt.so.1".to_vec())
             })
+        );
+    }
+
+    #[test]
+    fn the_loader_of_a_real_executable() {
+        let file = std::fs::File::open("/usr/bin/true").expect("coreutils is Essential");
+        let loader = interpreter(file).expect("readable");
+        assert_eq!(loader.as_deref(), Some(&b"/lib64/ld-linux-x86-64.so.2"[..]));
+        assert_eq!(
+            interpreter(std::io::Cursor::new(b"#!/bin/sh\n")).expect("readable"),
+            None
         );
     }
 

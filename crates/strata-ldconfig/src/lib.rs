@@ -19,6 +19,8 @@ mod cache;
 mod elf;
 mod scan;
 
+pub use elf::interpreter as elf_interpreter;
+
 use std::io;
 
 /// What ldconfig needs to read from an image tree. Paths are absolute image

@@ -87,94 +87,15 @@ fn exists(view: &View, path: &str) -> bool {
 /// `#!/usr/bin/env NAME`, `env` itself) or the ELF loader.
 fn interpreter(content: &Content) -> Option<String> {
     let mut file = content.open_seekable().ok()?;
-    let mut head = [0u8; 256];
-    let n = read_up_to(&mut file, &mut head)?;
-    let head = &head[..n];
+    let mut head = Vec::with_capacity(256);
+    (&mut file).take(256).read_to_end(&mut head).ok()?;
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|b| *b == b'\n').next()?;
         let line = String::from_utf8_lossy(line);
         let program = line.split_whitespace().next()?;
         return program.starts_with('/').then(|| program.to_owned());
     }
-    if head.starts_with(b"\x7fELF") {
-        return elf_interpreter(&mut file, head);
-    }
-    None
-}
-
-fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> Option<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]).ok()? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Some(n)
-}
-
-/// `PT_INTERP` of an ELF file: the path of its dynamic loader.
-fn elf_interpreter(file: &mut (impl Read + Seek), head: &[u8]) -> Option<String> {
-    const PT_INTERP: u32 = 3;
-    let wide = *head.get(4)? == 2;
-    let little = *head.get(5)? == 1;
-    let u16_at = |b: &[u8], at: usize| -> Option<u64> {
-        let x: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
-        Some(u64::from(if little {
-            u16::from_le_bytes(x)
-        } else {
-            u16::from_be_bytes(x)
-        }))
-    };
-    let u32_at = |b: &[u8], at: usize| -> Option<u64> {
-        let x: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(u64::from(if little {
-            u32::from_le_bytes(x)
-        } else {
-            u32::from_be_bytes(x)
-        }))
-    };
-    let u64_at = |b: &[u8], at: usize| -> Option<u64> {
-        let x: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
-        Some(if little {
-            u64::from_le_bytes(x)
-        } else {
-            u64::from_be_bytes(x)
-        })
-    };
-    let word = |b: &[u8], at: usize| if wide { u64_at(b, at) } else { u32_at(b, at) };
-    let (phoff, phentsize, phnum) = if wide {
-        (u64_at(head, 32)?, u16_at(head, 54)?, u16_at(head, 56)?)
-    } else {
-        (u32_at(head, 28)?, u16_at(head, 42)?, u16_at(head, 44)?)
-    };
-    // Real executables have a handful of program headers; a header that
-    // claims thousands is not worth reading.
-    if phnum > 64 || !(32..=64).contains(&phentsize) {
-        return None;
-    }
-    for i in 0..phnum {
-        let mut ph = [0u8; 64];
-        file.seek(SeekFrom::Start(phoff + i * phentsize)).ok()?;
-        let n = read_up_to(file, &mut ph[..phentsize as usize])?;
-        let ph = &ph[..n];
-        if u32_at(ph, 0)? != u64::from(PT_INTERP) {
-            continue;
-        }
-        let (offset, size) = if wide {
-            (word(ph, 8)?, word(ph, 32)?)
-        } else {
-            (word(ph, 4)?, word(ph, 16)?)
-        };
-        if size > 4096 {
-            return None;
-        }
-        file.seek(SeekFrom::Start(offset)).ok()?;
-        let mut path = vec![0u8; size as usize];
-        let n = read_up_to(file, &mut path)?;
-        let path = &path[..n];
-        let path = path.split(|b| *b == 0).next()?;
-        return Some(String::from_utf8_lossy(path).into_owned());
-    }
-    None
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let loader = strata_ldconfig::elf_interpreter(file).ok()??;
+    Some(String::from_utf8_lossy(&loader).into_owned())
 }
