@@ -180,7 +180,7 @@ pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
         };
         if m.u32(at)? == PT_INTERP {
             let offset = m.word(class64, at + if class64 { 8 } else { 4 })?;
-            return Ok(m.inside(offset).then(|| m.string(offset)).transpose()?);
+            return m.inside(offset).then(|| m.string(offset)).transpose();
         }
     }
     Ok(None)
