@@ -488,16 +488,25 @@ fn the_tree_matches_mmdebstrap_essential_outside_the_allowlist() {
         file_in_tar(fs::File::open(&dpkg_tar).unwrap(), "var/lib/dpkg/status").unwrap(),
     )
     .unwrap();
-    let installed: std::collections::BTreeSet<String> = status
+    let installed: std::collections::BTreeSet<(String, String)> = status
         .split("\n\n")
-        .filter_map(|s| s.lines().find_map(|l| l.strip_prefix("Package: ")))
-        .map(str::to_owned)
+        .filter_map(|s| {
+            let field = |name: &str| s.lines().find_map(|l| l.strip_prefix(name));
+            Some((
+                field("Package: ")?.to_owned(),
+                field("Version: ")?.to_owned(),
+            ))
+        })
         .collect();
     let lock = fs::read_to_string(t.join("c/image.lock")).unwrap();
-    let locked: std::collections::BTreeSet<String> = lock
+    let locked: std::collections::BTreeSet<(String, String)> = lock
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("package \""))
-        .map(|l| l.split('"').next().unwrap().to_owned())
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("package \"")?;
+            let name = l.split('"').next()?;
+            let version = l.split("version=\"").nth(1)?.split('"').next()?;
+            Some((name.to_owned(), version.to_owned()))
+        })
         .collect();
     assert_eq!(installed, locked, "apt and strata chose different packages");
 

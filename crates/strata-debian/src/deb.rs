@@ -34,8 +34,9 @@ pub struct Control {
     pub md5sums: Option<String>,
     /// The `conffiles` file, verbatim.
     pub conffiles: Option<String>,
-    /// `preinst`, `postinst`, `prerm`, `postrm`, `config` and `triggers`, in
-    /// archive order, as text (invalid UTF-8 replaced).
+    /// `preinst`, `postinst`, `prerm`, `postrm`, `config`, `triggers` and
+    /// debconf's `templates`, in archive order, as text (invalid UTF-8
+    /// replaced).
     pub maintainer_scripts: Vec<(String, String)>,
 }
 
@@ -177,8 +178,14 @@ pub fn read_control(deb: &Path) -> Result<Control, DebError> {
 /// `md5sums` of the largest Debian packages a few megabytes.
 const CONTROL_FILE_LIMIT: u64 = 64 << 20;
 
-const MAINTAINER_SCRIPTS: [&str; 6] = [
-    "preinst", "postinst", "prerm", "postrm", "config", "triggers",
+const MAINTAINER_SCRIPTS: [&str; 7] = [
+    "preinst",
+    "postinst",
+    "prerm",
+    "postrm",
+    "config",
+    "triggers",
+    "templates",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -287,6 +287,10 @@ fn for_each_installed<'a>(
 /// What the cache keeps of an unpacked package, next to its data tar.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct UnpackRecord {
+    /// [`UNPACK_FORMAT`] when written; records of another format (or none:
+    /// before debconf templates were kept) are unpacked again.
+    #[serde(default)]
+    format: u32,
     control: deb::Control,
     entries: Vec<deb::DataEntry>,
 }
@@ -324,6 +328,8 @@ pub fn unpack(packages: &[LockedPackage], fetcher: &Fetcher) -> Result<Vec<Unpac
 
 /// The cache folder of unpacked packages: `<sha256>.tar` and its record.
 const UNPACKED: &str = "debs";
+/// What an unpack record holds changed: 2 keeps debconf `templates`.
+const UNPACK_FORMAT: u32 = 2;
 
 fn unpack_cached(
     cache: &Cache,
@@ -334,12 +340,13 @@ fn unpack_cached(
     let tar = dir.join(format!("{}.tar", locked.sha256.hex()));
     let cached = cache
         .read_record::<UnpackRecord>(UNPACKED, &locked.sha256)
-        .filter(|_| tar.is_file());
+        .filter(|r| r.format == UNPACK_FORMAT && tar.is_file());
     let record = match cached {
         Some(record) => record,
         None => {
             let unpacked = deb::unpack(deb_path, &tar)?;
             let record = UnpackRecord {
+                format: UNPACK_FORMAT,
                 control: unpacked.control,
                 entries: unpacked.entries,
             };
