@@ -249,9 +249,8 @@ fn plan_platform(
         })?;
         if let Some(installed) = installed {
             lower.view.apply(&installed.plan);
-            if let Some((passwd, group)) = installed.accounts {
-                for (path, text) in [("etc/passwd", passwd), ("etc/group", group)] {
-                    let path = ImagePath::from_relative(path).expect("a constant path");
+            for (path, text) in installed.accounts {
+                if let Ok(path) = ImagePath::from_relative(&path) {
                     lower.files.insert(path, text);
                 }
             }

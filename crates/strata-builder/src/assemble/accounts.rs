@@ -1,4 +1,6 @@
-//! `/etc/passwd` and `/etc/group`: the base's lines, then the recipe's users.
+//! `/etc/passwd` and `/etc/group` (and, once the image uses shadow
+//! passwords, `/etc/shadow` and `/etc/gshadow`): the base's lines, then the
+//! packages' and the recipe's accounts.
 //!
 //! Users are written into these files, never created by running `useradd`:
 //! nothing from the image is executed.
@@ -13,6 +15,15 @@ pub struct Account {
     pub shell: String,
 }
 
+/// The account files an image has so far (`None`: absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountFiles<'a> {
+    pub passwd: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub shadow: Option<&'a str>,
+    pub gshadow: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Accounts {
     /// Lines as the base had them, kept verbatim.
@@ -20,6 +31,12 @@ pub struct Accounts {
     group_lines: Vec<String>,
     users: Vec<Account>,
     groups: Vec<(String, u32)>,
+    /// `/etc/shadow` and `/etc/gshadow` lines, when the image has them.
+    shadow_lines: Option<Vec<String>>,
+    gshadow_lines: Option<Vec<String>>,
+    /// Days since the epoch, for the last-change field of new shadow lines:
+    /// the build's epoch, so that the files are reproducible.
+    days: u64,
     /// Whether anything was added, i.e. whether the files must be written.
     changed: bool,
 }
@@ -33,10 +50,22 @@ pub enum AccountError {
 }
 
 impl Accounts {
-    /// The base's accounts; for an empty base, `root` and `nobody` as every
-    /// Debian-derived image has them.
-    pub fn from_base(passwd: Option<&str>, group: Option<&str>) -> Accounts {
-        let mut accounts = Accounts::default();
+    /// The image's accounts so far; for an empty base, `root` and `nobody`
+    /// as every Debian-derived image has them. `epoch` dates shadow lines.
+    pub fn from_files(files: AccountFiles, epoch: u64) -> Accounts {
+        let AccountFiles {
+            passwd,
+            group,
+            shadow,
+            gshadow,
+        } = files;
+        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        let mut accounts = Accounts {
+            shadow_lines: shadow.map(lines),
+            gshadow_lines: gshadow.map(lines),
+            days: epoch / 86_400,
+            ..Accounts::default()
+        };
         match passwd {
             Some(text) => {
                 for line in text.lines() {
@@ -158,6 +187,7 @@ impl Accounts {
         let home = user.home.as_deref().unwrap_or("/nonexistent");
         let shell = user.shell.as_deref().unwrap_or("/usr/sbin/nologin");
         let gecos = user.gecos.as_deref().unwrap_or_default();
+        self.add_shadow(&user.name);
         self.passwd_lines.push(format!(
             "{}:x:{uid}:{gid}:{gecos}:{home}:{shell}",
             user.name
@@ -191,7 +221,66 @@ impl Accounts {
         }
     }
 
+    /// Shadow passwords, as `shadowconfig on` (`pwconv`, `grpconv`) turns
+    /// them on: each password field moves to `/etc/shadow` or `/etc/gshadow`
+    /// and becomes `x`.
+    pub fn use_shadow(&mut self) {
+        if self.shadow_lines.is_some() {
+            return;
+        }
+        let days = self.days;
+        let mut shadow = Vec::new();
+        for line in &mut self.passwd_lines {
+            let mut fields: Vec<&str> = line.split(':').collect();
+            if fields.len() < 2 {
+                continue;
+            }
+            let password = if fields[1] == "x" { "*" } else { fields[1] };
+            shadow.push(format!("{}:{password}:{days}:0:99999:7:::", fields[0]));
+            fields[1] = "x";
+            *line = fields.join(":");
+        }
+        let mut gshadow = Vec::new();
+        for line in &mut self.group_lines {
+            let mut fields: Vec<&str> = line.split(':').collect();
+            if fields.len() < 4 {
+                continue;
+            }
+            let password = if fields[1] == "x" { "*" } else { fields[1] };
+            gshadow.push(format!("{}:{password}::{}", fields[0], fields[3]));
+            fields[1] = "x";
+            *line = fields.join(":");
+        }
+        self.shadow_lines = Some(shadow);
+        self.gshadow_lines = Some(gshadow);
+        self.changed = true;
+    }
+
+    /// The files to write, relative to the root, with their mode and group:
+    /// `/etc/shadow` and `/etc/gshadow` only when the image uses them.
+    pub fn files(&self) -> Vec<(&'static str, Vec<u8>, u32, u32)> {
+        let mut out = vec![
+            ("etc/passwd", self.passwd(), 0o644, 0),
+            ("etc/group", self.group_file(), 0o644, 0),
+        ];
+        if let Some((shadow, gshadow)) = self.shadow_files() {
+            // Readable by the `shadow` group, as Debian has them.
+            let gid = self.group("shadow").unwrap_or(0);
+            out.push(("etc/shadow", shadow, 0o640, gid));
+            out.push(("etc/gshadow", gshadow, 0o640, gid));
+        }
+        out
+    }
+
+    fn shadow_files(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        Some((
+            render(self.shadow_lines.as_ref()?),
+            render(self.gshadow_lines.as_ref()?),
+        ))
+    }
+
     fn add_user(&mut self, name: &str, uid: u32, gid: u32, home: &str, shell: &str) {
+        self.add_shadow(name);
         self.passwd_lines
             .push(format!("{name}:x:{uid}:{gid}:{name}:{home}:{shell}"));
         self.users.push(Account {
@@ -204,7 +293,17 @@ impl Accounts {
         self.changed = true;
     }
 
+    /// A new account's shadow line: no password (`!`), as adduser leaves it.
+    fn add_shadow(&mut self, name: &str) {
+        if let Some(shadow) = &mut self.shadow_lines {
+            shadow.push(format!("{name}:!:{}::::::", self.days));
+        }
+    }
+
     fn add_group(&mut self, name: &str, gid: u32) {
+        if let Some(gshadow) = &mut self.gshadow_lines {
+            gshadow.push(format!("{name}:!::"));
+        }
         self.group_lines.push(format!("{name}:x:{gid}:"));
         self.groups.push((name.to_owned(), gid));
         self.changed = true;
@@ -258,9 +357,13 @@ mod tests {
 
     #[test]
     fn appends_to_the_base() {
-        let mut a = Accounts::from_base(
-            Some("root:x:0:0:root:/root:/bin/bash\n"),
-            Some("root:x:0:\n"),
+        let mut a = Accounts::from_files(
+            AccountFiles {
+                passwd: Some("root:x:0:0:root:/root:/bin/bash\n"),
+                group: Some("root:x:0:\n"),
+                ..AccountFiles::default()
+            },
+            0,
         );
         a.ensure_user("analyst", 10001, 10001, "/home/analyst", "/sbin/nologin")
             .unwrap();
@@ -277,8 +380,42 @@ mod tests {
     }
 
     #[test]
+    fn shadow_passwords_as_pwconv_and_adduser_write_them() {
+        let mut a = Accounts::from_files(
+            AccountFiles {
+                passwd: Some("root:*:0:0:root:/root:/bin/bash\n"),
+                group: Some("root:*:0:\nstaff:*:50:alice\n"),
+                ..AccountFiles::default()
+            },
+            20_785 * 86_400 + 5,
+        );
+        a.use_shadow();
+        a.ensure_user("analyst", 10001, 10001, "/home/analyst", "/sbin/nologin")
+            .unwrap();
+        let (shadow, gshadow) = a.shadow_files().unwrap();
+        assert_eq!(
+            String::from_utf8(shadow).unwrap(),
+            "root:*:20785:0:99999:7:::\nanalyst:!:20785::::::\n"
+        );
+        assert_eq!(
+            String::from_utf8(gshadow).unwrap(),
+            "root:*::\nstaff:*::alice\nanalyst:!::\n"
+        );
+        assert!(
+            String::from_utf8(a.passwd())
+                .unwrap()
+                .starts_with("root:x:0:0:")
+        );
+        assert!(
+            String::from_utf8(a.group_file())
+                .unwrap()
+                .starts_with("root:x:0:\n")
+        );
+    }
+
+    #[test]
     fn scratch_has_root_and_nobody() {
-        let a = Accounts::from_base(None, None);
+        let a = Accounts::from_files(AccountFiles::default(), 0);
         assert_eq!(a.user("nobody").unwrap().uid, 65534);
         assert_eq!(a.group("root"), Some(0));
     }

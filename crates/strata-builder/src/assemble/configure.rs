@@ -14,7 +14,7 @@ use strata_oci::entry::{Content, Entry, Kind, ReadSeek};
 use strata_oci::path::{ImagePath, below};
 use strata_oci::view::{View, ViewEntry, ViewKind, lexical_join};
 
-use super::accounts::Accounts;
+use super::accounts::{AccountFiles, Accounts};
 use crate::base::Lower;
 use crate::recipe::UserSpec;
 
@@ -46,9 +46,10 @@ pub(super) struct Settings<'a> {
 /// What configuring leaves for later stages.
 pub(super) struct Configured {
     pub unevaluated: Vec<Unevaluated>,
-    /// `/etc/passwd` and `/etc/group` as the packages left them, when they
-    /// changed: the recipe's users are added to these.
-    pub accounts: Option<(String, String)>,
+    /// The account files (`etc/passwd`, `etc/group`, and the shadow files
+    /// when used) as the packages left them, when they changed: the
+    /// recipe's users are added to these.
+    pub accounts: Vec<(String, String)>,
 }
 
 pub(super) fn configure(
@@ -109,10 +110,15 @@ pub(super) fn configure(
     }
 
     let accounts = accounts(view, layer, lower, &deferred, options);
+    // Names in chown and stat overrides, as the final account files have them.
+    let names = (
+        text(layer, lower, "etc/passwd"),
+        text(layer, lower, "etc/group"),
+    );
     for (path, item) in &deferred {
         match item {
             Deferred::Attributes { mode, owner, group } => {
-                set_attributes(view, layer, &accounts, path, *mode, owner, group);
+                set_attributes(view, layer, &names, path, *mode, owner, group);
             }
             Deferred::Effect(Effect::StatOverride {
                 owner,
@@ -123,7 +129,7 @@ pub(super) fn configure(
                 set_attributes(
                     view,
                     layer,
-                    &accounts,
+                    &names,
                     path,
                     Some(*mode),
                     &Some(owner.clone()),
@@ -295,21 +301,31 @@ fn read(entry: &Entry) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// `/etc/passwd` and `/etc/group` with the system accounts the scripts
-/// asked for; ids are assigned in configuration order, so the same lock
-/// gives the same ids.
+/// The account files with the system accounts the scripts asked for; ids
+/// are assigned in configuration order, so the same lock gives the same
+/// ids. Returns the files' texts (path, text) when the packages wrote or
+/// changed them.
 fn accounts(
     view: &mut View,
     layer: &mut Layer,
     lower: &Lower,
     deferred: &[(String, Deferred)],
     options: &Settings,
-) -> Option<(String, String)> {
-    let mtime = options.mtime;
-    let passwd = text(layer, lower, "etc/passwd");
-    let group = text(layer, lower, "etc/group");
+) -> Vec<(String, String)> {
+    let texts: Vec<Option<String>> = ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"]
+        .iter()
+        .map(|at| text(layer, lower, at))
+        .collect();
     let from_packages = layer.contains_key(&path("etc/passwd"));
-    let mut accounts = Accounts::from_base(passwd.as_deref(), group.as_deref());
+    let mut accounts = Accounts::from_files(
+        AccountFiles {
+            passwd: texts[0].as_deref(),
+            group: texts[1].as_deref(),
+            shadow: texts[2].as_deref(),
+            gshadow: texts[3].as_deref(),
+        },
+        options.mtime,
+    );
     for (_, item) in deferred {
         match item {
             Deferred::Effect(Effect::Group { name, gid }) => {
@@ -324,25 +340,24 @@ fn accounts(
                 accounts.system_user(user, declared);
             }
             Deferred::Effect(Effect::Member { user, group }) => accounts.add_member(user, group),
+            Deferred::Effect(Effect::ShadowPasswords) => accounts.use_shadow(),
             _ => {}
         }
     }
     if !accounts.changed() && !from_packages {
-        return None;
+        return Vec::new();
     }
-    let passwd = String::from_utf8_lossy(&accounts.passwd()).into_owned();
-    let group = String::from_utf8_lossy(&accounts.group_file()).into_owned();
-    insert(
-        view,
-        layer,
-        file(path("etc/passwd"), passwd.clone().into_bytes(), mtime),
-    );
-    insert(
-        view,
-        layer,
-        file(path("etc/group"), group.clone().into_bytes(), mtime),
-    );
-    Some((passwd, group))
+    let mut out = Vec::new();
+    for (at, bytes, mode, gid) in accounts.files() {
+        out.push((at.to_owned(), String::from_utf8_lossy(&bytes).into_owned()));
+        let entry = Entry {
+            mode,
+            gid,
+            ..file(path(at), bytes, options.mtime)
+        };
+        insert(view, layer, entry);
+    }
+    out
 }
 
 /// Owner, group and mode from `chown`/`chmod` and `dpkg-statoverride`, on
@@ -350,7 +365,7 @@ fn accounts(
 fn set_attributes(
     view: &mut View,
     layer: &mut Layer,
-    accounts: &Option<(String, String)>,
+    accounts: &(Option<String>, Option<String>),
     at: &str,
     mode: Option<u32>,
     owner: &Option<String>,
@@ -378,8 +393,7 @@ fn set_attributes(
             })
         })
     };
-    let passwd = accounts.as_ref().map(|(p, _)| p.as_str());
-    let groups = accounts.as_ref().map(|(_, g)| g.as_str());
+    let (passwd, groups) = (accounts.0.as_deref(), accounts.1.as_deref());
     if let Some(mode) = mode {
         entry.mode = mode;
     }

@@ -73,9 +73,9 @@ pub struct PackageLayer {
     pub packages: Vec<PackageFacts>,
     /// Maintainer-script commands strata could not evaluate.
     pub unevaluated: Vec<Unevaluated>,
-    /// `/etc/passwd` and `/etc/group` as the packages left them, when they
+    /// The account files as the packages left them (path, text), when they
     /// wrote them: the recipe's users are added to these.
-    pub accounts: Option<(String, String)>,
+    pub accounts: Vec<(String, String)>,
 }
 
 /// Fetches and unpacks the platform's locked packages and plans their layer.
@@ -166,7 +166,7 @@ pub struct Options<'a> {
 pub struct Planned {
     pub plan: LayerPlan,
     pub unevaluated: Vec<Unevaluated>,
-    pub accounts: Option<(String, String)>,
+    pub accounts: Vec<(String, String)>,
 }
 
 /// Debian 12's merged-/usr links, created when the base has neither the link

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use miette::SourceSpan;
 
-use self::accounts::Accounts;
+use self::accounts::{AccountFiles, Accounts};
 use crate::recipe::node::Source;
 use crate::tre;
 use strata_debian::BasePackage;
@@ -74,7 +74,15 @@ pub struct Assembly {
 }
 
 pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, AssembleError> {
-    let mut accounts = Accounts::from_base(lower.text("etc/passwd"), lower.text("etc/group"));
+    let mut accounts = Accounts::from_files(
+        AccountFiles {
+            passwd: lower.text("etc/passwd"),
+            group: lower.text("etc/group"),
+            shadow: lower.text("etc/shadow"),
+            gshadow: lower.text("etc/gshadow"),
+        },
+        mtime,
+    );
     let user = image_user(recipe, lower, &mut accounts)?;
     for system in &recipe.system_users {
         accounts
@@ -116,10 +124,7 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
 
     let mut own = LayerBuilder::new(recipe, &view);
     if accounts.changed() {
-        for (path, bytes) in [
-            ("etc/passwd", accounts.passwd()),
-            ("etc/group", accounts.group_file()),
-        ] {
+        for (path, bytes, mode, gid) in accounts.files() {
             let path = ImagePath::from_relative(path).expect("a constant path");
             if let Some(span) = recipe_spans(&recipe_layers, &path).next() {
                 return Err(recipe
@@ -131,7 +136,11 @@ pub fn assemble(recipe: &Recipe, lower: &Lower, mtime: u64) -> Result<Assembly, 
                     )
                     .into());
             }
-            own.add(file(path, bytes, 0o644, mtime), None)?;
+            let entry = Entry {
+                gid,
+                ..file(path, bytes, mode, mtime)
+            };
+            own.add(entry, None)?;
         }
     }
     if let Some(account) = user.as_ref().and_then(|(name, _)| accounts.user(name))

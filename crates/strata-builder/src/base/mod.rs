@@ -39,8 +39,10 @@ pub struct Lower {
 impl Lower {
     /// The files whose text assembly needs from the base.
     pub fn wants(path: &ImagePath) -> bool {
-        matches!(path.as_str(), "etc/passwd" | "etc/group")
-            || strata_debian::is_status_file(path.as_str())
+        matches!(
+            path.as_str(),
+            "etc/passwd" | "etc/group" | "etc/shadow" | "etc/gshadow"
+        ) || strata_debian::is_status_file(path.as_str())
     }
 
     /// The texts of the base's dpkg database.

@@ -206,6 +206,12 @@ impl Shell<'_> {
             "stat" => self.stat(args),
             "dpkg-statoverride" => self.statoverride(args),
             "adduser" | "addgroup" | "useradd" | "groupadd" => self.account(&name, args),
+            "shadowconfig" => {
+                if args.first().is_some_and(|a| a == "on") {
+                    self.effects.push(Effect::ShadowPasswords);
+                }
+                0
+            }
             "add-shell" => {
                 for shell in args {
                     self.effects.push(Effect::Shell(shell.clone()));

@@ -105,6 +105,8 @@ pub enum Effect {
     },
     /// `add-shell PATH`.
     Shell(String),
+    /// `shadowconfig on`: passwords move to `/etc/shadow` and `/etc/gshadow`.
+    ShadowPasswords,
     /// `dpkg-statoverride --add USER GROUP MODE PATH`.
     StatOverride {
         owner: String,
