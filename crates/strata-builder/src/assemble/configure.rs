@@ -595,6 +595,20 @@ impl script::Files for ImageFiles<'_> {
         Some((entry.mode, entry.uid, entry.gid))
     }
 
+    fn list(&self, at: &str) -> Vec<String> {
+        let Some((dir, entry)) = self.entry(at) else {
+            return Vec::new();
+        };
+        if entry.kind != ViewKind::Dir {
+            return Vec::new();
+        }
+        self.view
+            .paths_below(&dir)
+            .filter(|(p, _)| p.parent().as_ref() == Some(&dir))
+            .map(|(p, _)| p.file_name().to_owned())
+            .collect()
+    }
+
     fn canonical(&self, at: &str) -> String {
         let Ok(path) = ImagePath::parse(at) else {
             return at.to_owned();

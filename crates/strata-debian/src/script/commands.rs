@@ -206,6 +206,7 @@ impl Shell<'_> {
             "stat" => self.stat(args),
             "dpkg-statoverride" => self.statoverride(args),
             "adduser" | "addgroup" | "useradd" | "groupadd" => self.account(&name, args),
+            "pam-auth-update" => self.pam_auth_update(&argv.join(" ")),
             "shadowconfig" => {
                 if args.first().is_some_and(|a| a == "on") {
                     self.effects.push(Effect::ShadowPasswords);

@@ -15,6 +15,7 @@
 //! become files in the package layer.
 
 mod commands;
+mod pam;
 mod shell;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub trait Files {
     fn read(&self, path: &str) -> Option<Vec<u8>>;
     /// Mode bits, uid and gid of what is at the path, symlinks followed.
     fn attributes(&self, path: &str) -> Option<(u32, u32, u32)>;
+    /// The names in a directory, sorted; empty when it is not one.
+    fn list(&self, dir: &str) -> Vec<String>;
     /// The path with every symlink resolved (`realpath -m`).
     fn canonical(&self, path: &str) -> String;
     /// The paths an installed package ships (`dpkg -L`); `None` when it is

@@ -24,6 +24,18 @@ impl Files for Image {
     fn attributes(&self, path: &str) -> Option<(u32, u32, u32)> {
         self.kind(path).map(|_| (0o755, 0, 50))
     }
+    fn list(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{dir}/");
+        let mut names: Vec<String> = self
+            .0
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
     fn canonical(&self, path: &str) -> String {
         match path.strip_prefix("/bin") {
             Some(rest) => format!("/usr/bin{rest}"),
@@ -429,4 +441,53 @@ fn a_string_doubling_without_end_stops_with_memory_bounded() {
         "{:?}",
         evaluation.unknown
     );
+}
+
+#[test]
+fn pam_auth_update_fills_the_templates_blocks() {
+    let template = "# here are the per-package modules (the \"Primary\" block)\n$auth_primary\n# here's the fallback if no module succeeds\nauth\trequisite\t\t\tpam_deny.so\n# and here are more per-package modules (the \"Additional\" block)\n$auth_additional\n# end of pam-auth-update config\n";
+    let session = template
+        .replace("auth\t", "session\t")
+        .replace("$auth", "$session");
+    let unix = "Name: Unix authentication\nDefault: yes\nPriority: 256\nAuth-Type: Primary\nAuth:\n\t[success=end default=ignore]\tpam_unix.so nullok try_first_pass\nAuth-Initial:\n\t[success=end default=ignore]\tpam_unix.so nullok\nSession-Type: Additional\nSession:\n\trequired\tpam_unix.so\n";
+    let off = "Name: Off by default\nDefault: no\nPriority: 0\nAuth-Type: Primary\nAuth:\n\trequired\tpam_off.so\n";
+    let mut files = vec![
+        ("/usr/share/pam-configs/unix", unix, false),
+        ("/usr/share/pam-configs/off", off, false),
+        ("/usr/share/pam/common-auth", template, false),
+        ("/usr/share/pam/common-account", template, false),
+        ("/usr/share/pam/common-password", template, false),
+    ];
+    files.push(("/usr/share/pam/common-session", &session, false));
+    files.push((
+        "/usr/share/pam/common-session-noninteractive",
+        &session,
+        false,
+    ));
+    let evaluation = run("pam-auth-update --package\n", &image(&files));
+    assert!(evaluation.unknown.is_empty(), "{:?}", evaluation.unknown);
+    let file = |at: &str| {
+        evaluation.effects.iter().find_map(|e| match e {
+            Effect::Path {
+                path,
+                change: Change::File { bytes, .. },
+            } if path == at => Some(String::from_utf8(bytes.clone()).unwrap()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        file("/etc/pam.d/common-auth").unwrap(),
+        "# here are the per-package modules (the \"Primary\" block)\nauth\t[success=1 default=ignore]\tpam_unix.so nullok\n# here's the fallback if no module succeeds\nauth\trequisite\t\t\tpam_deny.so\n# and here are more per-package modules (the \"Additional\" block)\n# end of pam-auth-update config\n"
+    );
+    assert!(
+        file("/etc/pam.d/common-session")
+            .unwrap()
+            .contains("session\t[default=1]\t\t\tpam_permit.so\n# here's")
+    );
+    assert!(
+        file("/etc/pam.d/common-session")
+            .unwrap()
+            .contains("session\trequired\tpam_unix.so \n")
+    );
+    assert_eq!(file("/var/lib/pam/seen").unwrap(), "unix\noff\n");
 }
