@@ -448,12 +448,22 @@ fn ld_cache_listing(bytes_of: &Path) -> String {
 #[test]
 fn the_tree_matches_mmdebstrap_essential_outside_the_allowlist() {
     let t = TestDir::new();
+    // Packages whose scripts do much: alternatives, ucf, debconf, system
+    // users and groups (in request order, as apt configures them), shadow
+    // passwords, stat overrides, fontconfig links, PAM.
     let packages = [
         "python3",
         "ca-certificates",
         "tzdata",
         "xz-utils",
         "libpaper-utils",
+        "openssh-client",
+        "dbus",
+        "fontconfig",
+        "sudo",
+        "procps",
+        "less",
+        "gnupg",
     ];
     let quoted: Vec<String> = packages.iter().map(|p| format!("\"{p}\"")).collect();
     let path = recipe(
@@ -464,8 +474,21 @@ fn the_tree_matches_mmdebstrap_essential_outside_the_allowlist() {
             quoted.join(" ")
         ),
     );
+    // Shadow files date their lines by the build's epoch; dpkg by the day
+    // it ran, which is today.
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400
+        * 86_400;
     let layout = t.join("out");
-    t.build(&path, &layout);
+    let output = t
+        .build_cmd(&path, &layout)
+        .env("SOURCE_DATE_EPOCH", today.to_string())
+        .output()
+        .unwrap();
+    crate::util::assert_success(&output, "strata build");
     let dpkg_tar = t.join("dpkg.tar");
     run(Command::new("mmdebstrap")
         .args(["--quiet", "--variant=essential"])

@@ -9,9 +9,11 @@ use crate::Unpacked;
 use crate::control::for_each_paragraph;
 use crate::relation;
 
-/// Indexes into `packages`, dependencies before dependents; ties (and
-/// cycles, which dpkg breaks arbitrarily) by Essential first, then name.
-pub fn configuration_order(packages: &[Unpacked]) -> Vec<usize> {
+/// Indexes into `packages`, dependencies before dependents. The walk starts
+/// from the Essential set (by name), then the packages the user asked for,
+/// in the order asked (as apt walks its command line), then the rest by
+/// name; cycles are broken where the walk meets them.
+pub fn configuration_order(packages: &[Unpacked], requested: &[&str]) -> Vec<usize> {
     let by_name: HashMap<&str, usize> = packages
         .iter()
         .enumerate()
@@ -36,8 +38,14 @@ pub fn configuration_order(packages: &[Unpacked]) -> Vec<usize> {
             Ok(())
         });
     }
+    let asked = |i: usize| {
+        requested
+            .iter()
+            .position(|r| *r == packages[i].locked.name)
+            .unwrap_or(usize::MAX)
+    };
     let mut roots: Vec<usize> = (0..packages.len()).collect();
-    roots.sort_by_key(|i| (!essential[*i], packages[*i].locked.name.as_str()));
+    roots.sort_by_key(|i| (!essential[*i], asked(*i), packages[*i].locked.name.as_str()));
     let mut state = vec![0u8; packages.len()]; // 0 new, 1 visiting, 2 done
     let mut order = Vec::with_capacity(packages.len());
     for root in roots {

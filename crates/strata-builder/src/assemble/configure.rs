@@ -41,6 +41,8 @@ pub(super) struct Settings<'a> {
     pub answers: &'a BTreeMap<String, String>,
     /// The recipe's `system-user` accounts: their ids win.
     pub declared_users: &'a [UserSpec],
+    /// The packages the recipe installs, in its order.
+    pub requested: &'a [String],
 }
 
 /// What configuring leaves for later stages.
@@ -59,7 +61,8 @@ pub(super) fn configure(
     lower: &Lower,
     options: &Settings,
 ) -> Configured {
-    let order = strata_debian::order::configuration_order(packages);
+    let requested: Vec<&str> = options.requested.iter().map(String::as_str).collect();
+    let order = strata_debian::order::configuration_order(packages, &requested);
     let answers = computed_answers(options.answers, layer);
 
     let mut unevaluated = Vec::new();

@@ -101,6 +101,7 @@ pub fn layer(
         .find(|r| r.suite == debian.suite.value)
         .and_then(|r| r.version.as_deref());
     let answers = debian.debconf_answers();
+    let requested: Vec<String> = debian.install.iter().map(|p| p.name.clone()).collect();
     let site_certificates = debian
         .ca_certificates
         .iter()
@@ -124,6 +125,7 @@ pub fn layer(
             site_certificates: &site_certificates,
             declared_users: &recipe.system_users,
             bytecode: debian.bytecode.then(|| fetcher.cache()),
+            requested: &requested,
         },
     )?;
     let packages = unpacked
@@ -160,6 +162,8 @@ pub struct Options<'a> {
     pub declared_users: &'a [UserSpec],
     /// Where compiled byte-code is cached; `None` when `bytecode #false`.
     pub bytecode: Option<&'a strata_cache::Cache>,
+    /// The packages the recipe installs, in its order.
+    pub requested: &'a [String],
 }
 
 /// A planned package layer and what configuring left for later stages.
@@ -251,6 +255,7 @@ pub fn plan(
             mtime: options.mtime,
             answers: options.answers,
             declared_users: options.declared_users,
+            requested: options.requested,
         },
     );
 
@@ -609,6 +614,7 @@ mod tests {
             site_certificates: &[],
             declared_users: &[],
             bytecode: None,
+            requested: &[],
         });
         assert!(files[0].1.contains("VERSION_ID=\"12\"") && files[0].1.contains("ID=debian"));
         assert_eq!(files[1].1, "12.15\n");
