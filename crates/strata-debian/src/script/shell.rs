@@ -21,6 +21,11 @@ const MAX_STEPS: usize = 100_000;
 const MAX_DEPTH: usize = 64;
 /// What one command may write to a pipe or a file.
 const MAX_OUTPUT: usize = 16 << 20;
+/// Brackets nested deeper than this are not parsed; real scripts nest a
+/// handful of levels.
+const MAX_NESTING: usize = 200;
+/// Scripts larger than this are not parsed: real ones are kilobytes.
+const MAX_SCRIPT: usize = 1 << 20;
 /// What one script may write to files in all.
 const MAX_WRITTEN: usize = 64 << 20;
 /// The `PATH` dpkg runs maintainer scripts with.
@@ -156,12 +161,30 @@ impl<'a> Shell<'a> {
             sh_mode: true,
             ..ParserOptions::default()
         };
+        if text.len() > MAX_SCRIPT {
+            self.unknown("the script", "it is over 1 MiB: not evaluated");
+            return None;
+        }
+        // The parser recurses on nesting: a pathologically deep script
+        // would overflow the stack, which no one can catch.
+        if bracket_depth(text) > MAX_NESTING {
+            self.unknown("the script", "its brackets nest too deeply: not evaluated");
+            return None;
+        }
         let mut parser =
             brush_parser::Parser::new(std::io::BufReader::new(text.as_bytes()), &options);
-        match parser.parse_program() {
-            Ok(program) => Some(program),
-            Err(error) => {
+        // The parser is a dependency that unwraps internally: a script it
+        // cannot handle must become a report, not end the build.
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse_program()));
+        match parsed {
+            Ok(Ok(program)) => Some(program),
+            Ok(Err(error)) => {
                 self.unknown("the script", format!("it cannot be parsed: {error}"));
+                None
+            }
+            Err(_) => {
+                self.unknown("the script", "the shell parser failed on it");
                 None
             }
         }
@@ -752,13 +775,15 @@ impl<'a> Shell<'a> {
             ..ParserOptions::default()
         };
         let mut out = Vec::new();
-        match word::parse(text, &options) {
-            Ok(pieces) => {
+        // As for scripts: a word the parser fails on is reported.
+        let parsed = std::panic::catch_unwind(|| word::parse(text, &options));
+        match parsed.ok().and_then(Result::ok) {
+            Some(pieces) => {
                 for piece in pieces {
                     self.piece(&piece.piece, quoted, &mut out);
                 }
             }
-            Err(_) => {
+            None => {
                 self.unknown(text, "this word cannot be parsed");
                 out.push(Segment::Text(text.to_owned(), quoted));
             }
@@ -1236,6 +1261,23 @@ fn remove_pattern(value: &str, pattern: &str, suffix: bool, largest: bool) -> St
         }
     }
     value.to_owned()
+}
+
+/// The deepest nesting of `(`, `{` and `[` in the text, quotes ignored: an
+/// upper bound of what the parser will recurse into.
+fn bracket_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'(' | b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Where scripts put their scratch files: never an effect on the image.

@@ -491,3 +491,11 @@ fn pam_auth_update_fills_the_templates_blocks() {
     );
     assert_eq!(file("/var/lib/pam/seen").unwrap(), "unix\noff\n");
 }
+
+#[test]
+fn pathological_nesting_is_reported_not_parsed() {
+    let script = format!("{}true{}\n", "(".repeat(100_000), ")".repeat(100_000));
+    let evaluation = run(&script, &image(&[]));
+    assert_eq!(evaluation.unknown.len(), 1, "{:?}", evaluation.unknown);
+    assert!(evaluation.unknown[0].reason.contains("nest too deeply"));
+}
