@@ -335,6 +335,35 @@ fn str016_names_a_missing_interpreter() {
 }
 
 #[test]
+fn system_account_ids_are_recorded_in_the_lock_and_kept() {
+    let t = TestDir::new();
+    let (_repo, url) = users_repo(&t);
+    let path = recipe(&t, &with(&debian_block(&url, "svc")), &[]);
+    t.build_and_unpack(&path, "1.0");
+    let lock = std::fs::read_to_string(path.with_extension("lock")).unwrap();
+    assert!(
+        lock.contains("    user \"svcuser\" uid=100 gid=100\n"),
+        "{lock}"
+    );
+
+    // `early` is configured first and creates an account of its own: the
+    // recorded one keeps its ids, the new one takes the next free.
+    let both = debian_block(&url, "svc").replace("install \"svc\"", "install \"early\" \"svc\"");
+    std::fs::write(&path, with(&both)).unwrap();
+    let out = t.join("out2");
+    t.build(&path, &out);
+    let lock = std::fs::read_to_string(path.with_extension("lock")).unwrap();
+    assert!(
+        lock.contains("    user \"svcuser\" uid=100 gid=100\n"),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("    user \"aaa\" uid=101 gid=101\n"),
+        "{lock}"
+    );
+}
+
+#[test]
 fn a_postinst_system_user_lands_in_passwd() {
     let t = TestDir::new();
     let (_repo, url) = users_repo(&t);
@@ -379,6 +408,17 @@ fn users_repo(t: &TestDir) -> (AptRepo, String) {
                 files: &[(
                     "DEBIAN/postinst",
                     b"#!/bin/sh\nset -e\nfrobnicate --now\n",
+                    0o755,
+                )],
+            },
+            Pkg {
+                name: "early",
+                version: "1.0",
+                arch: "amd64",
+                fields: &[],
+                files: &[(
+                    "DEBIAN/postinst",
+                    b"#!/bin/sh\nset -e\nadduser --system --group aaa\n",
                     0o755,
                 )],
             },

@@ -118,10 +118,13 @@ fn current_lock(
     let path = &options.lock_path;
     let on_disk = Lock::read(path)?;
     let exists = on_disk.is_some();
-    if let Some(lock) = on_disk.filter(|l| l.inputs == lock::inputs(recipe, debian)) {
-        tracing::info!(lock = %path.display(), "the lock matches the recipe");
-        return Ok((lock, false));
-    }
+    let on_disk = match on_disk {
+        Some(lock) if lock.inputs == lock::inputs(recipe, debian) => {
+            tracing::info!(lock = %path.display(), "the lock matches the recipe");
+            return Ok((lock, false));
+        }
+        other => other,
+    };
     tracing::info!(lock = %path.display(), exists, "the lock is missing or stale");
     if options.locked {
         return Err(if exists {
@@ -131,7 +134,10 @@ fn current_lock(
         }
         .into());
     }
-    Ok((resolve_lock(recipe, debian, bases, fetcher)?, true))
+    let mut lock = resolve_lock(recipe, debian, bases, fetcher)?;
+    // System accounts keep the ids the old lock recorded.
+    lock.accounts = on_disk.map(|old| old.accounts).unwrap_or_default();
+    Ok((lock, true))
 }
 
 /// Resolves the recipe's packages afresh and writes the lock (`strata lock`).
@@ -146,7 +152,11 @@ pub fn lock(
     let bases = bases(recipe, options, cache)?;
     let fetcher =
         Fetcher::new(cache.clone(), options.offline).map_err(strata_debian::DebianError::from)?;
-    let lock = resolve_lock(recipe, debian, &bases, &fetcher)?;
+    let mut lock = resolve_lock(recipe, debian, &bases, &fetcher)?;
+    // Accounts are recorded by builds; a new lock keeps the old lock's.
+    if let Some(old) = Lock::read(&options.lock_path)? {
+        lock.accounts = old.accounts;
+    }
     lock.write(&options.lock_path)?;
     Ok(Some(lock))
 }
@@ -184,6 +194,7 @@ fn resolve_lock(
         inputs: lock::inputs(recipe, debian),
         repositories: resolution.repositories,
         platforms: resolution.platforms,
+        accounts: BTreeMap::new(),
     })
 }
 
@@ -242,6 +253,7 @@ fn plan_platform(
     let mut plans = Vec::new();
     let mut facts = Vec::new();
     let mut unevaluated = Vec::new();
+    let mut created_accounts = Vec::new();
     if let Some((fetcher, lock)) = packages {
         let step = strata_progress::get().step("install", format!("packages for {platform}"));
         let installed = timings.time(Phase::Packages, || {
@@ -257,6 +269,7 @@ fn plan_platform(
             plans.push(installed.plan);
             facts = installed.packages;
             unevaluated = installed.unevaluated;
+            created_accounts = installed.created;
         }
         step.finish("");
     }
@@ -274,6 +287,7 @@ fn plan_platform(
         user: assembly.user,
         packages: facts,
         unevaluated,
+        created_accounts,
         view,
         base: base.name.clone().zip(base.digest),
         base_packages: strata_debian::base_packages(base.lower.dpkg_status()),
@@ -436,12 +450,23 @@ pub fn build(
             )
         })?);
     }
-    // A fresh lock is written only once the whole build has succeeded.
-    if let Some((lock, true)) = &prepared.lock {
-        lock.write(&options.lock_path)?;
+    // A fresh lock is written only once the whole build has succeeded; so
+    // is a lock that lacks the ids system accounts got (unless `--locked`).
+    let mut prepared_lock = prepared.lock;
+    if let Some((lock, fresh)) = &mut prepared_lock {
+        let created: BTreeMap<String, Vec<lock::LockedAccount>> = planned_all
+            .iter()
+            .filter(|p| !p.created_accounts.is_empty())
+            .map(|p| (p.platform.to_string(), p.created_accounts.clone()))
+            .collect();
+        if *fresh || (!options.locked && lock.accounts != created) {
+            lock.accounts = created;
+            lock.write(&options.lock_path)?;
+            *fresh = true;
+        }
     }
     Ok(BuildReport {
-        lock: prepared.lock,
+        lock: prepared_lock,
         built: Built {
             blobs: blobs.into_values().collect(),
             top,

@@ -30,6 +30,18 @@ pub struct Lock {
     pub repositories: Vec<LockedRepository>,
     /// Platform (`linux/amd64`) → packages sorted by name.
     pub platforms: BTreeMap<String, Vec<LockedPackage>>,
+    /// Platform → the system accounts the packages' scripts created, with
+    /// the ids they got: later builds give them the same ids, whatever
+    /// packages are added.
+    pub accounts: BTreeMap<String, Vec<LockedAccount>>,
+}
+
+/// A system user (`uid` set) or group a package's script created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedAccount {
+    pub name: String,
+    pub uid: Option<u32>,
+    pub gid: u32,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -181,6 +193,16 @@ impl Lock {
                     q(&p.sha256.to_string())
                 );
             }
+            for a in self.accounts.get(platform).into_iter().flatten() {
+                match a.uid {
+                    Some(uid) => {
+                        let _ = writeln!(out, "    user {} uid={uid} gid={}", q(&a.name), a.gid);
+                    }
+                    None => {
+                        let _ = writeln!(out, "    group {} gid={}", q(&a.name), a.gid);
+                    }
+                }
+            }
             out.push_str("}\n");
         }
         out
@@ -222,6 +244,7 @@ impl Lock {
         let mut inputs = None;
         let mut repositories = Vec::new();
         let mut platforms = BTreeMap::new();
+        let mut accounts = BTreeMap::new();
         for node in doc.nodes() {
             let reader = Node { node, src: &src };
             match reader.name() {
@@ -245,13 +268,22 @@ impl Lock {
                 }),
                 "platform" => {
                     let mut packages = Vec::new();
+                    let mut created = Vec::new();
                     for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
-                        packages.push(src.package(&Node {
+                        let child = Node {
                             node: child,
                             src: &src,
-                        })?);
+                        };
+                        match child.name() {
+                            "user" | "group" => created.push(src.account(&child)?),
+                            _ => packages.push(src.package(&child)?),
+                        }
                     }
-                    platforms.insert(reader.single_string("platform")?.value, packages);
+                    let platform = reader.single_string("platform")?.value;
+                    if !created.is_empty() {
+                        accounts.insert(platform.clone(), created);
+                    }
+                    platforms.insert(platform, packages);
                 }
                 other => {
                     return Err(src.invalid(format!("unknown node `{other}`"), node.span()));
@@ -263,6 +295,7 @@ impl Lock {
                 .ok_or_else(|| src.invalid("no `inputs` line".into(), SourceSpan::from(0..0)))?,
             repositories,
             platforms,
+            accounts,
         }))
     }
 }
@@ -288,6 +321,19 @@ impl LockSource {
             .map_err(|e: strata_oci::digest::ParseDigestError| {
                 self.invalid(e.to_string(), value.span)
             })
+    }
+
+    /// `user "NAME" uid=N gid=N` or `group "NAME" gid=N`.
+    fn account(&self, r: &Node<'_, LockSource>) -> Result<LockedAccount, LockError> {
+        let name = r.single_string("account name")?.value;
+        let missing =
+            |what: &str| self.invalid(format!("`{}` needs `{what}=`", r.name()), r.node.span());
+        let gid = r.prop_u32("gid")?.ok_or_else(|| missing("gid"))?;
+        let uid = match r.name() {
+            "user" => Some(r.prop_u32("uid")?.ok_or_else(|| missing("uid"))?),
+            _ => None,
+        };
+        Ok(LockedAccount { name, uid, gid })
     }
 
     fn package(&self, r: &Node<'_, LockSource>) -> Result<LockedPackage, LockError> {
@@ -382,6 +428,21 @@ mod tests {
                     size: 315_000,
                     sha256: Digest::of(b"deb"),
                 }],
+            )]),
+            accounts: BTreeMap::from([(
+                "linux/amd64".into(),
+                vec![
+                    LockedAccount {
+                        name: "messagebus".into(),
+                        uid: Some(100),
+                        gid: 102,
+                    },
+                    LockedAccount {
+                        name: "_ssh".into(),
+                        uid: None,
+                        gid: 101,
+                    },
+                ],
             )]),
         };
         let dir = tempfile::tempdir().unwrap();

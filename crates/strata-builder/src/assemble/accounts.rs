@@ -37,6 +37,10 @@ pub struct Accounts {
     /// Days since the epoch, for the last-change field of new shadow lines:
     /// the build's epoch, so that the files are reproducible.
     days: u64,
+    /// Ids promised to accounts created later (the lock's records): new
+    /// accounts do not take them.
+    reserved_uids: Vec<u32>,
+    reserved_gids: Vec<u32>,
     /// Whether anything was added, i.e. whether the files must be written.
     changed: bool,
 }
@@ -152,9 +156,18 @@ impl Accounts {
         }
         let gid = gid
             .filter(|g| !self.groups.iter().any(|(_, x)| x == g))
-            .unwrap_or_else(|| first_free(100, self.groups.iter().map(|(_, g)| *g)));
+            .unwrap_or_else(|| {
+                let taken = self.groups.iter().map(|(_, g)| *g);
+                first_free(100, taken.chain(self.reserved_gids.iter().copied()))
+            });
         self.add_group(name, gid);
         gid
+    }
+
+    /// Keeps ids free for the accounts that will ask for them.
+    pub fn reserve(&mut self, uid: Option<u32>, gid: u32) {
+        self.reserved_uids.extend(uid);
+        self.reserved_gids.push(gid);
     }
 
     /// A system user, as `adduser --system` makes it: the first free uid
@@ -173,7 +186,10 @@ impl Accounts {
             .map(|(uid, _)| uid)
             .or(user.uid)
             .filter(|u| !self.users.iter().any(|a| a.uid == *u))
-            .unwrap_or_else(|| first_free(100, self.users.iter().map(|a| a.uid)));
+            .unwrap_or_else(|| {
+                let taken = self.users.iter().map(|a| a.uid);
+                first_free(100, taken.chain(self.reserved_uids.iter().copied()))
+            });
         let gid = if let Some((_, gid)) = declared {
             self.system_group(&user.name, Some(gid))
         } else if user.own_group {

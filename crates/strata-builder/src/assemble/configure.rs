@@ -16,6 +16,7 @@ use strata_oci::view::{View, ViewEntry, ViewKind, lexical_join};
 
 use super::accounts::{AccountFiles, Accounts};
 use crate::base::Lower;
+use crate::lock::LockedAccount;
 use crate::recipe::UserSpec;
 
 /// The package layer being planned: entries by path, each with the index
@@ -43,6 +44,8 @@ pub(super) struct Settings<'a> {
     pub declared_users: &'a [UserSpec],
     /// The packages the recipe installs, in its order.
     pub requested: &'a [String],
+    /// Ids the lock recorded for accounts scripts create.
+    pub recorded: &'a [LockedAccount],
 }
 
 /// What configuring leaves for later stages.
@@ -52,6 +55,8 @@ pub(super) struct Configured {
     /// when used) as the packages left them, when they changed: the
     /// recipe's users are added to these.
     pub accounts: Vec<(String, String)>,
+    /// The system accounts the scripts created, with their ids, for the lock.
+    pub created: Vec<LockedAccount>,
 }
 
 pub(super) fn configure(
@@ -112,7 +117,7 @@ pub(super) fn configure(
         }
     }
 
-    let accounts = accounts(view, layer, lower, &deferred, options);
+    let (accounts, created) = accounts(view, layer, lower, &deferred, options);
     // Names in chown and stat overrides, as the final account files have them.
     let names = (
         text(layer, lower, "etc/passwd"),
@@ -171,6 +176,7 @@ pub(super) fn configure(
     Configured {
         unevaluated,
         accounts,
+        created,
     }
 }
 
@@ -314,7 +320,7 @@ fn accounts(
     lower: &Lower,
     deferred: &[(String, Deferred)],
     options: &Settings,
-) -> Vec<(String, String)> {
+) -> (Vec<(String, String)>, Vec<LockedAccount>) {
     let texts: Vec<Option<String>> = ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"]
         .iter()
         .map(|at| text(layer, lower, at))
@@ -329,26 +335,53 @@ fn accounts(
         },
         options.mtime,
     );
+    let recorded = |name: &str, user: bool| {
+        options
+            .recorded
+            .iter()
+            .find(|a| a.name == name && a.uid.is_some() == user)
+    };
+    for account in options.recorded {
+        accounts.reserve(account.uid, account.gid);
+    }
+    let mut created: Vec<LockedAccount> = Vec::new();
     for (_, item) in deferred {
         match item {
             Deferred::Effect(Effect::Group { name, gid }) => {
-                accounts.system_group(name, *gid);
+                let gid = recorded(name, false).map(|a| a.gid).or(*gid);
+                let gid = accounts.system_group(name, gid);
+                created.push(LockedAccount {
+                    name: name.clone(),
+                    uid: None,
+                    gid,
+                });
             }
             Deferred::Effect(Effect::User(user)) => {
+                // The recipe's `system-user` first, then the lock's record.
                 let declared = options
                     .declared_users
                     .iter()
                     .find(|d| d.name.value == user.name)
-                    .map(|d| (d.uid, d.gid));
+                    .map(|d| (d.uid, d.gid))
+                    .or_else(|| recorded(&user.name, true).and_then(|a| Some((a.uid?, a.gid))));
                 accounts.system_user(user, declared);
+                if let Some(account) = accounts.user(&user.name) {
+                    created.push(LockedAccount {
+                        name: user.name.clone(),
+                        uid: Some(account.uid),
+                        gid: account.gid,
+                    });
+                }
             }
             Deferred::Effect(Effect::Member { user, group }) => accounts.add_member(user, group),
             Deferred::Effect(Effect::ShadowPasswords) => accounts.use_shadow(),
             _ => {}
         }
     }
+    created.sort_by(|a, b| (a.uid.is_none(), &a.name).cmp(&(b.uid.is_none(), &b.name)));
+    created.dedup();
     if !accounts.changed() && !from_packages {
-        return Vec::new();
+        return (Vec::new(), created);
     }
     let mut out = Vec::new();
     for (at, bytes, mode, gid) in accounts.files() {
@@ -360,7 +393,7 @@ fn accounts(
         };
         insert(view, layer, entry);
     }
-    out
+    (out, created)
 }
 
 /// Owner, group and mode from `chown`/`chmod` and `dpkg-statoverride`, on

@@ -26,7 +26,7 @@ use crate::assemble::add_parents;
 use crate::assemble::bytecode::{self, BytecodeError};
 use crate::assemble::configure::{self, Layer, Unevaluated};
 use crate::base::Lower;
-use crate::lock::{Lock, LockError};
+use crate::lock::{Lock, LockError, LockedAccount};
 use crate::recipe::{Recipe, UserSpec};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -76,6 +76,8 @@ pub struct PackageLayer {
     /// The account files as the packages left them (path, text), when they
     /// wrote them: the recipe's users are added to these.
     pub accounts: Vec<(String, String)>,
+    /// The system accounts the scripts created, with their ids, for the lock.
+    pub created: Vec<LockedAccount>,
 }
 
 /// Fetches and unpacks the platform's locked packages and plans their layer.
@@ -126,6 +128,10 @@ pub fn layer(
             declared_users: &recipe.system_users,
             bytecode: debian.bytecode.then(|| fetcher.cache()),
             requested: &requested,
+            recorded: lock
+                .accounts
+                .get(&platform.to_string())
+                .map_or(&[][..], Vec::as_slice),
         },
     )?;
     let packages = unpacked
@@ -142,6 +148,7 @@ pub fn layer(
         packages,
         unevaluated: planned.unevaluated,
         accounts: planned.accounts,
+        created: planned.created,
     }))
 }
 
@@ -164,6 +171,8 @@ pub struct Options<'a> {
     pub bytecode: Option<&'a strata_cache::Cache>,
     /// The packages the recipe installs, in its order.
     pub requested: &'a [String],
+    /// Ids the lock recorded for accounts scripts create.
+    pub recorded: &'a [LockedAccount],
 }
 
 /// A planned package layer and what configuring left for later stages.
@@ -171,6 +180,7 @@ pub struct Planned {
     pub plan: LayerPlan,
     pub unevaluated: Vec<Unevaluated>,
     pub accounts: Vec<(String, String)>,
+    pub created: Vec<LockedAccount>,
 }
 
 /// Debian 12's merged-/usr links, created when the base has neither the link
@@ -256,6 +266,7 @@ pub fn plan(
             answers: options.answers,
             declared_users: options.declared_users,
             requested: options.requested,
+            recorded: options.recorded,
         },
     );
 
@@ -316,6 +327,7 @@ pub fn plan(
         },
         unevaluated: configured.unevaluated,
         accounts: configured.accounts,
+        created: configured.created,
     })
 }
 
@@ -615,6 +627,7 @@ mod tests {
             declared_users: &[],
             bytecode: None,
             requested: &[],
+            recorded: &[],
         });
         assert!(files[0].1.contains("VERSION_ID=\"12\"") && files[0].1.contains("ID=debian"));
         assert_eq!(files[1].1, "12.15\n");

@@ -43,6 +43,8 @@ pub struct Planned {
     pub packages: Vec<PackageFacts>,
     /// Maintainer-script commands strata could not evaluate (for lint).
     pub unevaluated: Vec<configure::Unevaluated>,
+    /// The system accounts the packages' scripts created (for the lock).
+    pub created_accounts: Vec<crate::lock::LockedAccount>,
     /// The finished image's filesystem: the base's, then every plan's.
     pub view: View,
     /// The base's reference and manifest digest; `None` for scratch.
