@@ -1,5 +1,6 @@
 //! The lock file: every Debian package an image gets, with its hash, per
-//! platform, and the signed repository state it was resolved against.
+//! platform, the signed repository state it was resolved against, and the
+//! ids of the system accounts the packages' scripts created.
 //!
 //! Written next to the recipe (`image.kdl` → `image.lock`), in KDL, sorted,
 //! one package per line, so that a review sees exactly what changed. A lock
