@@ -107,15 +107,35 @@ impl View {
     }
 
     /// Everything below `dir` (not `dir` itself), in path order.
-    pub fn paths_below<'a>(
+    pub fn paths_below<'a, 'd>(
         &'a self,
-        dir: &'a ImagePath,
-    ) -> impl Iterator<Item = (&'a ImagePath, &'a ViewEntry)> + 'a {
+        dir: &'d ImagePath,
+    ) -> impl Iterator<Item = (&'a ImagePath, &'a ViewEntry)> + use<'a, 'd> {
         crate::path::below(&self.entries, dir)
     }
 
     pub fn paths(&self) -> impl Iterator<Item = (&ImagePath, &ViewEntry)> {
         self.entries.iter()
+    }
+
+    /// Follows every symlink of `path`, its last component too: where the
+    /// path leads. `None` when it leads nowhere (a dangling link, a loop).
+    pub fn resolve(&self, path: &ImagePath) -> Option<ImagePath> {
+        let mut current = path.clone();
+        for _ in 0..MAX_LINK_HOPS {
+            let resolved = self.resolve_parent(&current)?;
+            if resolved.is_root() {
+                return Some(resolved);
+            }
+            match &self.entries.get(&resolved)?.kind {
+                ViewKind::Symlink(target) => {
+                    let parent = resolved.parent().unwrap_or_else(ImagePath::root);
+                    current = lexical_join(&parent, target);
+                }
+                _ => return Some(resolved),
+            }
+        }
+        None
     }
 
     /// Follows lower symlinks in the directory part of `path` (never its last
@@ -227,6 +247,30 @@ mod tests {
         );
         assert_eq!(v.resolve_parent(&p("/bin")), Some(p("/bin")));
         assert_eq!(v.resolve_parent(&p("/a/x")), None);
+    }
+
+    #[test]
+    fn resolve_follows_the_last_link_too() {
+        let mut v = view(&[
+            ("/bin", "usr/bin"),
+            ("/usr/bin/awk", "/etc/alternatives/awk"),
+            ("/etc/alternatives/awk", "/usr/bin/mawk"),
+            ("/a", "b"),
+            ("/b", "a"),
+        ]);
+        v.insert(
+            p("/usr/bin/mawk"),
+            ViewEntry {
+                kind: ViewKind::File,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        assert_eq!(v.resolve(&p("/bin/awk")), Some(p("/usr/bin/mawk")));
+        assert_eq!(v.resolve(&p("/")), Some(ImagePath::root()));
+        assert_eq!(v.resolve(&p("/a")), None);
+        assert_eq!(v.resolve(&p("/nowhere")), None);
     }
 
     #[test]

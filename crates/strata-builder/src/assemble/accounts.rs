@@ -245,28 +245,12 @@ impl Accounts {
             return;
         }
         let days = self.days;
-        let mut shadow = Vec::new();
-        for line in &mut self.passwd_lines {
-            let mut fields: Vec<&str> = line.split(':').collect();
-            if fields.len() < 2 {
-                continue;
-            }
-            let password = if fields[1] == "x" { "*" } else { fields[1] };
-            shadow.push(format!("{}:{password}:{days}:0:99999:7:::", fields[0]));
-            fields[1] = "x";
-            *line = fields.join(":");
-        }
-        let mut gshadow = Vec::new();
-        for line in &mut self.group_lines {
-            let mut fields: Vec<&str> = line.split(':').collect();
-            if fields.len() < 4 {
-                continue;
-            }
-            let password = if fields[1] == "x" { "*" } else { fields[1] };
-            gshadow.push(format!("{}:{password}::{}", fields[0], fields[3]));
-            fields[1] = "x";
-            *line = fields.join(":");
-        }
+        let shadow = move_passwords(&mut self.passwd_lines, 2, |f, password| {
+            format!("{}:{password}:{days}:0:99999:7:::", f[0])
+        });
+        let gshadow = move_passwords(&mut self.group_lines, 4, |f, password| {
+            format!("{}:{password}::{}", f[0], f[3])
+        });
         self.shadow_lines = Some(shadow);
         self.gshadow_lines = Some(gshadow);
         self.changed = true;
@@ -336,6 +320,28 @@ impl Accounts {
     pub fn group_file(&self) -> Vec<u8> {
         render(&self.group_lines)
     }
+}
+
+/// What `pwconv` and `grpconv` do to each line with at least `min_fields`:
+/// its password goes to the shadow line `shadow_line` makes (`*` for one
+/// that was already `x`), and the line keeps `x`.
+fn move_passwords(
+    lines: &mut [String],
+    min_fields: usize,
+    shadow_line: impl Fn(&[&str], &str) -> String,
+) -> Vec<String> {
+    let mut shadow = Vec::new();
+    for line in lines {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < min_fields {
+            continue;
+        }
+        let password = if fields[1] == "x" { "*" } else { fields[1] };
+        shadow.push(shadow_line(&fields, password));
+        fields[1] = "x";
+        *line = fields.join(":");
+    }
+    shadow
 }
 
 /// The lowest id from `start` that `taken` does not hold.

@@ -185,7 +185,12 @@ fn key(interpreter: &Content, sources: &[(&ImagePath, &Content)]) -> Digest {
     h.update(b"strata-bytecode-v1\0");
     let fingerprint = |f: &Fingerprint| match f {
         Fingerprint::Digest(d) => d.to_string(),
-        Fingerprint::Stat { .. } => format!("{f:?}"),
+        Fingerprint::Stat {
+            dev,
+            ino,
+            mtime_ns,
+            ctime_ns,
+        } => format!("{dev}:{ino}:{mtime_ns}:{ctime_ns}"),
     };
     h.update(fingerprint(&interpreter.fingerprint));
     for (path, content) in sources {
@@ -305,21 +310,12 @@ fn compile(
     Ok(Record { files })
 }
 
-/// The content at a path of the layer, following symlinks within it.
+/// The content at a path of the layer, symlinks followed.
 fn file_content<'a>(layer: &'a Layer, view: &View, path: &ImagePath) -> Option<&'a Content> {
-    let mut current = path.clone();
-    for _ in 0..16 {
-        let resolved = view.resolve_parent(&current)?;
-        match &layer.get(&resolved)?.0.kind {
-            Kind::File(content) => return Some(content),
-            Kind::Symlink(target) => {
-                let parent = resolved.parent().unwrap_or_else(ImagePath::root);
-                current = strata_oci::view::lexical_join(&parent, target);
-            }
-            _ => return None,
-        }
+    match &layer.get(&view.resolve(path)?)?.0.kind {
+        Kind::File(content) => Some(content),
+        _ => None,
     }
-    None
 }
 
 /// The compiler's script: each listed file, recorded under its image path.

@@ -12,7 +12,7 @@ use strata_debian::Unpacked;
 use strata_debian::script::{self, Alternative, Change, Effect, FileKind, Unknown};
 use strata_oci::entry::{Content, Entry, Kind, ReadSeek};
 use strata_oci::path::{ImagePath, below};
-use strata_oci::view::{View, ViewEntry, ViewKind, lexical_join};
+use strata_oci::view::{View, ViewEntry, ViewKind};
 
 use super::accounts::{AccountFiles, Accounts};
 use crate::base::Lower;
@@ -450,7 +450,7 @@ fn alternative_links(alternatives: &[&Alternative], view: &View, mtime: u64) -> 
     let exists = |p: &str| {
         ImagePath::parse(p)
             .ok()
-            .and_then(|p| resolve(view, &p))
+            .and_then(|p| view.resolve(&p))
             .is_some()
     };
     let mut best: BTreeMap<&str, &Alternative> = BTreeMap::new();
@@ -494,25 +494,6 @@ fn alternative_links(alternatives: &[&Alternative], view: &View, mtime: u64) -> 
     out
 }
 
-/// Follows every symlink of a path; `None` when it leads nowhere.
-fn resolve(view: &View, path: &ImagePath) -> Option<ImagePath> {
-    let mut current = path.clone();
-    for _ in 0..40 {
-        let resolved = view.resolve_parent(&current)?;
-        if resolved.is_root() {
-            return Some(resolved);
-        }
-        match &view.get(&resolved)?.kind {
-            ViewKind::Symlink(target) => {
-                let parent = resolved.parent().unwrap_or_else(ImagePath::root);
-                current = lexical_join(&parent, target);
-            }
-            _ => return Some(resolved),
-        }
-    }
-    None
-}
-
 /// `/etc/shells` as debianutils' `update-shells` writes it: the template,
 /// then each `shells.d` file's shells, then their merged-/usr spellings;
 /// `add-shell` lines after; and its state file.
@@ -550,7 +531,7 @@ fn shells(view: &View, layer: &Layer, lower: &Lower, added: &[&str]) -> Option<(
                 .and_then(|p| {
                     Some(format!(
                         "/{}",
-                        resolve(view, &p.parent()?)?.join(p.file_name()).as_str()
+                        view.resolve(&p.parent()?)?.join(p.file_name()).as_str()
                     ))
                 })
                 .filter(|real| *real != shell);
@@ -594,12 +575,30 @@ impl ImageFiles<'_> {
             uid: 0,
             gid: 0,
         };
-        let resolved = resolve(self.view, &ImagePath::parse(at).ok()?)?;
+        let resolved = self.view.resolve(&ImagePath::parse(at).ok()?)?;
         if resolved.is_root() {
             return Some((resolved, &ROOT));
         }
         let entry = self.view.get(&resolved)?;
         Some((resolved, entry))
+    }
+}
+
+impl ImageFiles<'_> {
+    /// A directory's entries by name, symlinks to it followed; `None` when
+    /// it is not a directory.
+    fn children(&self, at: &str) -> Option<Vec<(String, &ViewKind)>> {
+        let (dir, entry) = self.entry(at)?;
+        if entry.kind != ViewKind::Dir {
+            return None;
+        }
+        Some(
+            self.view
+                .paths_below(&dir)
+                .filter(|(p, _)| p.parent().as_ref() == Some(&dir))
+                .map(|(p, e)| (p.file_name().to_owned(), &e.kind))
+                .collect(),
+        )
     }
 }
 
@@ -632,16 +631,10 @@ impl script::Files for ImageFiles<'_> {
     }
 
     fn list(&self, at: &str) -> Vec<String> {
-        let Some((dir, entry)) = self.entry(at) else {
-            return Vec::new();
-        };
-        if entry.kind != ViewKind::Dir {
-            return Vec::new();
-        }
-        self.view
-            .paths_below(&dir)
-            .filter(|(p, _)| p.parent().as_ref() == Some(&dir))
-            .map(|(p, _)| p.file_name().to_owned())
+        self.children(at)
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| name)
             .collect()
     }
 
@@ -649,7 +642,9 @@ impl script::Files for ImageFiles<'_> {
         let Ok(path) = ImagePath::parse(at) else {
             return at.to_owned();
         };
-        let resolved = resolve(self.view, &path)
+        let resolved = self
+            .view
+            .resolve(&path)
             .or_else(|| self.view.resolve_parent(&path))
             .unwrap_or(path);
         format!("/{}", resolved.as_str())
@@ -676,27 +671,21 @@ impl strata_ldconfig::Tree for ImageFiles<'_> {
     type File = Box<dyn ReadSeek>;
 
     fn read_dir(&self, dir: &str) -> Option<Vec<strata_ldconfig::DirEntry>> {
-        let (dir, entry) = self.entry(dir)?;
-        if entry.kind != ViewKind::Dir {
-            return None;
-        }
-        let mut out = Vec::new();
-        for (p, e) in self.view.paths_below(&dir) {
-            if p.parent().as_ref() != Some(&dir) {
-                continue;
-            }
-            let kind = match &e.kind {
-                ViewKind::Dir => strata_ldconfig::Kind::Dir,
-                ViewKind::File => strata_ldconfig::Kind::File,
-                ViewKind::Symlink(t) => strata_ldconfig::Kind::Symlink(t.clone()),
-                ViewKind::Other => continue,
-            };
-            out.push(strata_ldconfig::DirEntry {
-                name: p.file_name().to_owned(),
-                kind,
-            });
-        }
-        Some(out)
+        let children = self.children(dir)?;
+        Some(
+            children
+                .into_iter()
+                .filter_map(|(name, kind)| {
+                    let kind = match kind {
+                        ViewKind::Dir => strata_ldconfig::Kind::Dir,
+                        ViewKind::File => strata_ldconfig::Kind::File,
+                        ViewKind::Symlink(t) => strata_ldconfig::Kind::Symlink(t.clone()),
+                        ViewKind::Other => return None,
+                    };
+                    Some(strata_ldconfig::DirEntry { name, kind })
+                })
+                .collect(),
+        )
     }
 
     fn open(&self, at: &str) -> Option<std::io::Result<Self::File>> {

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use strata_oci::entry::{Content, Kind};
 use strata_oci::path::ImagePath;
-use strata_oci::view::{View, ViewKind, lexical_join};
+use strata_oci::view::{View, ViewKind};
 
 use super::Planned;
 
@@ -65,22 +65,10 @@ pub fn describe(interpreter: &str, files: &[String]) -> String {
 }
 
 fn exists(view: &View, path: &str) -> bool {
-    let Ok(mut current) = ImagePath::parse(path) else {
-        return false;
-    };
-    for _ in 0..40 {
-        let Some(resolved) = view.resolve_parent(&current) else {
-            return false;
-        };
-        match view.get(&resolved).map(|e| &e.kind) {
-            Some(ViewKind::Symlink(target)) => {
-                current = lexical_join(&resolved.parent().unwrap_or_else(ImagePath::root), target);
-            }
-            Some(ViewKind::File) => return true,
-            _ => return false,
-        }
-    }
-    false
+    ImagePath::parse(path)
+        .ok()
+        .and_then(|p| view.resolve(&p))
+        .is_some_and(|p| matches!(view.get(&p).map(|e| &e.kind), Some(ViewKind::File)))
 }
 
 /// The program that runs this one: the `#!` interpreter (for
