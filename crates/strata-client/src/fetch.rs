@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
+use crate::credentials::Credentials;
 use crate::retry::{Backoff, Transient};
 use strata_cache::{Cache, CacheError};
 use strata_oci::digest::{Digest, HashingWriter};
@@ -35,6 +36,14 @@ pub enum FetchError {
         actual: Digest,
         actual_size: u64,
     },
+    #[error("`{url}` does not exist on the server")]
+    #[diagnostic(help("check the URL: the server answered 404 Not Found"))]
+    NotFound { url: String },
+    #[error("`{url}` is larger than the {cap} bytes strata reads from such a file")]
+    #[diagnostic(help(
+        "the server sent far more than an index page or metadata file holds: check the URL"
+    ))]
+    TooLarge { url: String, cap: u64 },
     #[error("offline, and {} file(s) are not in the cache: {}", missing.len(), missing.join(", "))]
     #[diagnostic(help("run the same build once without `--offline` to fill the cache"))]
     Offline { missing: Vec<String> },
@@ -52,18 +61,19 @@ pub enum FetchError {
 pub struct Download {
     pub url: String,
     pub sha256: Digest,
-    pub size: u64,
+    /// `None` when the index does not say (PEP 700 made it optional).
+    pub size: Option<u64>,
 }
 
 impl Download {
     fn check(&self, digest: Digest, size: u64) -> Result<(), FetchError> {
-        if digest == self.sha256 && size == self.size {
+        if digest == self.sha256 && self.size.is_none_or(|s| s == size) {
             return Ok(());
         }
         Err(FetchError::Mismatch {
             url: self.url.clone(),
             expected: self.sha256,
-            expected_size: self.size,
+            expected_size: self.size.unwrap_or(size),
             actual: digest,
             actual_size: size,
         })
@@ -77,7 +87,13 @@ pub struct Fetcher {
     runtime: tokio::runtime::Runtime,
     cache: Cache,
     offline: bool,
+    credentials: Credentials,
 }
+
+/// What [`Fetcher::get`] reads of a document at most when the caller names
+/// no cap: a Debian `InRelease` is ~150 KB, so this is far past any real one
+/// and far below what would exhaust memory.
+const DEFAULT_CAP: u64 = 64 << 20;
 
 impl Fetcher {
     pub fn new(cache: Cache, offline: bool) -> Result<Fetcher, FetchError> {
@@ -97,7 +113,19 @@ impl Fetcher {
             runtime,
             cache,
             offline,
+            credentials: Credentials::default(),
         })
+    }
+
+    /// Sends credentials with requests to the hosts they are for.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Fetcher {
+        self.credentials = credentials;
+        self
+    }
+
+    /// A GET of `url`, with the credentials for its host if any.
+    fn request(&self, url: &str) -> reqwest::RequestBuilder {
+        request(&self.client, &self.credentials, url)
     }
 
     pub fn cache(&self) -> &Cache {
@@ -110,16 +138,83 @@ impl Fetcher {
 
     /// Fetches a small file whole (an `InRelease`), with retries.
     pub fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        self.get_document(url, None, DEFAULT_CAP)?
+            .ok_or_else(|| FetchError::NotFound {
+                url: url.to_owned(),
+            })
+    }
+
+    /// Fetches small documents (index pages, metadata files) in parallel,
+    /// each with retries and read up to `cap` bytes, asking for `accept`
+    /// when given; a document the server says does not exist (404, 410) is
+    /// `None`. Results come back in the order of `urls`.
+    pub fn get_documents(
+        &self,
+        urls: &[String],
+        accept: Option<&str>,
+        cap: u64,
+    ) -> Vec<Result<Option<Vec<u8>>, FetchError>> {
         if self.offline {
-            return Err(FetchError::Offline {
-                missing: vec![url.to_owned()],
-            });
+            return urls
+                .iter()
+                .map(|url| {
+                    Err(FetchError::Offline {
+                        missing: vec![url.clone()],
+                    })
+                })
+                .collect();
         }
+        self.runtime.block_on(
+            stream::iter(urls)
+                .map(|url| self.fetch_document(url, accept, cap))
+                .buffered(PARALLEL)
+                .collect(),
+        )
+    }
+
+    /// One document, as [`Fetcher::get_documents`] fetches it.
+    pub fn get_document(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        cap: u64,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        let urls = [url.to_owned()];
+        let mut results = self.get_documents(&urls, accept, cap);
+        results.pop().unwrap_or(Ok(None))
+    }
+
+    async fn fetch_document(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        cap: u64,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
         tracing::debug!(url, "get");
-        self.runtime.block_on(with_retries(url, || async {
-            let response = self.client.get(url).send().await?.error_for_status()?;
-            Ok(response.bytes().await?.to_vec())
-        }))
+        with_retries(url, || async {
+            let mut request = self.request(url);
+            if let Some(accept) = accept {
+                request = request.header(reqwest::header::ACCEPT, accept);
+            }
+            let response = request.send().await?;
+            if matches!(
+                response.status(),
+                reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE
+            ) {
+                return Ok(None);
+            }
+            let mut response = response.error_for_status()?;
+            // Read in chunks against the cap: a server may send without end.
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if (body.len() + chunk.len()) as u64 > cap {
+                    return Err(Failure::TooLarge(cap));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(body))
+        })
+        .await
     }
 
     /// Makes sure every download is in the cache, fetching what is missing in
@@ -170,9 +265,10 @@ impl Fetcher {
             });
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
-        let (client, cache, d) = (self.client.clone(), self.cache.clone(), d.clone());
+        let request = self.request(&d.url);
+        let (cache, d) = (self.cache.clone(), d.clone());
         self.runtime.spawn(async move {
-            let result = stream_into_cache(&client, &cache, &d, &tx).await;
+            let result = stream_into_cache(request, &cache, &d, &tx).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(std::io::Error::other(e))).await;
             }
@@ -187,7 +283,9 @@ impl Fetcher {
         let tmp = self.cache.temp_file()?;
         tracing::debug!(url = %d.url, size = d.size, "download");
         let step = strata_progress::get().step("download", display_name(&d.url));
-        step.set_length(d.size);
+        if let Some(size) = d.size {
+            step.set_length(size);
+        }
         let io = |source| {
             Failure::Cache(CacheError::Io {
                 path: tmp.path().to_owned(),
@@ -196,7 +294,7 @@ impl Fetcher {
         };
         let (digest, size) = with_retries(&d.url, || async {
             step.set_position(0);
-            let mut response = self.client.get(&d.url).send().await?.error_for_status()?;
+            let mut response = self.request(&d.url).send().await?.error_for_status()?;
             let file = tmp.reopen().map_err(io)?;
             file.set_len(0).map_err(io)?;
             let mut sink = HashingWriter::new(std::io::BufWriter::new(file));
@@ -225,8 +323,21 @@ fn display_name(url: &str) -> &str {
     }
 }
 
-async fn stream_into_cache(
+/// A GET of `url`, with the credentials for its host if any.
+fn request(
     client: &reqwest::Client,
+    credentials: &Credentials,
+    url: &str,
+) -> reqwest::RequestBuilder {
+    let request = client.get(url);
+    match credentials.for_url(url) {
+        Some(basic) => request.basic_auth(&basic.user, Some(&basic.password)),
+        None => request,
+    }
+}
+
+async fn stream_into_cache(
+    request: reqwest::RequestBuilder,
     cache: &Cache,
     d: &Download,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
@@ -243,9 +354,10 @@ async fn stream_into_cache(
     let mut sink = HashingWriter::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
     tracing::debug!(url = %d.url, size = d.size, "stream");
     let step = strata_progress::get().step("download", display_name(&d.url));
-    step.set_length(d.size);
-    let mut response = client
-        .get(&d.url)
+    if let Some(size) = d.size {
+        step.set_length(size);
+    }
+    let mut response = request
         .send()
         .await
         .and_then(|r| r.error_for_status())
@@ -289,6 +401,8 @@ impl Read for ChannelReader {
 /// Why one attempt failed; `retry` decides whether to try again.
 enum Failure {
     Http(reqwest::Error),
+    /// A document past its cap: the same bytes would come again.
+    TooLarge(u64),
     /// Writing to the cache: no use trying again.
     Cache(CacheError),
 }
@@ -303,7 +417,7 @@ impl Transient for Failure {
     fn transient(&self) -> bool {
         match self {
             Failure::Http(e) => crate::retry::is_transient(e),
-            Failure::Cache(_) => false,
+            Failure::TooLarge(_) | Failure::Cache(_) => false,
         }
     }
 }
@@ -319,6 +433,10 @@ where
             Failure::Http(source) => FetchError::Http {
                 url: url.to_owned(),
                 source,
+            },
+            Failure::TooLarge(cap) => FetchError::TooLarge {
+                url: url.to_owned(),
+                cap,
             },
             Failure::Cache(e) => FetchError::Cache(e),
         })

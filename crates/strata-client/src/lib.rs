@@ -2,5 +2,6 @@
 //! and size while they stream, and the retry policy shared with the registry
 //! client.
 
+pub mod credentials;
 pub mod fetch;
 pub mod retry;

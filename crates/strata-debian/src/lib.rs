@@ -313,7 +313,7 @@ pub fn unpack(packages: &[LockedPackage], fetcher: &Fetcher) -> Result<Vec<Unpac
         .map(|p| Download {
             url: p.url(),
             sha256: p.sha256,
-            size: p.size,
+            size: Some(p.size),
         })
         .collect();
     let paths = fetcher.fetch_all(&downloads)?;

@@ -196,7 +196,7 @@ impl Release {
                     Download {
                         url: format!("{}/dists/{}/{path}", self.url, self.suite),
                         sha256: *sha256,
-                        size: *size,
+                        size: Some(*size),
                     },
                     compression,
                 )
