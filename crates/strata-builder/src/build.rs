@@ -1,7 +1,7 @@
 //! The pipeline, end to end: recipe → base → assemble → layers → image → blobs.
 //! Writing the blobs out is the caller's choice (see `output`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
@@ -50,6 +50,9 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Python(#[from] assemble::python::PythonError),
     #[error("cannot write the image's SBOM")]
     Sbom(#[source] sbom::SbomError),
     #[error(transparent)]
@@ -106,20 +109,59 @@ fn bases(
     Ok(bases)
 }
 
+/// The lock's `inputs` for the recipe: its Debian part, and the `python`
+/// block's requirements as read from their files.
+fn lock_inputs(recipe: &Recipe) -> Result<strata_oci::digest::Digest, BuildError> {
+    let python = match &recipe.python {
+        Some(python) => {
+            let reqs = assemble::python::requirements(recipe, python)?;
+            let text = |r: &strata_pypi::resolve::Request| {
+                let mut line = r.requirement.to_string();
+                for hash in &r.hashes {
+                    line.push_str(&format!(" --hash={hash}"));
+                }
+                line
+            };
+            let lock_file = match &python.lock_file {
+                Some(file) => {
+                    let path = recipe.context.join(&file.value);
+                    let bytes = std::fs::read(&path).map_err(|source| {
+                        assemble::python::PythonError::ReadLockFile { path, source }
+                    })?;
+                    Some(strata_oci::digest::Digest::of(&bytes).to_string())
+                }
+                None => None,
+            };
+            Some(lock::PythonInputs {
+                requirements: reqs.requests.iter().map(text).collect(),
+                constraints: reqs.constraints.iter().map(text).collect(),
+                pre: reqs.pre,
+                indexes: python.indexes.clone(),
+                lock_file,
+            })
+        }
+        None => None,
+    };
+    Ok(lock::inputs(recipe, python))
+}
+
 /// The lock to build from: the one on disk when it matches the recipe, else
-/// a fresh resolution, written beside the recipe (unless `--locked`).
+/// a fresh resolution of the Debian packages (the Python ones are resolved
+/// per platform once the interpreter is known), written beside the recipe
+/// only once the build succeeds (never with `--locked`).
 fn current_lock(
     recipe: &Recipe,
-    debian: &DebianSpec,
     bases: &[(Platform, BaseImage)],
     options: &BuildOptions,
     fetcher: &Fetcher,
+    force: bool,
 ) -> Result<(Lock, bool), BuildError> {
     let path = &options.lock_path;
+    let inputs = lock_inputs(recipe)?;
     let on_disk = Lock::read(path)?;
     let exists = on_disk.is_some();
     let on_disk = match on_disk {
-        Some(lock) if lock.inputs == lock::inputs(recipe, debian) => {
+        Some(lock) if lock.inputs == inputs && !force => {
             tracing::info!(lock = %path.display(), "the lock matches the recipe");
             return Ok((lock, false));
         }
@@ -134,25 +176,48 @@ fn current_lock(
         }
         .into());
     }
-    let mut lock = resolve_lock(recipe, debian, bases, fetcher)?;
+    let mut lock = match &recipe.debian {
+        Some(debian) => resolve_debian(recipe, debian, bases, fetcher)?,
+        None => Lock {
+            inputs,
+            repositories: Vec::new(),
+            platforms: bases
+                .iter()
+                .map(|(p, _)| (p.to_string(), Vec::new()))
+                .collect(),
+            accounts: BTreeMap::new(),
+            wheels: BTreeMap::new(),
+        },
+    };
+    lock.inputs = inputs;
     // System accounts keep the ids the old lock recorded.
     lock.accounts = on_disk.map(|old| old.accounts).unwrap_or_default();
     Ok((lock, true))
 }
 
 /// Resolves the recipe's packages afresh and writes the lock (`strata lock`).
+/// With a `python` block, the image is planned (not written) so that the
+/// wheels are resolved for the interpreter its packages install.
 pub fn lock(
     recipe: &Recipe,
     options: &BuildOptions,
     cache: &Cache,
 ) -> Result<Option<Lock>, BuildError> {
-    let Some(debian) = &recipe.debian else {
+    if recipe.debian.is_none() && recipe.python.is_none() {
         return Ok(None);
-    };
+    }
+    if recipe.python.is_some() {
+        let prepared = prepare(recipe, options, cache, 0, &mut Timings::default(), true)?;
+        let Some((mut lock, _)) = prepared.lock else {
+            return Ok(None);
+        };
+        record_planned(&mut lock, &prepared.platforms.iter().map(|(_, p)| p).collect::<Vec<_>>());
+        lock.write(&options.lock_path)?;
+        return Ok(Some(lock));
+    }
     let bases = bases(recipe, options, cache)?;
-    let fetcher =
-        Fetcher::new(cache.clone(), options.offline).map_err(strata_debian::DebianError::from)?;
-    let mut lock = resolve_lock(recipe, debian, &bases, &fetcher)?;
+    let fetcher = fetcher(cache, options)?;
+    let (mut lock, _) = current_lock(recipe, &bases, options, &fetcher, true)?;
     // Accounts are recorded by builds; a new lock keeps the old lock's.
     if let Some(old) = Lock::read(&options.lock_path)? {
         lock.accounts = old.accounts;
@@ -161,7 +226,31 @@ pub fn lock(
     Ok(Some(lock))
 }
 
-fn resolve_lock(
+/// The downloader for packages and indexes, with index credentials.
+fn fetcher(cache: &Cache, options: &BuildOptions) -> Result<Fetcher, BuildError> {
+    let credentials = strata_client::credentials::Credentials::from_env()
+        .map_err(assemble::python::PythonError::from)?;
+    Ok(Fetcher::new(cache.clone(), options.offline)
+        .map_err(strata_debian::DebianError::from)?
+        .with_credentials(credentials))
+}
+
+/// Puts what planning decided into the lock: each platform's wheels and the
+/// system accounts its packages' scripts created.
+fn record_planned(lock: &mut Lock, planned: &[&Planned]) {
+    lock.accounts = planned
+        .iter()
+        .filter(|p| !p.created_accounts.is_empty())
+        .map(|p| (p.platform.to_string(), p.created_accounts.clone()))
+        .collect();
+    lock.wheels = planned
+        .iter()
+        .filter(|p| !p.wheels.is_empty())
+        .map(|p| (p.platform.to_string(), p.wheels.clone()))
+        .collect();
+}
+
+fn resolve_debian(
     recipe: &Recipe,
     debian: &DebianSpec,
     bases: &[(Platform, BaseImage)],
@@ -191,10 +280,11 @@ fn resolve_lock(
     let count: usize = resolution.platforms.values().map(Vec::len).sum();
     step.finish(&format!("{count} locked"));
     Ok(Lock {
-        inputs: lock::inputs(recipe, debian),
+        inputs: lock::inputs(recipe, None),
         repositories: resolution.repositories,
         platforms: resolution.platforms,
         accounts: BTreeMap::new(),
+        wheels: BTreeMap::new(),
     })
 }
 
@@ -245,7 +335,7 @@ fn plan_platform(
     recipe: &Recipe,
     platform: &Platform,
     base: &BaseImage,
-    packages: Option<(&Fetcher, &Lock)>,
+    packages: Option<(&Fetcher, &Lock, bool)>,
     epoch: u64,
     timings: &mut Timings,
 ) -> Result<Planned, BuildError> {
@@ -254,7 +344,9 @@ fn plan_platform(
     let mut facts = Vec::new();
     let mut unevaluated = Vec::new();
     let mut created_accounts = Vec::new();
-    if let Some((fetcher, lock)) = packages {
+    let mut wheels = Vec::new();
+    let mut venv = None;
+    if let Some((fetcher, lock, _)) = packages {
         let step = strata_progress::get().step("install", format!("packages for {platform}"));
         let installed = timings.time(Phase::Packages, || {
             assemble::debian::layer(recipe, lock, platform, &lower, fetcher, epoch)
@@ -273,6 +365,42 @@ fn plan_platform(
         }
         step.finish("");
     }
+    if let (Some(python), Some((fetcher, lock, fresh))) = (&recipe.python, packages) {
+        let mut versions: HashMap<String, String> = base_packages(base)
+            .into_iter()
+            .map(|p| (p.name, p.version))
+            .collect();
+        versions.extend(
+            facts
+                .iter()
+                .map(|f| (f.locked.name.clone(), f.locked.version.clone())),
+        );
+        let interpreter = assemble::python::interpreter(
+            &lower.view,
+            &versions,
+            &base_env(base),
+            platform,
+        )?;
+        let chosen = match lock.wheels.get(&platform.to_string()) {
+            Some(locked) if !fresh => locked.clone(),
+            // A current lock whose requirements all have false markers here.
+            None if !fresh => Vec::new(),
+            _ => timings.time(Phase::Resolve, || {
+                assemble::python::lock_wheels(recipe, python, &interpreter, fetcher)
+            })?,
+        };
+        let step = strata_progress::get().step("install", format!("Python packages for {platform}"));
+        let installed = timings.time(Phase::Packages, || {
+            assemble::python::layers(python, &interpreter, chosen, &lower.view, fetcher, epoch)
+        })?;
+        for plan in installed.layers {
+            lower.view.apply(&plan);
+            plans.push(plan);
+        }
+        wheels = installed.wheels;
+        venv = installed.venv;
+        step.finish("");
+    }
     let assembly = timings.time(Phase::Assemble, || {
         assemble::assemble(recipe, &lower, epoch)
     })?;
@@ -288,10 +416,31 @@ fn plan_platform(
         packages: facts,
         unevaluated,
         created_accounts,
+        wheels,
+        venv,
         view,
         base: base.name.clone().zip(base.digest),
-        base_packages: strata_debian::base_packages(base.lower.dpkg_status()),
+        base_packages: base_packages(base),
     })
+}
+
+fn base_packages(base: &BaseImage) -> Vec<strata_debian::BasePackage> {
+    strata_debian::base_packages(base.lower.dpkg_status())
+}
+
+/// The base config's `Env`, as name and value.
+fn base_env(base: &BaseImage) -> Vec<(String, String)> {
+    base.config
+        .as_ref()
+        .and_then(|c| c.config().as_ref())
+        .and_then(|c| c.env().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let (k, val) = v.split_once('=').unwrap_or((v, ""));
+            (k.to_owned(), val.to_owned())
+        })
+        .collect()
 }
 
 /// Everything a build decides before it writes anything: every platform's
@@ -308,20 +457,21 @@ fn prepare(
     cache: &Cache,
     epoch: u64,
     timings: &mut Timings,
+    force: bool,
 ) -> Result<Prepared, BuildError> {
     let bases = timings.time(Phase::Base, || bases(recipe, options, cache))?;
-    let packages = match &recipe.debian {
-        Some(debian) => Some(timings.time(Phase::Resolve, || {
-            let fetcher = Fetcher::new(cache.clone(), options.offline)
-                .map_err(strata_debian::DebianError::from)?;
-            let lock = current_lock(recipe, debian, &bases, options, &fetcher)?;
+    let packages = if recipe.debian.is_some() || recipe.python.is_some() {
+        Some(timings.time(Phase::Resolve, || {
+            let fetcher = fetcher(cache, options)?;
+            let lock = current_lock(recipe, &bases, options, &fetcher, force)?;
             Ok::<_, BuildError>((fetcher, lock))
-        })?),
-        None => None,
+        })?)
+    } else {
+        None
     };
     let mut platforms = Vec::new();
     for (platform, base) in bases {
-        let fetched = packages.as_ref().map(|(f, (l, _))| (f, l));
+        let fetched = packages.as_ref().map(|(f, (l, fresh))| (f, l, *fresh));
         let planned = plan_platform(recipe, &platform, &base, fetched, epoch, timings)?;
         platforms.push((base, planned));
     }
@@ -339,7 +489,7 @@ pub fn plan(
     options: &BuildOptions,
     cache: &Cache,
 ) -> Result<Vec<(BaseImage, Planned)>, BuildError> {
-    Ok(prepare(recipe, options, cache, 0, &mut Timings::default())?.platforms)
+    Ok(prepare(recipe, options, cache, 0, &mut Timings::default(), false)?.platforms)
 }
 
 /// Per-layer facts for reports.
@@ -385,7 +535,7 @@ pub fn build(
         ..Provenance::default()
     };
     let mut timings = Timings::default();
-    let prepared = prepare(recipe, options, cache, epoch, &mut timings)?;
+    let prepared = prepare(recipe, options, cache, epoch, &mut timings, false)?;
     // Without the Essential set, say at once what cannot start.
     if recipe.debian.as_ref().is_some_and(|d| !d.essential) {
         for (_, planned) in &prepared.platforms {
@@ -454,15 +604,13 @@ pub fn build(
     // is a lock that lacks the ids system accounts got (unless `--locked`).
     let mut prepared_lock = prepared.lock;
     if let Some((lock, fresh)) = &mut prepared_lock {
-        let created: BTreeMap<String, Vec<lock::LockedAccount>> = planned_all
-            .iter()
-            .filter(|p| !p.created_accounts.is_empty())
-            .map(|p| (p.platform.to_string(), p.created_accounts.clone()))
-            .collect();
-        if *fresh || (!options.locked && lock.accounts != created) {
-            lock.accounts = created;
+        let before = lock.clone();
+        record_planned(lock, &planned_all.iter().collect::<Vec<_>>());
+        if *fresh || (!options.locked && lock.accounts != before.accounts) {
             lock.write(&options.lock_path)?;
             *fresh = true;
+        } else {
+            *lock = before;
         }
     }
     Ok(BuildReport {
@@ -563,6 +711,7 @@ fn platform_image(
         base_layers: &base_layers,
         layers: &layers,
         user: planned.user.as_deref(),
+        venv: planned.venv.as_deref(),
         runtime: &recipe.runtime,
         tre: recipe.tre,
         created: &provenance.created,

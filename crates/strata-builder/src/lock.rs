@@ -18,10 +18,11 @@ use miette::{NamedSource, SourceSpan};
 use serde::Serialize;
 
 use strata_debian::locked::{LockedPackage, LockedRepository};
+use strata_pypi::locked::LockedWheel;
 use strata_oci::digest::Digest;
 
 use crate::recipe::node::{Node, Source};
-use crate::recipe::{DebianSpec, Recipe, Spanned};
+use crate::recipe::{Recipe, Spanned};
 
 pub const LOCK_VERSION: i128 = 1;
 
@@ -35,6 +36,8 @@ pub struct Lock {
     /// the ids they got: later builds give them the same ids, whatever
     /// packages are added.
     pub accounts: BTreeMap<String, Vec<LockedAccount>>,
+    /// Platform → the Python wheels, sorted by name.
+    pub wheels: BTreeMap<String, Vec<LockedWheel>>,
 }
 
 /// A system user (`uid` set) or group a package's script created.
@@ -106,6 +109,21 @@ struct Inputs<'a> {
     install: Vec<PackageInputs<'a>>,
     /// Whether the Essential set is resolved too (`essential #false`).
     essential: bool,
+    /// The `python` block's requirements; absent without one, so that the
+    /// locks of recipes without Python keep their digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    python: Option<PythonInputs>,
+}
+
+/// What a `python` block's resolution depends on: every requirement as
+/// read (files included), its hashes, the indexes, or the lock file's digest.
+#[derive(Serialize)]
+pub struct PythonInputs {
+    pub requirements: Vec<String>,
+    pub constraints: Vec<String>,
+    pub pre: bool,
+    pub indexes: Vec<String>,
+    pub lock_file: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -123,8 +141,12 @@ struct PackageInputs<'a> {
     version: Option<&'a str>,
 }
 
-/// The `inputs` digest of a recipe's Debian packages.
-pub fn inputs(recipe: &Recipe, debian: &DebianSpec) -> Digest {
+/// The `inputs` digest of a recipe's packages.
+pub fn inputs(recipe: &Recipe, python: Option<PythonInputs>) -> Digest {
+    let (repositories, install, essential) = match &recipe.debian {
+        Some(d) => (&d.repositories[..], &d.install[..], d.essential),
+        None => (&[][..], &[][..], false),
+    };
     let inputs = Inputs {
         lock_version: LOCK_VERSION,
         base: recipe.base.value.to_string(),
@@ -133,8 +155,7 @@ pub fn inputs(recipe: &Recipe, debian: &DebianSpec) -> Digest {
             .iter()
             .map(|p| p.value.to_string())
             .collect(),
-        repositories: debian
-            .repositories
+        repositories: repositories
             .iter()
             .map(|r| RepositoryInputs {
                 url: &r.url,
@@ -143,15 +164,15 @@ pub fn inputs(recipe: &Recipe, debian: &DebianSpec) -> Digest {
                 keyring: r.keyring.as_ref().map(|k| k.display().to_string()),
             })
             .collect(),
-        install: debian
-            .install
+        install: install
             .iter()
             .map(|p| PackageInputs {
                 name: &p.name,
                 version: p.version.as_deref(),
             })
             .collect(),
-        essential: debian.essential,
+        essential,
+        python,
     };
     let bytes = strata_oci::json::to_canonical_vec(&inputs)
         .expect("structs of strings, numbers and lists always serialise");
@@ -179,9 +200,11 @@ impl Lock {
             }
             out.push('\n');
         }
-        for (platform, packages) in &self.platforms {
+        let platforms: std::collections::BTreeSet<&String> =
+            self.platforms.keys().chain(self.wheels.keys()).collect();
+        for platform in platforms {
             let _ = writeln!(out, "platform {} {{", q(platform));
-            for p in packages {
+            for p in self.platforms.get(platform).into_iter().flatten() {
                 let _ = writeln!(
                     out,
                     "    package {} version={} architecture={} repository={} path={} size={} sha256={}",
@@ -192,6 +215,24 @@ impl Lock {
                     q(&p.path),
                     p.size,
                     q(&p.sha256.to_string())
+                );
+            }
+            for w in self.wheels.get(platform).into_iter().flatten() {
+                let _ = write!(
+                    out,
+                    "    wheel {} version={} url={}",
+                    q(&w.name),
+                    q(&w.version),
+                    q(&w.url)
+                );
+                if let Some(size) = w.size {
+                    let _ = write!(out, " size={size}");
+                }
+                let _ = writeln!(
+                    out,
+                    " sha256={} tag={}",
+                    q(&w.sha256.to_string()),
+                    q(&w.tag)
                 );
             }
             for a in self.accounts.get(platform).into_iter().flatten() {
@@ -246,6 +287,7 @@ impl Lock {
         let mut repositories = Vec::new();
         let mut platforms = BTreeMap::new();
         let mut accounts = BTreeMap::new();
+        let mut wheels = BTreeMap::new();
         for node in doc.nodes() {
             let reader = Node { node, src: &src };
             match reader.name() {
@@ -270,6 +312,7 @@ impl Lock {
                 "platform" => {
                     let mut packages = Vec::new();
                     let mut created = Vec::new();
+                    let mut python = Vec::new();
                     for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
                         let child = Node {
                             node: child,
@@ -277,12 +320,16 @@ impl Lock {
                         };
                         match child.name() {
                             "user" | "group" => created.push(src.account(&child)?),
+                            "wheel" => python.push(src.wheel(&child)?),
                             _ => packages.push(src.package(&child)?),
                         }
                     }
                     let platform = reader.single_string("platform")?.value;
                     if !created.is_empty() {
                         accounts.insert(platform.clone(), created);
+                    }
+                    if !python.is_empty() {
+                        wheels.insert(platform.clone(), python);
                     }
                     platforms.insert(platform, packages);
                 }
@@ -297,6 +344,7 @@ impl Lock {
             repositories,
             platforms,
             accounts,
+            wheels,
         }))
     }
 }
@@ -335,6 +383,27 @@ impl LockSource {
             _ => None,
         };
         Ok(LockedAccount { name, uid, gid })
+    }
+
+    /// `wheel "NAME" version= url= size= sha256= tag=`.
+    fn wheel(&self, r: &Node<'_, LockSource>) -> Result<LockedWheel, LockError> {
+        let size = match r.prop("size") {
+            None => None,
+            Some(e) => Some(
+                e.value()
+                    .as_integer()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .ok_or_else(|| self.invalid("`size` must be a number".into(), e.span()))?,
+            ),
+        };
+        Ok(LockedWheel {
+            name: r.single_string("wheel name")?.value,
+            version: r.required_prop_string("version")?.value,
+            url: r.required_prop_string("url")?.value,
+            size,
+            sha256: self.digest(&r.required_prop_string("sha256")?)?,
+            tag: r.required_prop_string("tag")?.value,
+        })
     }
 
     fn package(&self, r: &Node<'_, LockSource>) -> Result<LockedPackage, LockError> {
@@ -444,6 +513,17 @@ mod tests {
                         gid: 101,
                     },
                 ],
+            )]),
+            wheels: BTreeMap::from([(
+                "linux/amd64".into(),
+                vec![LockedWheel {
+                    name: "six".into(),
+                    version: "1.17.0".into(),
+                    url: "https://files.pythonhosted.org/packages/b7/ce/six-1.17.0-py2.py3-none-any.whl".into(),
+                    size: Some(11_050),
+                    sha256: Digest::of(b"whl"),
+                    tag: "py3-none-any".into(),
+                }],
             )]),
         };
         let dir = tempfile::tempdir().unwrap();

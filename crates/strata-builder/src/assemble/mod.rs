@@ -12,6 +12,7 @@ pub mod configure;
 pub(crate) mod copy;
 pub mod debian;
 pub mod interpreters;
+pub mod python;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ pub struct Planned {
     pub unevaluated: Vec<configure::Unevaluated>,
     /// The system accounts the packages' scripts created (for the lock).
     pub created_accounts: Vec<crate::lock::LockedAccount>,
+    /// The Python wheels installed (for the lock and the SBOM).
+    pub wheels: Vec<strata_pypi::locked::LockedWheel>,
+    /// The venv they went into, for `VIRTUAL_ENV` and `PATH`.
+    pub venv: Option<String>,
     /// The finished image's filesystem: the base's, then every plan's.
     pub view: View,
     /// The base's reference and manifest digest; `None` for scratch.

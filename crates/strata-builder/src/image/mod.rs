@@ -78,6 +78,8 @@ pub struct ImageSpec<'a> {
     /// strata's layers, each with the history line that describes it.
     pub layers: &'a [(ManifestLayer, String)],
     pub user: Option<&'a str>,
+    /// The Python venv packages went into: `VIRTUAL_ENV`, and first on `PATH`.
+    pub venv: Option<&'a str>,
     pub runtime: &'a Runtime,
     pub tre: bool,
     pub created: &'a str,
@@ -120,12 +122,13 @@ pub fn image(spec: &ImageSpec) -> Result<Image> {
 }
 
 /// The image's `Env`: the base's variables (or a default `PATH`), then the
-/// TRE preset's, then the recipe's, a later value replacing an earlier one in
-/// place.
+/// TRE preset's, then the venv's, then the recipe's, a later value replacing
+/// an earlier one in place.
 pub fn environment(
     base: Option<&oci_spec::image::Config>,
     runtime: &Runtime,
     tre: bool,
+    venv: Option<&str>,
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = match base.and_then(|b| b.env().as_ref()) {
         Some(vars) => vars
@@ -138,9 +141,19 @@ pub fn environment(
         None => vec![("PATH".to_owned(), DEFAULT_PATH.to_owned())],
     };
     let preset = if tre { &tre::ENV[..] } else { &[] };
+    let mut venv_env = Vec::new();
+    if let Some(venv) = venv {
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+        venv_env.push(("PATH".to_owned(), format!("{venv}/bin:{path}")));
+        venv_env.push(("VIRTUAL_ENV".to_owned(), venv.to_owned()));
+    }
     for (k, v) in preset
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(venv_env)
         .chain(runtime.env.iter().cloned())
     {
         match env.iter_mut().find(|(name, _)| *name == k) {
@@ -155,7 +168,7 @@ fn configuration(spec: &ImageSpec) -> Result<ImageConfiguration> {
     let base = spec.base_config.and_then(|c| c.config().as_ref());
     let runtime = spec.runtime;
 
-    let env = environment(base, runtime, spec.tre);
+    let env = environment(base, runtime, spec.tre, spec.venv);
 
     let mut volumes: Vec<String> = base.and_then(|b| b.volumes().clone()).unwrap_or_default();
     if spec.tre {

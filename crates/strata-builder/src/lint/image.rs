@@ -57,11 +57,17 @@ pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied
     unevaluated(recipe, plan, &mut out);
     missing_interpreters(recipe, plan, &mut out);
 
-    let env = crate::image::environment(config, &recipe.runtime, recipe.tre);
+    let env = crate::image::environment(
+        config,
+        &recipe.runtime,
+        recipe.tre,
+        plan.venv.as_deref(),
+    );
     let packages: Vec<&str> = plan
         .packages
         .iter()
         .map(|p| p.locked.name.as_str())
+        .chain(plan.wheels.iter().map(|w| w.name.as_str()))
         .collect();
     out.extend(network_at_runtime(recipe, &env, &packages, copied));
     let has = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());

@@ -61,12 +61,42 @@ pub fn check(recipe: &Recipe, copied: &[Copied], image_rules: bool) -> Vec<Findi
     environment(recipe, &mut out);
     data(copied, &mut out);
     if !image_rules {
-        let env = crate::image::environment(None, &recipe.runtime, recipe.tre);
+        let env = crate::image::environment(None, &recipe.runtime, recipe.tre, None);
+        let python_files: Vec<String> = recipe
+            .python
+            .iter()
+            .flat_map(|p| &p.requirements)
+            .filter_map(|f| {
+                use std::io::Read;
+                let mut text = String::new();
+                fs::File::open(recipe.context.join(&f.value))
+                    .ok()?
+                    .take(1 << 20)
+                    .read_to_string(&mut text)
+                    .ok()?;
+                Some(text.to_ascii_lowercase())
+            })
+            .collect();
+        // The project names of requirement lines, enough to spot a package.
+        let python_names = python_files.iter().flat_map(|text| {
+            text.lines().filter_map(|line| {
+                let name = line.trim().split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).next()?;
+                (!name.is_empty()).then_some(name)
+            })
+        });
         let packages: Vec<&str> = recipe
             .debian
             .iter()
             .flat_map(|d| &d.install)
             .map(|p| p.name.as_str())
+            .chain(
+                recipe
+                    .python
+                    .iter()
+                    .flat_map(|p| &p.install)
+                    .map(|r| r.value.as_str()),
+            )
+            .chain(python_names)
             .collect();
         if let Some(finding) = network_at_runtime(recipe, &env, &packages, copied) {
             out.push(finding);
@@ -339,6 +369,7 @@ pub fn network_at_runtime(
     let span = recipe
         .node_span("env", Some("HF_HUB_OFFLINE"))
         .or_else(|| recipe.node_span("tre", None))
+        .or_else(|| recipe.python.as_ref().map(|p| p.span))
         .or_else(|| recipe.debian.as_ref().map(|d| d.span));
     Some(
         Finding::new(

@@ -12,7 +12,8 @@ use miette::SourceSpan;
 use super::node::{Source, given_twice};
 use super::{
     BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner,
-    PackageRequest, Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,
+    PYPI, PackageRequest, PythonSpec, Recipe, RecipeError, RecipeSource, Runtime, Spanned,
+    UserSpec,
 };
 use strata_debian::repo::RepositorySpec;
 use strata_oci::platform::Platform;
@@ -76,6 +77,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         layers: Vec::new(),
         runtime: Runtime::default(),
         debian: None,
+        python: None,
         lint_allow: Vec::new(),
         nodes: Vec::new(),
         system_users: Vec::new(),
@@ -123,6 +125,7 @@ pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
         layers: decoder.layers,
         runtime: decoder.runtime,
         debian: decoder.debian,
+        python: decoder.python,
         lint_allow: decoder.lint_allow,
         nodes: decoder.nodes,
         system_users: decoder.system_users,
@@ -143,6 +146,7 @@ struct Decoder<'a> {
     layers: Vec<LayerSpec>,
     runtime: Runtime,
     debian: Option<DebianSpec>,
+    python: Option<PythonSpec>,
     lint_allow: Vec<Spanned<String>>,
     nodes: Vec<NodeSpan>,
     system_users: Vec<UserSpec>,
@@ -207,6 +211,10 @@ const TOP_LEVEL: &[NodeDef] = &[
     once("stop-signal", |d, n| d.stop_signal(n)),
     once("debian", |d, node| {
         d.debian = Some(decode_debian(node)?);
+        Ok(())
+    }),
+    once("python", |d, node| {
+        d.python = Some(decode_python(node)?);
         Ok(())
     }),
     many("lint", |d, node| {
@@ -709,6 +717,127 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         ca_certificates,
     })
 }
+fn decode_python(node: &Node) -> Result<PythonSpec> {
+    node.check_props(&[])?;
+    if !node.args().is_empty() {
+        return Err(node.err(
+            "`python` takes no value",
+            "unexpected",
+            "write the packages in braces: `python { install \"pandas>=2.2\" }`",
+        ));
+    }
+    let mut spec = PythonSpec {
+        span: node.node.span(),
+        requirements: Vec::new(),
+        install: Vec::new(),
+        lock_file: None,
+        indexes: Vec::new(),
+        venv: Some(ImagePath::from_relative("opt/venv").expect("a constant path")),
+    };
+    for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
+        let child = Node {
+            node: child,
+            src: node.src,
+        };
+        match child.name() {
+            "requirements" => {
+                child.no_props_or_children()?;
+                spec.requirements
+                    .extend(child.string_args("requirements file", 1)?);
+            }
+            "install" => {
+                child.no_props_or_children()?;
+                for arg in child.string_args("requirement", 1)? {
+                    let origin = strata_pypi::requirements::Origin {
+                        file: node.src.path.clone(),
+                        line: super::line_of(&node.src.text, arg.span),
+                    };
+                    if let Err(e) = strata_pypi::requirements::parse_one(&arg.value, origin) {
+                        return Err(child.src.error(
+                            arg.span,
+                            format!("`{}` is not a requirement strata can install", arg.value),
+                            e.to_string(),
+                            Some(
+                                "write a PEP 508 requirement such as `pandas>=2.2` or `scikit-learn==1.5.*`"
+                                    .into(),
+                            ),
+                        ));
+                    }
+                    spec.install.push(arg);
+                }
+            }
+            "lock-file" => {
+                child.no_props_or_children()?;
+                let given = child.single_string("lock file")?;
+                given_twice(child.src, given.span, spec.lock_file.as_ref().map(|l| l.span), "`lock-file`", "keep one")?;
+                spec.lock_file = Some(given);
+            }
+            "index" => {
+                child.no_props_or_children()?;
+                for url in child.string_args("index URL", 1)? {
+                    spec.indexes.push(check_index_url(&child, &url)?);
+                }
+            }
+            "venv" => {
+                child.check_props(&[])?;
+                child.no_children()?;
+                spec.venv = match child.args().as_slice() {
+                    [one] if one.value().as_bool() == Some(false) => None,
+                    [_] => Some(image_path(&child, &child.single_string("venv folder")?)?),
+                    _ => {
+                        return Err(child.err(
+                            "`venv` takes one folder or `#false`",
+                            "expected one value",
+                            "write `venv \"/opt/venv\"`, or `venv #false` to install into the interpreter's own site-packages",
+                        ));
+                    }
+                };
+            }
+            other => {
+                return Err(child.unknown(
+                    other,
+                    &["requirements", "install", "lock-file", "index", "venv"],
+                    "`python` entry",
+                ));
+            }
+        }
+    }
+    if spec.lock_file.is_some() && !(spec.requirements.is_empty() && spec.install.is_empty()) {
+        return Err(node.err(
+            "the `python` block has both a `lock-file` and requirements",
+            "both given",
+            "a lock file is installed exactly as it is: drop `requirements`/`install`, or drop `lock-file` to resolve them",
+        ));
+    }
+    if spec.lock_file.is_none() && spec.requirements.is_empty() && spec.install.is_empty() {
+        return Err(node.err(
+            "the `python` block installs nothing",
+            "no `install`, `requirements` or `lock-file`",
+            "add `install \"package\"`, `requirements \"requirements.txt\"` or `lock-file \"pylock.toml\"` in braces",
+        ));
+    }
+    if spec.indexes.is_empty() {
+        spec.indexes.push(PYPI.to_owned());
+    }
+    Ok(spec)
+}
+
+/// An index URL: http(s), with no credentials in it (they would end up in
+/// the lock); they come from `~/.netrc` or `STRATA_PYPI_CREDS`.
+fn check_index_url(node: &Node, value: &Spanned<String>) -> Result<String> {
+    let url = check_url(node, value)?;
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    if authority.contains('@') {
+        return Err(node.src.error(
+            value.span,
+            "an index URL must not hold credentials",
+            "user and password here",
+            Some("put them in `~/.netrc` or `STRATA_PYPI_CREDS` (`HOST=USER:PASSWORD`): strata never writes them anywhere".into()),
+        ));
+    }
+    Ok(url)
+}
+
 /// `install "curl" "python3=3.11.2-1+b1"` inside `debian`.
 fn decode_install(child: &Node, install: &mut Vec<Spanned<PackageRequest>>) -> Result<()> {
     child.no_props_or_children()?;

@@ -17,6 +17,12 @@ use strata_oci::digest::Digest;
 use strata_oci::path::ImagePath;
 use strata_oci::platform::Platform;
 
+/// The 1-based line a span starts on, for messages that name a line.
+pub(crate) fn line_of(text: &str, span: SourceSpan) -> usize {
+    text.get(..span.offset())
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
 /// A value and the place in the recipe it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spanned<T> {
@@ -49,6 +55,7 @@ pub struct Recipe {
     pub layers: Vec<LayerSpec>,
     pub runtime: Runtime,
     pub debian: Option<DebianSpec>,
+    pub python: Option<PythonSpec>,
     /// Lint rules the recipe silences (`lint { allow "STR004" }`).
     pub lint_allow: Vec<Spanned<String>>,
     /// Every top-level node, in file order, so that checks which run after
@@ -100,6 +107,25 @@ impl DebianSpec {
         answers
     }
 }
+
+/// The `python` block: Python packages from PyPI-style indexes.
+#[derive(Debug, Clone)]
+pub struct PythonSpec {
+    pub span: SourceSpan,
+    /// pip requirements files, relative to the recipe.
+    pub requirements: Vec<Spanned<String>>,
+    /// Inline requirements, in pip's syntax.
+    pub install: Vec<Spanned<String>>,
+    /// A PEP 751 `pylock.toml` or a `uv.lock` to install as it is.
+    pub lock_file: Option<Spanned<String>>,
+    /// Simple-API index URLs, in order; PyPI's when the recipe names none.
+    pub indexes: Vec<String>,
+    /// The venv packages go into; `None`: the interpreter's own site-packages.
+    pub venv: Option<ImagePath>,
+}
+
+/// The index strata uses when a `python` block names none.
+pub const PYPI: &str = "https://pypi.org/simple";
 
 /// `name` or `name=version`.
 #[derive(Debug, Clone, PartialEq, Eq)]

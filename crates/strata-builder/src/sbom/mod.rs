@@ -1,5 +1,6 @@
 //! The image's SBOM: every Debian package (with the sha256 of its `.deb`
-//! and the licences of its copyright file), the base image and the recipe's
+//! and the licences of its copyright file), every Python wheel (with its
+//! sha256), the base image and the recipe's
 //! own files, written as SPDX 2.3 or CycloneDX 1.5 JSON and attached to the
 //! image as an OCI artifact whose `subject` is the image.
 //!
@@ -68,8 +69,16 @@ pub struct Inventory {
     pub files: Vec<File>,
 }
 
+/// Where a package came from, which decides its purl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ecosystem {
+    Debian,
+    Python,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Package {
+    pub ecosystem: Ecosystem,
     pub name: String,
     pub version: String,
     pub architecture: String,
@@ -81,7 +90,11 @@ pub struct Package {
 
 impl Package {
     pub fn purl(&self) -> String {
-        purl(&self.name, &self.version, &self.architecture)
+        match self.ecosystem {
+            Ecosystem::Debian => purl(&self.name, &self.version, &self.architecture),
+            // The name is PEP 503-normalized already, as the purl spec asks.
+            Ecosystem::Python => format!("pkg:pypi/{}@{}", self.name, purl_escape(&self.version)),
+        }
     }
 }
 
@@ -177,12 +190,25 @@ impl Inventory {
             for facts in &plan.packages {
                 let p = &facts.locked;
                 packages.push(Package {
+                    ecosystem: Ecosystem::Debian,
                     name: p.name.clone(),
                     version: p.version.clone(),
                     architecture: p.architecture.clone(),
                     sha256: p.sha256,
                     url: p.url(),
                     licenses: facts.licenses.iter().map(|l| license::spdx_id(l)).collect(),
+                });
+            }
+            for w in &plan.wheels {
+                packages.push(Package {
+                    ecosystem: Ecosystem::Python,
+                    name: w.name.clone(),
+                    version: w.version.clone(),
+                    // Wheels name their platform in their tag.
+                    architecture: w.tag.clone(),
+                    sha256: w.sha256,
+                    url: w.url.clone(),
+                    licenses: Vec::new(),
                 });
             }
             bases.extend(plan.base.clone());
@@ -202,6 +228,7 @@ impl Inventory {
         base_packages.dedup();
         base_packages.retain(|b| {
             !packages.iter().any(|p| {
+                p.ecosystem == Ecosystem::Debian &&
                 p.name == b.name && p.version == b.version && p.architecture == b.architecture
             })
         });

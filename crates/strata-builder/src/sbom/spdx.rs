@@ -7,7 +7,12 @@ use super::{Inventory, Package};
 pub const MEDIA_TYPE: &str = "application/spdx+json";
 
 fn package_id(p: &Package) -> String {
-    spdx_ref(&format!("deb-{}-{}-{}", p.name, p.architecture, p.version))
+    match p.ecosystem {
+        super::Ecosystem::Debian => {
+            spdx_ref(&format!("deb-{}-{}-{}", p.name, p.architecture, p.version))
+        }
+        super::Ecosystem::Python => spdx_ref(&format!("pypi-{}-{}", p.name, p.version)),
+    }
 }
 
 /// `SPDXRef-` followed by the characters SPDX ids allow.
