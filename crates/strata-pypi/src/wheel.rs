@@ -588,6 +588,13 @@ struct Planned {
     header_start: u64,
 }
 
+/// What RECORD says a member holds.
+#[derive(Clone, Copy)]
+struct Recorded {
+    sha256: [u8; 32],
+    size: u64,
+}
+
 /// A RECORD row, its path normalized.
 struct RecordRow {
     line: usize,
@@ -595,108 +602,57 @@ struct RecordRow {
     size: Option<u64>,
 }
 
-impl<'a> Unpacker<'a> {
-    /// Opens the zip after checking its central directory is small enough to
-    /// load and free of exact duplicate names (which the zip crate would
-    /// silently merge into one entry).
-    fn open(
-        cache: &'a Cache,
-        path: &'a Path,
-        filename: &'a str,
-        limits: &'a Limits,
-    ) -> Result<Unpacker<'a>, WheelError> {
-        let io_error = |source| WheelError::Io {
-            wheel: filename.to_owned(),
-            path: path.to_owned(),
+/// The wheel file before the zip crate opens it.
+struct Source<'a> {
+    filename: &'a str,
+    path: &'a Path,
+    limits: &'a Limits,
+}
+
+impl Source<'_> {
+    fn io(&self, source: io::Error) -> WheelError {
+        WheelError::Io {
+            wheel: self.filename.to_owned(),
+            path: self.path.to_owned(),
             source,
-        };
-        let file = File::open(path).map_err(io_error)?;
-        let size = file.metadata().map_err(io_error)?.len();
-        let mut reader = BufReader::new(file);
-        let directory = Self::directory(&mut reader, size, path, filename, limits)?;
-        let names = Self::scan_names(&mut reader, &directory, filename, limits)?;
-        let zip_error = |e: zip::result::ZipError| WheelError::Zip {
-            wheel: filename.to_owned(),
-            reason: e.to_string(),
-        };
-        let mut archive = ZipArchive::new(reader).map_err(zip_error)?;
-        if archive.len() as u64 != directory.count
-            || archive.central_directory_start() != directory.offset
-        {
-            return Err(Self::zip_error(
-                filename,
-                "its central directory is not where its end record says",
-            ));
         }
-        // Local headers that disagree with the central directory, entries
-        // that overlap (the classic zip bomb) and entries missing from the
-        // directory all make readers see different wheels.
-        archive.validate_header_consistency().map_err(zip_error)?;
-        let mut unpacker = Unpacker {
-            cache,
-            filename,
-            path,
-            limits,
-            size,
-            archive,
-        };
-        unpacker.check_names_unchanged(&names)?;
-        Ok(unpacker)
     }
 
-    fn zip_error(filename: &str, reason: &str) -> WheelError {
+    fn malformed(&self, reason: impl Into<String>) -> WheelError {
         WheelError::Zip {
-            wheel: filename.to_owned(),
-            reason: reason.to_owned(),
+            wheel: self.filename.to_owned(),
+            reason: reason.into(),
         }
     }
 
-    /// Finds the end of central directory record (and its zip64 form) and
-    /// checks the member count against the limit.
-    fn directory(
-        reader: &mut BufReader<File>,
-        size: u64,
-        path: &Path,
-        filename: &str,
-        limits: &Limits,
-    ) -> Result<Directory, WheelError> {
-        let io_error = |source| WheelError::Io {
-            wheel: filename.to_owned(),
-            path: path.to_owned(),
-            source,
-        };
+    /// Finds the end of central directory record (in its zip64 form when
+    /// there is one) and checks the member count against the limit.
+    fn directory(&self, reader: &mut BufReader<File>, size: u64) -> Result<Directory, WheelError> {
         // The record sits at the very end, after at most a 64 KiB comment;
         // requiring the comment to end the file rules out trailing data
         // that other readers might take for the real directory.
         let tail_start = size.saturating_sub((END_LEN + 0xFFFF) as u64);
-        let tail = read_at(reader, tail_start, size - tail_start).map_err(io_error)?;
+        let tail = read_at(reader, tail_start, size - tail_start).map_err(|e| self.io(e))?;
         let at = (0..=tail.len().saturating_sub(END_LEN))
             .rev()
             .find(|&i| {
                 tail.len() >= i + END_LEN
                     && &tail[i..i + 4] == END
-                    && i as u64 + END_LEN as u64 + le16(&tail, i + 20) == tail.len() as u64
+                    && (i + END_LEN) as u64 + le16(&tail, i + 20) == tail.len() as u64
             })
-            .ok_or_else(|| {
-                Self::zip_error(filename, "it has no end of central directory record")
-            })?;
-        let end = &tail[at..];
+            .ok_or_else(|| self.malformed("it has no end of central directory record"))?;
         let end_at = tail_start + at as u64;
         let mut directory = Directory {
-            count: le16(end, 10),
-            offset: le32(end, 16),
+            count: le16(&tail, at + 10),
+            offset: le32(&tail, at + 16),
         };
         if end_at >= 20 {
-            let locator = read_at(reader, end_at - 20, 20).map_err(io_error)?;
+            let locator = read_at(reader, end_at - 20, 20).map_err(|e| self.io(e))?;
             if &locator[..4] == END64_LOCATOR {
-                let end64 = read_at(reader, le64(&locator, 8), 56).map_err(|_| {
-                    Self::zip_error(filename, "its zip64 end of central directory is missing")
-                })?;
+                let missing = || self.malformed("its zip64 end of central directory is missing");
+                let end64 = read_at(reader, le64(&locator, 8), 56).map_err(|_| missing())?;
                 if &end64[..4] != END64 {
-                    return Err(Self::zip_error(
-                        filename,
-                        "its zip64 end of central directory is missing",
-                    ));
+                    return Err(missing());
                 }
                 directory = Directory {
                     count: le64(&end64, 32),
@@ -704,25 +660,25 @@ impl<'a> Unpacker<'a> {
                 };
             }
         }
-        if directory.count > limits.max_members as u64 {
+        if directory.count > self.limits.max_members as u64 {
             return Err(WheelError::TooManyMembers {
-                wheel: filename.to_owned(),
+                wheel: self.filename.to_owned(),
                 count: directory.count,
-                max: limits.max_members,
+                max: self.limits.max_members,
             });
         }
         Ok(directory)
     }
 
     /// Walks the central directory headers, checking name lengths and exact
-    /// duplicates, and returns the hashes of the names it saw.
+    /// duplicates (which the zip crate would silently merge into one entry),
+    /// and returns the hashes of the names it saw.
     fn scan_names(
+        &self,
         reader: &mut BufReader<File>,
         directory: &Directory,
-        filename: &str,
-        limits: &Limits,
     ) -> Result<HashSet<Digest>, WheelError> {
-        let truncated = || Self::zip_error(filename, "its central directory is truncated");
+        let truncated = || self.malformed("its central directory is truncated");
         reader
             .seek(SeekFrom::Start(directory.offset))
             .map_err(|_| truncated())?;
@@ -733,24 +689,21 @@ impl<'a> Unpacker<'a> {
         for _ in 0..directory.count {
             reader.read_exact(&mut header).map_err(|_| truncated())?;
             if &header[..4] != CENTRAL_HEADER {
-                return Err(Self::zip_error(
-                    filename,
-                    "its central directory has a damaged header",
-                ));
+                return Err(self.malformed("its central directory has a damaged header"));
             }
             // At most 64 KiB: the length is a u16.
             name.resize(le16(&header, 28) as usize, 0);
             reader.read_exact(&mut name).map_err(|_| truncated())?;
-            if name.len() > limits.max_path {
+            if name.len() > self.limits.max_path {
                 return Err(WheelError::BadName {
-                    wheel: filename.to_owned(),
-                    member: lossy(&name[..limits.max_path]),
+                    wheel: self.filename.to_owned(),
+                    member: lossy(&name[..self.limits.max_path]),
                     problem: NameProblem::TooLong,
                 });
             }
             if !seen.insert(Digest::of(&name)) {
                 return Err(WheelError::Duplicate {
-                    wheel: filename.to_owned(),
+                    wheel: self.filename.to_owned(),
                     member: lossy(&name),
                 });
             }
@@ -758,6 +711,50 @@ impl<'a> Unpacker<'a> {
             reader.seek_relative(skip as i64).map_err(|_| truncated())?;
         }
         Ok(seen)
+    }
+}
+
+impl<'a> Unpacker<'a> {
+    /// Opens the zip once its central directory is known to be small enough
+    /// to load and free of exact duplicates.
+    fn open(
+        cache: &'a Cache,
+        path: &'a Path,
+        filename: &'a str,
+        limits: &'a Limits,
+    ) -> Result<Unpacker<'a>, WheelError> {
+        let source = Source {
+            filename,
+            path,
+            limits,
+        };
+        let file = File::open(path).map_err(|e| source.io(e))?;
+        let size = file.metadata().map_err(|e| source.io(e))?.len();
+        let mut reader = BufReader::new(file);
+        let directory = source.directory(&mut reader, size)?;
+        let names = source.scan_names(&mut reader, &directory)?;
+        let mut archive = ZipArchive::new(reader).map_err(|e| source.malformed(e.to_string()))?;
+        if archive.len() as u64 != directory.count
+            || archive.central_directory_start() != directory.offset
+        {
+            return Err(source.malformed("its central directory is not where its end record says"));
+        }
+        // Local headers that disagree with the central directory, entries
+        // that overlap (the classic zip bomb) and entries missing from the
+        // directory all make readers see different wheels.
+        archive
+            .validate_header_consistency()
+            .map_err(|e| source.malformed(e.to_string()))?;
+        let mut unpacker = Unpacker {
+            cache,
+            filename,
+            path,
+            limits,
+            size,
+            archive,
+        };
+        unpacker.check_names_unchanged(&names)?;
+        Ok(unpacker)
     }
 
     /// The zip crate replaces a name by its Unicode Path extra field; Python's
@@ -790,66 +787,90 @@ impl<'a> Unpacker<'a> {
         expected.check(self.filename, &dist_info)?;
         let record_path = format!("{dist_info}/RECORD");
         let record = self.read_small(&plan, &record_path, self.limits.max_record)?;
-        let mut rows = self.parse_record(&record_path, &record)?;
+        let rows = self.parse_record(&record_path, &record)?;
         let wheel_path = format!("{dist_info}/WHEEL");
         let wheel_file = self.read_small(&plan, &wheel_path, self.limits.max_text)?;
         let (wheel_version, root_is_purelib) = self.parse_wheel(&wheel_path, &wheel_file)?;
+        let hashes = self.match_record(&plan, rows, &folders, &dist_info)?;
+        let (blob, members) = self.write_blob(&plan, &hashes)?;
+        Ok(Unpacked {
+            dist_info,
+            root_is_purelib,
+            wheel_version,
+            members,
+            blob,
+        })
+    }
 
-        // Every check that needs no decompression is done before the first
-        // byte is written.
-        let mut expected_rows = Vec::with_capacity(plan.len());
-        for planned in &plan {
-            let row = rows.remove(&planned.path);
+    /// Pairs every planned member with its RECORD row, before anything is
+    /// decompressed: the hash and size each must have, or `None` for RECORD
+    /// and its signatures, which go unhashed.
+    fn match_record(
+        &self,
+        plan: &[Planned],
+        mut rows: BTreeMap<String, RecordRow>,
+        folders: &BTreeSet<String>,
+        dist_info: &str,
+    ) -> Result<Vec<Option<Recorded>>, WheelError> {
+        let mut hashes = Vec::with_capacity(plan.len());
+        for planned in plan {
             let exempt = UNHASHED
                 .iter()
                 .any(|name| planned.path == format!("{dist_info}/{name}"));
-            let hashed = matches!(
-                row,
-                Some(RecordRow {
-                    sha256: Some(_),
-                    size: Some(_),
-                    ..
-                })
-            );
-            let blank = matches!(
-                row,
-                None | Some(RecordRow {
-                    sha256: None,
-                    size: None,
-                    ..
-                })
-            );
-            if row.is_none() && !exempt {
-                return Err(WheelError::NotInRecord {
-                    wheel: self.filename.to_owned(),
-                    member: planned.path.clone(),
-                });
-            }
-            if !hashed && !(exempt && blank) {
-                return Err(WheelError::RecordUnhashed {
-                    wheel: self.filename.to_owned(),
-                    member: planned.path.clone(),
-                });
-            }
-            expected_rows.push(row);
-        }
-        if let Some((path, _)) = rows.iter().min_by_key(|(_, row)| row.line) {
-            return Err(if folders.contains(path) {
-                WheelError::RecordFolder {
-                    wheel: self.filename.to_owned(),
-                    member: path.clone(),
+            let member = || planned.path.clone();
+            let hash = match (rows.remove(&planned.path), exempt) {
+                (
+                    Some(RecordRow {
+                        sha256: Some(sha256),
+                        size: Some(size),
+                        ..
+                    }),
+                    _,
+                ) => Some(Recorded { sha256, size }),
+                (
+                    None
+                    | Some(RecordRow {
+                        sha256: None,
+                        size: None,
+                        ..
+                    }),
+                    true,
+                ) => None,
+                (None, false) => {
+                    return Err(WheelError::NotInRecord {
+                        wheel: self.filename.to_owned(),
+                        member: member(),
+                    });
                 }
-            } else {
-                WheelError::RecordWithoutMember {
-                    wheel: self.filename.to_owned(),
-                    member: path.clone(),
+                (Some(_), _) => {
+                    return Err(WheelError::RecordUnhashed {
+                        wheel: self.filename.to_owned(),
+                        member: member(),
+                    });
                 }
-            });
+            };
+            hashes.push(hash);
         }
+        match rows.into_iter().min_by_key(|(_, row)| row.line) {
+            None => Ok(hashes),
+            Some((member, _)) if folders.contains(&member) => Err(WheelError::RecordFolder {
+                wheel: self.filename.to_owned(),
+                member,
+            }),
+            Some((member, _)) => Err(WheelError::RecordWithoutMember {
+                wheel: self.filename.to_owned(),
+                member,
+            }),
+        }
+    }
 
-        let mut order: Vec<usize> = (0..plan.len()).collect();
-        // Data order, so the wheel is read front to back.
-        order.sort_by_key(|&i| plan[i].header_start);
+    /// Streams every member into a temporary file, checking each against
+    /// `hashes`, and commits it to the cache only when all matched.
+    fn write_blob(
+        &mut self,
+        plan: &[Planned],
+        hashes: &[Option<Recorded>],
+    ) -> Result<(Digest, Vec<Member>), WheelError> {
         let tmp = self.cache.temp_file().map_err(|source| WheelError::Cache {
             wheel: self.filename.to_owned(),
             source,
@@ -857,33 +878,30 @@ impl<'a> Unpacker<'a> {
         let mut out = HashingWriter::new(BufWriter::with_capacity(BUFFER, tmp.as_file()));
         let mut buffer = vec![0; BUFFER];
         let mut members = Vec::with_capacity(plan.len());
+        let mut order: Vec<usize> = (0..plan.len()).collect();
+        // Data order, so the wheel is read front to back.
+        order.sort_by_key(|&i| plan[i].header_start);
         for i in order {
             let planned = &plan[i];
             let offset = out.written();
+            // Each member's size is held to its declared size, so the total
+            // written stays within the `max_total` checked before.
             let (sha256, size) = self.stream(planned, &mut out, tmp.path(), &mut buffer)?;
-            if let Some(RecordRow {
-                sha256: Some(expected),
-                size: Some(expected_size),
-                ..
-            }) = &expected_rows[i]
-            {
-                let mismatch =
-                    |what, expected: String, actual: String| WheelError::RecordMismatch {
+            if let Some(recorded) = hashes[i] {
+                let mismatch = |what, expected: String, actual: String| {
+                    Err(WheelError::RecordMismatch {
                         wheel: self.filename.to_owned(),
                         member: planned.path.clone(),
                         what,
                         expected,
                         actual,
-                    };
-                if sha256.as_bytes() != expected {
-                    return Err(mismatch("sha256", hex::encode(expected), sha256.hex()));
+                    })
+                };
+                if *sha256.as_bytes() != recorded.sha256 {
+                    return mismatch("sha256", hex::encode(recorded.sha256), sha256.hex());
                 }
-                if size != *expected_size {
-                    return Err(mismatch(
-                        "size",
-                        expected_size.to_string(),
-                        size.to_string(),
-                    ));
+                if size != recorded.size {
+                    return mismatch("size", recorded.size.to_string(), size.to_string());
                 }
             }
             members.push(Member {
@@ -897,14 +915,11 @@ impl<'a> Unpacker<'a> {
         let (writer, blob, _) = out.finish();
         // No fsync: a blob cut short by a crash no longer matches its digest,
         // and readers check (`Cache::verified_blob`).
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .map_err(|source| WheelError::Io {
-                wheel: self.filename.to_owned(),
-                path: tmp.path().to_owned(),
-                source,
-            })?;
+        writer.into_inner().map_err(|e| WheelError::Io {
+            wheel: self.filename.to_owned(),
+            path: tmp.path().to_owned(),
+            source: e.into_error(),
+        })?;
         self.cache
             .commit_blob(tmp, &blob)
             .map_err(|source| WheelError::Cache {
@@ -912,13 +927,7 @@ impl<'a> Unpacker<'a> {
                 source,
             })?;
         members.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Unpacked {
-            dist_info,
-            root_is_purelib,
-            wheel_version,
-            members,
-            blob,
-        })
+        Ok((blob, members))
     }
 
     /// Checks every central directory entry and lists the files to stream,
