@@ -171,8 +171,9 @@ pub fn install(
         let (top, rest) = member.path.split_once('/').unwrap_or(("", &member.path));
         if top == wheel && matches!(rest, "RECORD" | "RECORD.jws" | "RECORD.p7s") {
             // RECORD is written anew below; its signatures sign the old one,
-            // which no longer matches. (pip keeps them, listed unhashed in its
-            // RECORD; uv too. A signature that cannot verify is worse than none.)
+            // which no longer matches. pip installs them anyway (listed
+            // without a hash in its RECORD); a signature that cannot verify
+            // is worse than none.
             continue;
         }
         if top != data {

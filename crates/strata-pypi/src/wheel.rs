@@ -425,10 +425,11 @@ pub fn read_member(
     let mut file = File::open(&blob).map_err(io_error)?;
     file.seek(SeekFrom::Start(member.offset))
         .map_err(io_error)?;
-    // `size <= cap`, and callers pass caps that fit in memory.
-    let mut bytes = vec![0; usize::try_from(member.size).unwrap_or(usize::MAX)];
-    file.read_exact(&mut bytes).map_err(io_error)?;
-    if Digest::of(&bytes) != member.sha256 {
+    let mut bytes = Vec::new();
+    file.take(member.size)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 != member.size || Digest::of(&bytes) != member.sha256 {
         return Err(WheelError::Corrupt {
             wheel: wheel(),
             member: path.to_owned(),
@@ -671,8 +672,11 @@ impl Source<'_> {
     }
 
     /// Walks the central directory headers, checking name lengths and exact
-    /// duplicates (which the zip crate would silently merge into one entry),
-    /// and returns the hashes of the names it saw.
+    /// duplicates, and returns the hashes of the names it saw. The zip crate
+    /// keys its entries by name (an `IndexMap` in zip 9's
+    /// `read_central_header`): a second entry of the same name silently
+    /// replaces the first one's data while keeping its place, and only a
+    /// count (`has_duplicate_names`) tells, without naming it.
     fn scan_names(
         &self,
         reader: &mut BufReader<File>,
