@@ -6,6 +6,8 @@
 //! lock entries, fetches into the cache and hands assembly unpacked files.
 
 pub mod client;
+pub mod install;
 pub mod interpreter;
 pub mod locked;
 pub mod resolve;
+pub mod wheel;
