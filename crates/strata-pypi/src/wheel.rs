@@ -347,14 +347,25 @@ const UNHASHED: [&str; 3] = ["RECORD", "RECORD.jws", "RECORD.p7s"];
 /// dominate, small enough to be irrelevant next to the zip crate's buffers.
 const BUFFER: usize = 256 << 10;
 
-/// Unpacks the wheel at `wheel` (already verified against the index's sha256
-/// = `wheel_sha256`) into the cache, or returns the cached result.
+/// The cached unpacked copy of the wheel whose sha256 is `wheel_sha256`,
+/// if there is one: the wheel itself is not needed then, so a warm build
+/// reads no wheel at all.
 ///
-/// A cached result is trusted only if its blob still hashes to its digest
-/// (`Cache::verified_blob`): layers are built from those bytes and named by
-/// their digest, so a blob damaged on disk would otherwise end up in an
-/// image under a digest that vouches for it. Re-hashing costs a sequential
-/// read of the blob, far less than unpacking again.
+/// The record is written only after every member matched RECORD, and the
+/// blob is trusted when it has the length the record says, as the Debian
+/// source trusts its unpacked tars: re-hashing every unpacked wheel on every
+/// build (a torch blob is 2 GB) would cost seconds that a no-op rebuild must
+/// not spend. A blob damaged in place after that is not detected here.
+pub fn cached(cache: &Cache, wheel_sha256: &Digest, limits: &Limits) -> Option<Unpacked> {
+    let cached = cache.read_record::<CachedUnpack>(RECORD_KIND, wheel_sha256)?;
+    let length: u64 = cached.unpacked.members.iter().map(|m| m.size).sum();
+    let on_disk = std::fs::metadata(cache.blob_path(&cached.unpacked.blob)).ok()?;
+    (cached.format == FORMAT && cached.limits == *limits && on_disk.len() == length)
+        .then_some(cached.unpacked)
+}
+
+/// Unpacks the wheel at `wheel` (already verified against the index's sha256
+/// = `wheel_sha256`) into the cache, or returns the [cached] result.
 ///
 /// `filename` is the wheel's file name, used in errors and to check the
 /// dist-info name matches.
@@ -366,13 +377,9 @@ pub fn unpack(
     limits: &Limits,
 ) -> Result<Unpacked, WheelError> {
     let expected = WheelName::parse(filename)?;
-    if let Some(cached) = cache.read_record::<CachedUnpack>(RECORD_KIND, wheel_sha256)
-        && cached.format == FORMAT
-        && cached.limits == *limits
-        && cache.verified_blob(&cached.unpacked.blob).is_some()
-    {
-        expected.check(filename, &cached.unpacked.dist_info)?;
-        return Ok(cached.unpacked);
+    if let Some(cached) = cached(cache, wheel_sha256, limits) {
+        expected.check(filename, &cached.dist_info)?;
+        return Ok(cached);
     }
     let unpacked = Unpacker::open(cache, wheel, filename, limits)?.run(&expected)?;
     let record = CachedUnpack {

@@ -496,9 +496,10 @@ pub fn layers(
 /// reads no wheel at all.
 fn unpack_all(wheels: &[LockedWheel], fetcher: &Fetcher) -> Result<Vec<Unpacked>, PythonError> {
     let cache = fetcher.cache();
+    let limits = wheel::Limits::default();
     let missing: Vec<&LockedWheel> = wheels
         .iter()
-        .filter(|w| wheel::cached(cache, &w.sha256).is_none())
+        .filter(|w| wheel::cached(cache, &w.sha256, &limits).is_none())
         .collect();
     let downloads: Vec<Download> = missing
         .iter()
@@ -512,16 +513,13 @@ fn unpack_all(wheels: &[LockedWheel], fetcher: &Fetcher) -> Result<Vec<Unpacked>
     wheels
         .par_iter()
         .map(|w| {
-            if let Some(done) = wheel::cached(cache, &w.sha256) {
-                return Ok(done);
-            }
             let path = cache.blob_path(&w.sha256);
             Ok(wheel::unpack(
                 cache,
                 &path,
                 &w.sha256,
                 w.filename(),
-                &wheel::Limits::default(),
+                &limits,
             )?)
         })
         .collect()
