@@ -307,10 +307,9 @@ mod tests {
                 .join(".")
         };
         let filename = format!("x-1-{}-{}-{}.whl", set("py"), set("a"), set("p"));
-        assert!(matches!(
-            problem(&filename),
-            FilenameProblem::TooManyTags(1331)
-        ));
+        let problem = problem(&filename);
+        assert!(matches!(problem, FilenameProblem::TooManyTags(1331)));
+        assert!(problem.to_string().contains("1024 allowed"), "{problem}");
     }
 
     #[test]

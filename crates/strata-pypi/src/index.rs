@@ -558,7 +558,8 @@ mod tests {
     fn rejects_broken_pages() {
         let err = parse_project(b"<!DOCTYPE html><html>", SIX_URL).unwrap_err();
         assert!(matches!(&err, IndexError::Json { page_url, .. } if page_url == SIX_URL));
-        assert!(miette::Diagnostic::help(&err).is_some());
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(help.contains(ACCEPT), "{help}");
 
         let err = parse_project(br#"{"name": "six"}"#, SIX_URL).unwrap_err();
         assert!(matches!(err, IndexError::Json { .. }));
