@@ -6,8 +6,14 @@
 //! lock entries, fetches into the cache and hands assembly unpacked files.
 
 pub mod client;
+pub mod filename;
+pub mod index;
 pub mod install;
 pub mod interpreter;
 pub mod locked;
+pub mod metadata;
+pub mod pylock;
+pub mod requirements;
 pub mod resolve;
+pub mod tags;
 pub mod wheel;
