@@ -4,3 +4,6 @@
 //! wheel is checked against the index's sha256 and its own `RECORD`. Like
 //! the Debian source, it knows nothing of layers or images: it resolves to
 //! lock entries, fetches into the cache and hands assembly unpacked files.
+
+pub mod pylock;
+pub mod requirements;
