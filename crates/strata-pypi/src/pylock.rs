@@ -285,7 +285,9 @@ struct UvWheelToml {
     size: Option<u64>,
 }
 
-/// lock-version must be "1.0"; hashes.sha256 is required for every wheel.
+/// Reads a PEP 751 `pylock.toml`; `path` names it in errors. lock-version
+/// must be "1.0", and every wheel needs `hashes.sha256` (other algorithms
+/// are not read: strata checks sha256).
 pub fn read_pylock(text: &str, path: &Path) -> Result<Pylock, PylockError> {
     let lock: PylockToml = parse_toml(text, path)?;
     if lock.lock_version != "1.0" {
@@ -355,7 +357,7 @@ pub fn read_pylock(text: &str, path: &Path) -> Result<Pylock, PylockError> {
 /// it, of the conjunction of the edge markers on that path. An edge
 /// `extra = [...]` brings in that extra's `optional-dependencies`.
 ///
-/// What is installed is what `uv sync --no-dev --no-install-project` would:
+/// What is kept is what `uv sync --no-dev --no-install-workspace` installs:
 /// the project itself (and workspace members) are roots, not packages, since
 /// they are built from source, and the roots' extras and dependency groups
 /// are not followed unless a dependency asks for them. Non-registry packages
@@ -813,6 +815,12 @@ mod tests {
     const SHA_A: &str = "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274";
     const SHA_B: &str = "ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81";
 
+    // Written by uv 0.13.9: `uv pip compile --format pylock.toml
+    // --python-version 3.12` of `six` and `packaging`; and, for a project
+    // with requires-python >=3.9 needing `six`, `packaging` and
+    // `exceptiongroup; python_version < '3.11'` (which forks packaging into
+    // 26.3 below Python 3.10 and 26.4 above), `uv lock` and
+    // `uv export --format pylock.toml`.
     const UV_COMPILE: &str = include_str!("testdata/uv-pip-compile.pylock.toml");
     const UV_EXPORT: &str = include_str!("testdata/uv-export.pylock.toml");
     const UV_LOCK: &str = include_str!("testdata/uv.lock");

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use strata_oci::digest::{Digest, ParseDigestError};
-use uv_pep508::{Pep508Error, VerbatimUrl, VersionOrUrl};
+use uv_pep508::{Pep508Error, Pep508ErrorSource, VerbatimUrl, VersionOrUrl};
 
 /// One requirements file is text written or generated for one project: the
 /// largest hash-pinned ones are a few hundred KiB. 16 MiB is far past that
@@ -226,12 +226,8 @@ impl Reader<'_> {
         kind: Kind,
         origin: Option<&Origin>,
     ) -> Result<(), RequirementsError> {
-        let read_error = |source| RequirementsError::Read {
-            file: path.to_owned(),
-            origin: origin.cloned(),
-            source,
-        };
-        let canonical = std::fs::canonicalize(path).map_err(read_error)?;
+        let canonical =
+            std::fs::canonicalize(path).map_err(|source| read_error(path, origin, source))?;
         if self.stack.iter().any(|(open, _)| *open == canonical) {
             return Err(RequirementsError::Cycle {
                 chain: self.chain(path),
@@ -245,10 +241,7 @@ impl Reader<'_> {
         if !self.done.insert((canonical.clone(), kind)) {
             return Ok(());
         }
-        let text = self.load(path).map_err(|error| match error {
-            Load::Io(source) => read_error(source),
-            Load::Budget(error) => error,
-        })?;
+        let text = self.load(path, origin)?;
         self.stack.push((canonical, path.to_owned()));
         for (line, logical) in logical_lines(&text) {
             let origin = Origin {
@@ -293,25 +286,26 @@ impl Reader<'_> {
     }
 
     /// Reads one file within `MAX_FILE_SIZE` and what is left of the budget.
-    fn load(&mut self, path: &Path) -> Result<String, Load> {
-        let file = File::open(path).map_err(Load::Io)?;
+    fn load(&mut self, path: &Path, origin: Option<&Origin>) -> Result<String, RequirementsError> {
+        let io_error = |source| read_error(path, origin, source);
+        let file = File::open(path).map_err(io_error)?;
         let mut bytes = Vec::new();
         // Read one byte past the cap rather than trust the size the file
         // system reports: devices and pipes report none.
         file.take(MAX_FILE_SIZE + 1)
             .read_to_end(&mut bytes)
-            .map_err(Load::Io)?;
+            .map_err(io_error)?;
         if bytes.len() as u64 > MAX_FILE_SIZE {
-            return Err(Load::Budget(RequirementsError::TooLarge {
+            return Err(RequirementsError::TooLarge {
                 file: path.to_owned(),
-            }));
+            });
         }
         if bytes.len() as u64 > self.budget {
-            return Err(Load::Budget(self.too_much()));
+            return Err(self.too_much());
         }
         self.budget -= bytes.len() as u64;
         let mut text = String::from_utf8(bytes)
-            .map_err(|error| Load::Io(io::Error::new(io::ErrorKind::InvalidData, error)))?;
+            .map_err(|error| io_error(io::Error::new(io::ErrorKind::InvalidData, error)))?;
         // Editors on Windows start UTF-8 files with a byte order mark.
         if text.starts_with('\u{feff}') {
             text.remove(0);
@@ -337,9 +331,12 @@ impl Reader<'_> {
     }
 }
 
-enum Load {
-    Io(io::Error),
-    Budget(RequirementsError),
+fn read_error(path: &Path, origin: Option<&Origin>, source: io::Error) -> RequirementsError {
+    RequirementsError::Read {
+        file: path.to_owned(),
+        origin: origin.cloned(),
+        source,
+    }
 }
 
 /// Joins `\`-continued physical lines, as pip does: each logical line is
@@ -478,12 +475,20 @@ fn parse_requirement(
     if looks_like_url_or_path(text) {
         return Err(url_error());
     }
-    let requirement = uv_pep508::Requirement::<VerbatimUrl>::from_str(text).map_err(|source| {
-        RequirementsError::InvalidRequirement {
-            origin: origin.clone(),
-            source: Box::new(source),
+    let requirement = match uv_pep508::Requirement::<VerbatimUrl>::from_str(text) {
+        Ok(requirement) => requirement,
+        // `name @ ./pkg`: a URL the parser could not make absolute is still
+        // a URL requirement, and saying so tells the user more.
+        Err(error) if matches!(error.message, Pep508ErrorSource::UrlError(_)) => {
+            return Err(url_error());
         }
-    })?;
+        Err(source) => {
+            return Err(RequirementsError::InvalidRequirement {
+                origin: origin.clone(),
+                source: Box::new(source),
+            });
+        }
+    };
     if let Some(VersionOrUrl::Url(_)) = requirement.version_or_url {
         return Err(url_error());
     }
@@ -1037,6 +1042,9 @@ mod tests {
         for line in [
             "name @ https://example.com/name-1.0-py3-none-any.whl",
             "name@https://example.com/name-1.0-py3-none-any.whl",
+            "name @ ./pkg",
+            "name @ file:///abs/pkg",
+            "name[extra] @ git+https://github.com/owner/name ; python_version >= \"3.11\"",
             "./pkg",
             "../pkg[extra]",
             "/abs/pkg",
