@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use crate::util::{self, TestDir, find_entry, layers, tagged_digest, text};
 
 /// The index's projects (see `util/pypi_index.py` for the keys).
-const SPEC: &str = r#"[
+const SPEC: &str = r##"[
  {"name": "alpha", "version": "1.0", "requires_dist": ["beta>=2", "gamma; extra == 'fast'", "winonly; sys_platform == 'win32'"],
   "provides_extra": ["fast"], "files": {"alpha/__init__.py": "VALUE = 1\n", "alpha/cli.py": "def main():\n    print('alpha')\n"},
   "scripts": {"alpha-cli": "alpha.cli:main"}, "data_scripts": {"alpha-tool": "#!python\nprint('tool')\n"}},
@@ -37,7 +37,7 @@ const SPEC: &str = r#"[
  {"name": "evil-symlink", "version": "1.0", "files": {"ok.py": ""}, "hostile": {"symlink": "evil_link"}},
  {"name": "evil-record", "version": "1.0", "files": {"evil_record.py": "print(1)\n"}, "hostile": {"lie_about": "evil_record.py"}},
  {"name": "evil-bomb", "version": "1.0", "files": {"evil_bomb.py": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"}, "hostile": {"bomb": "evil_bomb.py"}}
-]"#;
+]"##;
 
 /// The index, served while this lives.
 struct Index {
@@ -141,7 +141,13 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
         .filter_map(|l| l.trim().strip_prefix("wheel \""))
         .map(|l| {
             let name = l.split('"').next().unwrap();
-            let version = l.split("version=\"").nth(1).unwrap().split('"').next().unwrap();
+            let version = l
+                .split("version=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             (name, version)
         })
         .collect();
@@ -149,7 +155,12 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
     // native: 2.0 has only a cp312 wheel; winonly's marker is false.
     assert_eq!(
         wheels,
-        [("alpha", "1.0"), ("beta", "2.0"), ("gamma", "1.0"), ("native", "1.0")],
+        [
+            ("alpha", "1.0"),
+            ("beta", "2.0"),
+            ("gamma", "1.0"),
+            ("native", "1.0")
+        ],
         "{lock}"
     );
     assert!(
@@ -157,22 +168,40 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
         "{lock}"
     );
     let native = index.sha256("native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl");
-    assert!(lock.contains(&format!("sha256=\"sha256:{native}\"")), "{lock}");
+    assert!(
+        lock.contains(&format!("sha256=\"sha256:{native}\"")),
+        "{lock}"
+    );
 
     let layers = layers(&out, "1");
     let site = "opt/venv/lib/python3.11/site-packages";
-    assert_eq!(content(&layers, &format!("{site}/alpha/__init__.py")), "VALUE = 1\n");
-    assert_eq!(content(&layers, &format!("{site}/beta/__init__.py")), "V = 2\n");
+    assert_eq!(
+        content(&layers, &format!("{site}/alpha/__init__.py")),
+        "VALUE = 1\n"
+    );
+    assert_eq!(
+        content(&layers, &format!("{site}/beta/__init__.py")),
+        "V = 2\n"
+    );
     assert_eq!(content(&layers, &format!("{site}/native/_ext.so")), "ELF");
     let cfg = content(&layers, "opt/venv/pyvenv.cfg");
-    assert!(cfg.contains("home = /usr/bin\n") && cfg.contains("version = 3.11.2\n"), "{cfg}");
+    assert!(
+        cfg.contains("home = /usr/bin\n") && cfg.contains("version = 3.11.2\n"),
+        "{cfg}"
+    );
     let python = find_entry(&layers, "opt/venv/bin/python");
     assert_eq!(python.link.as_deref(), Some("/usr/bin/python3.11"));
     let launcher = find_entry(&layers, "opt/venv/bin/alpha-cli");
     assert_eq!(launcher.mode & 0o777, 0o555);
     let launcher = text(&launcher.content);
-    assert!(launcher.starts_with("#!/opt/venv/bin/python\n"), "{launcher}");
-    assert!(launcher.contains("from alpha.cli import main"), "{launcher}");
+    assert!(
+        launcher.starts_with("#!/opt/venv/bin/python\n"),
+        "{launcher}"
+    );
+    assert!(
+        launcher.contains("from alpha.cli import main"),
+        "{launcher}"
+    );
     assert_eq!(
         content(&layers, "opt/venv/bin/alpha-tool"),
         "#!/opt/venv/bin/python\nprint('tool')\n"
@@ -180,14 +209,26 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
     let module = find_entry(&layers, &format!("{site}/alpha/cli.py"));
     assert_eq!((module.mode & 0o777, module.uid, module.gid), (0o444, 0, 0));
     assert_eq!(module.mtime, util::EPOCH.parse::<u64>().unwrap());
-    assert_eq!(content(&layers, &format!("{site}/alpha-1.0.dist-info/INSTALLER")), "strata\n");
+    assert_eq!(
+        content(&layers, &format!("{site}/alpha-1.0.dist-info/INSTALLER")),
+        "strata\n"
+    );
     let record = content(&layers, &format!("{site}/alpha-1.0.dist-info/RECORD"));
-    assert!(record.contains("../../../bin/alpha-cli,sha256="), "{record}");
-    assert!(record.contains("alpha-1.0.dist-info/INSTALLER,sha256="), "{record}");
+    assert!(
+        record.contains("../../../bin/alpha-cli,sha256="),
+        "{record}"
+    );
+    assert!(
+        record.contains("alpha-1.0.dist-info/INSTALLER,sha256="),
+        "{record}"
+    );
 
     let config = util::config(&out, "1");
     let env: Vec<String> = serde_json::from_value(config["config"]["Env"].clone()).unwrap();
-    assert!(env.iter().any(|e| e.starts_with("PATH=/opt/venv/bin:")), "{env:?}");
+    assert!(
+        env.iter().any(|e| e.starts_with("PATH=/opt/venv/bin:")),
+        "{env:?}"
+    );
     assert!(env.contains(&"VIRTUAL_ENV=/opt/venv".to_owned()), "{env:?}");
 
     // A locked, offline rebuild needs no index and gives the same image.
@@ -205,7 +246,11 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("does not match the recipe"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("does not match the recipe"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 /// Builds `install` against the index and returns the error.
@@ -216,7 +261,7 @@ fn fails(t: &TestDir, base: &str, index: &Index, dir: &str, install: &str) -> St
         base,
         &format!("    index \"{}\"\n    install {install}", index.url),
     );
-    let out = t.join(format!("{dir}-out"));
+    let out = t.join(&format!("{dir}-out"));
     let err = t.build_fails(&path, &out);
     assert!(!out.exists(), "a failed build left {}", out.display());
     err
@@ -232,7 +277,10 @@ fn explains_what_cannot_be_installed() {
     assert!(err.contains("only source distributions"), "{err}");
 
     let err = fails(&t, &base, &index, "chain", "\"wrapper\"");
-    assert!(err.contains("`needsnew` has no wheel for this image"), "{err}");
+    assert!(
+        err.contains("`needsnew` has no wheel for this image"),
+        "{err}"
+    );
     assert!(err.contains("wrapper 1.0 → needsnew"), "{err}");
     assert!(err.contains("cp311-cp311-manylinux_2_36_x86_64"), "{err}");
     assert!(err.contains("cp311-cp311-manylinux_2_39_x86_64"), "{err}");
@@ -242,10 +290,22 @@ fn explains_what_cannot_be_installed() {
     assert!(err.contains("shared"), "{err}");
 
     let err = fails(&t, &base, &index, "missing", "\"no-such-project\"");
-    assert!(err.contains("no index has a project `no-such-project`"), "{err}");
+    assert!(
+        err.contains("no index has a project `no-such-project`"),
+        "{err}"
+    );
 
-    let err = fails(&t, &base, &index, "url", "\"alpha @ https://example.org/alpha.whl\"");
-    assert!(err.contains("alpha @ https://example.org/alpha.whl"), "{err}");
+    let err = fails(
+        &t,
+        &base,
+        &index,
+        "url",
+        "\"alpha @ https://example.org/alpha.whl\"",
+    );
+    assert!(
+        err.contains("alpha @ https://example.org/alpha.whl"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -282,7 +342,10 @@ fn hash_pinned_requirements_install_exactly_those_wheels() {
         &t,
         "pinned",
         &base,
-        &format!("    index \"{}\"\n    requirements \"requirements.txt\"", index.url),
+        &format!(
+            "    index \"{}\"\n    requirements \"requirements.txt\"",
+            index.url
+        ),
     );
     t.build(&path, &t.join("pinned-out"));
     let lock = fs::read_to_string(path.with_extension("lock")).unwrap();
@@ -296,9 +359,15 @@ fn hash_pinned_requirements_install_exactly_those_wheels() {
         &t,
         "wrong",
         &base,
-        &format!("    index \"{}\"\n    requirements \"requirements.txt\"", index.url),
+        &format!(
+            "    index \"{}\"\n    requirements \"requirements.txt\"",
+            index.url
+        ),
     );
     let err = t.build_fails(&path, &t.join("wrong-out"));
-    assert!(err.contains("no wheel of `beta` matches the hashes"), "{err}");
+    assert!(
+        err.contains("no wheel of `beta` matches the hashes"),
+        "{err}"
+    );
     assert!(err.contains("requirements.txt:1"), "{err}");
 }

@@ -22,6 +22,7 @@ mod modules;
 mod output;
 mod packages;
 mod platforms;
+mod pypi;
 mod registries;
 mod reproducible;
 mod sbom;

@@ -211,7 +211,14 @@ pub fn lock(
         let Some((mut lock, _)) = prepared.lock else {
             return Ok(None);
         };
-        record_planned(&mut lock, &prepared.platforms.iter().map(|(_, p)| p).collect::<Vec<_>>());
+        record_planned(
+            &mut lock,
+            &prepared
+                .platforms
+                .iter()
+                .map(|(_, p)| p)
+                .collect::<Vec<_>>(),
+        );
         lock.write(&options.lock_path)?;
         return Ok(Some(lock));
     }
@@ -375,12 +382,8 @@ fn plan_platform(
                 .iter()
                 .map(|f| (f.locked.name.clone(), f.locked.version.clone())),
         );
-        let interpreter = assemble::python::interpreter(
-            &lower.view,
-            &versions,
-            &base_env(base),
-            platform,
-        )?;
+        let interpreter =
+            assemble::python::interpreter(&lower.view, &versions, &base_env(base), platform)?;
         let chosen = match lock.wheels.get(&platform.to_string()) {
             Some(locked) if !fresh => locked.clone(),
             // A current lock whose requirements all have false markers here.
@@ -389,7 +392,8 @@ fn plan_platform(
                 assemble::python::lock_wheels(recipe, python, &interpreter, fetcher)
             })?,
         };
-        let step = strata_progress::get().step("install", format!("Python packages for {platform}"));
+        let step =
+            strata_progress::get().step("install", format!("Python packages for {platform}"));
         let installed = timings.time(Phase::Packages, || {
             assemble::python::layers(python, &interpreter, chosen, &lower.view, fetcher, epoch)
         })?;

@@ -18,8 +18,8 @@ use miette::{NamedSource, SourceSpan};
 use serde::Serialize;
 
 use strata_debian::locked::{LockedPackage, LockedRepository};
-use strata_pypi::locked::LockedWheel;
 use strata_oci::digest::Digest;
+use strata_pypi::locked::LockedWheel;
 
 use crate::recipe::node::{Node, Source};
 use crate::recipe::{Recipe, Spanned};

@@ -33,14 +33,14 @@ pub enum ClientError {
     Page {
         url: String,
         #[source]
-        source: index::IndexError,
+        source: Box<index::IndexError>,
     },
     #[error("the metadata of `{file}` is not valid")]
     #[diagnostic(help("the wheel's METADATA must be core metadata (PEP 566/643)"))]
     Metadata {
         file: String,
         #[source]
-        source: metadata::MetadataError,
+        source: Box<metadata::MetadataError>,
     },
     #[error("`{url}` does not match the sha256 the index gives for it")]
     #[diagnostic(help(
@@ -112,7 +112,7 @@ impl<'a> Client<'a> {
                         let page = index::parse_project(&body, url).map_err(|source| {
                             ClientError::Page {
                                 url: url.clone(),
-                                source,
+                                source: Box::new(source),
                             }
                         })?;
                         let found = Found {
@@ -157,12 +157,12 @@ impl<'a> Client<'a> {
             CoreMetadataRef::Present { sha256 } => self.metadata_file(file, sha256.as_ref())?,
             CoreMetadataRef::Absent => self.metadata_from_wheel(file)?,
         };
-        let parsed = Arc::new(metadata::parse(&bytes).map_err(|source| {
-            ClientError::Metadata {
+        let parsed = Arc::new(
+            metadata::parse(&bytes).map_err(|source| ClientError::Metadata {
                 file: file.filename.clone(),
-                source,
-            }
-        })?);
+                source: Box::new(source),
+            })?,
+        );
         self.metadata
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -171,13 +171,17 @@ impl<'a> Client<'a> {
     }
 
     /// A `.metadata` file, from the cache when its hash is known and cached.
-    fn metadata_file(&self, file: &DistFile, sha256: Option<&Digest>) -> Result<Vec<u8>, ClientError> {
+    fn metadata_file(
+        &self,
+        file: &DistFile,
+        sha256: Option<&Digest>,
+    ) -> Result<Vec<u8>, ClientError> {
         let url = file.metadata_url();
         let cache = self.fetcher.cache();
-        if let Some(path) = sha256.and_then(|d| cache.verified_blob(d)) {
-            if let Ok(bytes) = std::fs::read(path) {
-                return Ok(bytes);
-            }
+        if let Some(path) = sha256.and_then(|d| cache.verified_blob(d))
+            && let Ok(bytes) = std::fs::read(path)
+        {
+            return Ok(bytes);
         }
         let Some(bytes) = self.fetcher.get_document(&url, None, MAX_METADATA)? else {
             // The index said it has one; without it, read the wheel's own.
@@ -215,12 +219,11 @@ impl<'a> Client<'a> {
         let mut archive = zip::ZipArchive::new(opened).map_err(|_| missing())?;
         let name = archive
             .file_names()
+            .filter_map(|n| n.ok().map(|n| n.into_owned()))
             .find(|n| {
-                n.split_once('/').is_some_and(|(dir, rest)| {
-                    dir.ends_with(".dist-info") && rest == "METADATA"
-                })
+                n.split_once('/')
+                    .is_some_and(|(dir, rest)| dir.ends_with(".dist-info") && rest == "METADATA")
             })
-            .map(str::to_owned)
             .ok_or_else(missing)?;
         let member = archive.by_name(&name).map_err(|_| missing())?;
         let mut bytes = Vec::new();

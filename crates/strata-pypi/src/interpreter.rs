@@ -56,14 +56,30 @@ impl Interpreter {
         }
     }
 
+    /// `cp311-manylinux_2_36_x86_64`: the target, for messages.
+    pub fn describe(&self) -> String {
+        let (major, minor) = self.target.python;
+        let t = if self.target.free_threaded { "t" } else { "" };
+        let platform = match self.target.glibc {
+            Some((g1, g2)) => format!("manylinux_{g1}_{g2}_{}", self.target.arch),
+            None => format!("{} without glibc", self.target.arch),
+        };
+        format!("cp{major}{minor}{t}-{platform}")
+    }
+
+    /// The interpreter's version as PEP 440 compares it.
+    pub fn version(&self) -> Result<Version, InterpreterError> {
+        Version::from_str(&self.full_version).map_err(|_| InterpreterError::Version {
+            version: self.full_version.clone(),
+        })
+    }
+
     /// The marker environment PEP 508 markers are evaluated in, as this
     /// interpreter would report it on Linux.
     pub fn markers(&self) -> Result<MarkerEnvironment, InterpreterError> {
         let (major, minor) = self.target.python;
         let python_version = format!("{major}.{minor}");
-        Version::from_str(&self.full_version).map_err(|_| InterpreterError::Version {
-            version: self.full_version.clone(),
-        })?;
+        self.version()?;
         MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
             implementation_name: "cpython",
             implementation_version: &self.full_version,

@@ -32,6 +32,8 @@ use uv_pep508::{MarkerEnvironment, Requirement, VersionOrUrl};
 use crate::client::{Client, ClientError};
 use crate::filename::{self, WheelFilename};
 use crate::index::DistFile;
+use crate::interpreter::{Interpreter, InterpreterError};
+use crate::locked::LockedWheel;
 use crate::tags::{Tag, Tags};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -70,6 +72,14 @@ pub enum ResolveError {
         "with hashes, every package must be pinned with its hashes, as pip's --require-hashes says: add `{name}==VERSION --hash=sha256:…`"
     ))]
     Unhashed { name: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Interpreter(#[from] InterpreterError),
+    #[error("the index `{index}` gives no sha256 for `{file}`")]
+    #[diagnostic(help(
+        "strata locks every wheel by its sha256: use an index that lists hashes (PEP 691 `hashes`)"
+    ))]
+    NoHash { file: String, index: String },
     #[error("`{requirement}` (from {origin}) names a URL, not a version")]
     #[diagnostic(help("strata installs from indexes only: publish the wheel to an index"))]
     Url { requirement: String, origin: String },
@@ -109,6 +119,44 @@ pub struct Environment<'a> {
     pub pre: bool,
 }
 
+/// Resolves `requests` for `interpreter` and its platform into lock entries.
+pub fn lock(
+    client: &Client<'_>,
+    interpreter: &Interpreter,
+    requests: &[Request],
+    constraints: &[Request],
+    pre: bool,
+) -> Result<Vec<LockedWheel>, ResolveError> {
+    let tags = Tags::new(&interpreter.target);
+    let markers = interpreter.markers()?;
+    let python = interpreter.version()?;
+    let env = Environment {
+        tags: &tags,
+        markers: &markers,
+        python: &python,
+        description: interpreter.describe(),
+        pre,
+    };
+    let resolved = resolve(client, requests, constraints, &env)?;
+    resolved
+        .into_iter()
+        .map(|r| {
+            let sha256 = r.file.sha256.ok_or_else(|| ResolveError::NoHash {
+                file: r.file.filename.clone(),
+                index: r.index.clone(),
+            })?;
+            Ok(LockedWheel {
+                name: r.name.to_string(),
+                version: r.version.to_string(),
+                url: r.file.url,
+                size: r.file.size,
+                sha256,
+                tag: r.tag.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Resolves `requests` (markers evaluated for the target) under
 /// `constraints`; returns one wheel per package, sorted by name.
 pub fn resolve(
@@ -121,7 +169,7 @@ pub fn resolve(
         .iter()
         .filter(|r| r.requirement.evaluate_markers(env.markers, &[]))
         .collect();
-    for r in active.iter().chain(constraints) {
+    for r in active.iter().copied().chain(constraints) {
         if let Some(VersionOrUrl::Url(_)) = &r.requirement.version_or_url {
             return Err(ResolveError::Url {
                 requirement: r.requirement.to_string(),
@@ -149,8 +197,11 @@ pub fn resolve(
     }
     let pre_allowed = active
         .iter()
+        .copied()
         .chain(constraints)
-        .filter(|r| specifiers(&r.requirement).is_some_and(|s| s.iter().any(|s| s.any_prerelease())))
+        .filter(|r| {
+            specifiers(&r.requirement).is_some_and(|s| s.iter().any(|s| s.any_prerelease()))
+        })
         .map(|r| r.requirement.name.clone())
         .collect();
     let provider = Provider {
@@ -168,10 +219,7 @@ pub fn resolve(
     // A hash pin that matches no usable wheel is named before solving: the
     // solver would only say that no version fits.
     for (name, (_, origin)) in &provider.hashes {
-        if provider
-            .versions(name)?
-            .is_none_or(|v| v.usable.is_empty())
-        {
+        if provider.versions(name)?.is_none_or(|v| v.usable.is_empty()) {
             return Err(ResolveError::HashMismatch {
                 name: name.to_string(),
                 origin: origin.clone(),
@@ -190,7 +238,9 @@ pub fn resolve(
         .iter()
         .filter(|r| r.requirement.evaluate_markers(env.markers, &[]))
         .map(|r| {
-            let name = provider.pool.intern_package_name(r.requirement.name.to_string());
+            let name = provider
+                .pool
+                .intern_package_name(r.requirement.name.to_string());
             provider.set(name, specifiers(&r.requirement))
         })
         .collect();
@@ -202,9 +252,10 @@ pub fn resolve(
         Ok(solution) => solution,
         Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
             let explanation = conflict.display_user_friendly(&solver).to_string();
-            return Err(solver.provider().no_wheel_error(&explanation).unwrap_or(
-                ResolveError::Unsolvable { explanation },
-            ));
+            return Err(solver
+                .provider()
+                .no_wheel_error(&explanation)
+                .unwrap_or(ResolveError::Unsolvable { explanation }));
         }
         Err(UnsolvableOrCancelled::Cancelled(_)) => {
             let failure = solver
@@ -236,12 +287,14 @@ pub fn resolve(
             tag: file.tag.clone(),
         });
     }
-    if !provider.hashes.is_empty() {
-        if let Some(r) = resolved.iter().find(|r| !provider.hashes.contains_key(&r.name)) {
-            return Err(ResolveError::Unhashed {
-                name: r.name.to_string(),
-            });
-        }
+    if !provider.hashes.is_empty()
+        && let Some(r) = resolved
+            .iter()
+            .find(|r| !provider.hashes.contains_key(&r.name))
+    {
+        return Err(ResolveError::Unhashed {
+            name: r.name.to_string(),
+        });
     }
     resolved.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(resolved)
@@ -334,8 +387,7 @@ impl Provider<'_> {
     }
 
     fn set(&self, name: NameId, specifiers: Option<&VersionSpecifiers>) -> VersionSetId {
-        self.pool
-            .intern_version_set(name, Set(specifiers.cloned()))
+        self.pool.intern_version_set(name, Set(specifiers.cloned()))
     }
 
     fn record_parent(&self, name: &PackageName, parent: String) {
@@ -415,7 +467,10 @@ impl Provider<'_> {
             {
                 Some(format!(
                     "requires Python {}",
-                    file.requires_python.as_ref().map(ToString::to_string).unwrap_or_default()
+                    file.requires_python
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
                 ))
             } else if hashes.is_some_and(|(h, _)| file.sha256.is_none_or(|d| !h.contains(&d))) {
                 Some("not one of the hashes given".to_owned())
@@ -458,9 +513,10 @@ impl Provider<'_> {
         let mut versions = Versions::default();
         for (version, (_, file, tag)) in best.into_iter().rev() {
             if version.any_prerelease() && !pre && any_final {
-                versions
-                    .excluded
-                    .push((version, "a pre-release (allow with a pre-release pin or `--pre`)".into()));
+                versions.excluded.push((
+                    version,
+                    "a pre-release (allow with a pre-release pin or `--pre`)".into(),
+                ));
                 continue;
             }
             why.remove(&version);
@@ -510,13 +566,23 @@ impl Provider<'_> {
             current = parent.split(' ').next().unwrap_or_default().to_owned();
         }
         chain.reverse();
-        let tags: Vec<String> = self.env.tags.iter().take(6).map(ToString::to_string).collect();
+        let tags: Vec<String> = self
+            .env
+            .tags
+            .iter()
+            .take(6)
+            .map(ToString::to_string)
+            .collect();
         Some(ResolveError::NoWheel {
             name: name.clone(),
             target: self.env.description.clone(),
             chain: chain.join(" → "),
             found: found.clone(),
-            tags: format!("{} … ({} in all)", tags.join(", "), self.env.tags.iter().count()),
+            tags: format!(
+                "{} … ({} in all)",
+                tags.join(", "),
+                self.env.tags.iter().count()
+            ),
         })
     }
 }
@@ -527,7 +593,11 @@ impl Interner for Provider<'_> {
 
     fn display_solvable(&self, solvable: SolvableId) -> impl fmt::Display + '_ {
         let s = self.pool.resolve_solvable(solvable);
-        format!("{} {}", self.pool.resolve_package_name(s.name), s.record.version)
+        format!(
+            "{} {}",
+            self.pool.resolve_package_name(s.name),
+            s.record.version
+        )
     }
 
     fn display_name(&self, name: NameId) -> impl fmt::Display + '_ {
@@ -607,7 +677,9 @@ impl DependencyProvider for Provider<'_> {
                 .excluded
                 .push((id, self.pool.intern_string(reason.clone())));
         }
-        candidates.candidates.extend(candidates.excluded.iter().map(|(id, _)| *id));
+        candidates
+            .candidates
+            .extend(candidates.excluded.iter().map(|(id, _)| *id));
         Some(candidates)
     }
 
@@ -632,21 +704,19 @@ impl DependencyProvider for Provider<'_> {
                 return Dependencies::Unknown(self.pool.intern_string("no metadata"));
             }
         };
-        if let Some(requires) = &metadata.requires_python {
-            if !requires.contains(self.env.python) {
-                return Dependencies::Unknown(
-                    self.pool
-                        .intern_string(format!("its metadata requires Python {requires}")),
-                );
-            }
+        if let Some(requires) = &metadata.requires_python
+            && !requires.contains(self.env.python)
+        {
+            return Dependencies::Unknown(
+                self.pool
+                    .intern_string(format!("its metadata requires Python {requires}")),
+            );
         }
         let mut deps = KnownDependencies::default();
         let extras: Vec<ExtraName> = candidate.extra.iter().cloned().collect();
         if candidate.extra.is_some() {
             // An extra is its project at the same version, plus more.
-            let base = self
-                .pool
-                .intern_package_name(candidate.name.to_string());
+            let base = self.pool.intern_package_name(candidate.name.to_string());
             let exact = VersionSpecifiers::from_str(&format!("=={}", candidate.version)).ok();
             deps.requirements
                 .push(SolverRequirement::Single(self.set(base, exact.as_ref())).into());
@@ -656,7 +726,8 @@ impl DependencyProvider for Provider<'_> {
         for requirement in &metadata.requires_dist {
             let applies = requirement.evaluate_markers(self.env.markers, &extras);
             // An extra adds only what its marker enables beyond the base.
-            let in_base = candidate.extra.is_some() && requirement.evaluate_markers(self.env.markers, &[]);
+            let in_base =
+                candidate.extra.is_some() && requirement.evaluate_markers(self.env.markers, &[]);
             if !applies || in_base {
                 continue;
             }

@@ -5,8 +5,7 @@
 //! after Debian's. Nothing here runs Python.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 
 use rayon::prelude::*;
 use strata_client::fetch::{Download, Fetcher};
@@ -18,11 +17,11 @@ use strata_pypi::client::Client;
 use strata_pypi::install::{self, FileContent, Scheme};
 use strata_pypi::interpreter::{self, Interpreter};
 use strata_pypi::locked::LockedWheel;
+use strata_pypi::pylock;
 use strata_pypi::requirements::{self, Origin};
-use strata_pypi::resolve::{self, Environment, Request};
-use strata_pypi::tags::{Tags, Target};
+use strata_pypi::resolve::{self, Request};
+use strata_pypi::tags::Target;
 use strata_pypi::wheel::{self, Unpacked};
-use strata_pypi::{filename::WheelFilename, pylock};
 
 use crate::recipe::{PythonSpec, Recipe};
 
@@ -49,7 +48,7 @@ pub enum PythonError {
     Requirements(#[from] requirements::RequirementsError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Pylock(#[from] pylock::PylockError),
+    Pylock(#[from] Box<pylock::PylockError>),
     #[error("cannot read the lock file `{}`", path.display())]
     #[diagnostic(help("check that the file exists and is readable"))]
     ReadLockFile {
@@ -57,15 +56,9 @@ pub enum PythonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{name}` in `{}` has no wheel for this image ({target})", path.display())]
-    #[diagnostic(help(
-        "regenerate the lock for this platform (`uv pip compile --python-platform … --format pylock.toml`), or drop `lock-file` so strata resolves"
-    ))]
-    LockedNoWheel {
-        name: String,
-        path: PathBuf,
-        target: String,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    LockFile(#[from] strata_pypi::locked::LockFileError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Resolve(#[from] resolve::ResolveError),
@@ -129,7 +122,8 @@ pub fn requirements(recipe: &Recipe, python: &PythonSpec) -> Result<Requirements
     };
     for file in &python.requirements {
         let read = requirements::read(&recipe.context.join(&file.value))?;
-        out.requests.extend(read.requirements.into_iter().map(request));
+        out.requests
+            .extend(read.requirements.into_iter().map(request));
         out.constraints
             .extend(read.constraints.into_iter().map(request));
         out.pre |= read.pre;
@@ -172,7 +166,12 @@ pub fn interpreter(
                 .filter_map(|(p, _)| python_version_of(p.as_str().rsplit('/').next()?))
                 .max()
         })?;
-        Some((format!("/{}", resolved.as_str()), dir, version, free_threaded))
+        Some((
+            format!("/{}", resolved.as_str()),
+            dir,
+            version,
+            free_threaded,
+        ))
     });
     let (path, dir, (major, minor), free_threaded) = found.ok_or_else(none)?;
     let debian_package = format!("python{major}.{minor}");
@@ -222,17 +221,6 @@ fn upstream_version(version: &str) -> String {
     version[..end].to_owned()
 }
 
-/// `cp311-manylinux_2_36_x86_64`, for messages.
-fn describe(target: &Target) -> String {
-    let (major, minor) = target.python;
-    let platform = match target.glibc {
-        Some((g1, g2)) => format!("manylinux_{g1}_{g2}_{}", target.arch),
-        None => format!("no glibc, {}", target.arch),
-    };
-    let t = if target.free_threaded { "t" } else { "" };
-    format!("cp{major}{minor}{t}-{platform}")
-}
-
 /// The wheels to install on this platform: resolved afresh, or read from the
 /// recipe's `lock-file`.
 pub fn lock_wheels(
@@ -241,98 +229,30 @@ pub fn lock_wheels(
     interpreter: &Interpreter,
     fetcher: &Fetcher,
 ) -> Result<Vec<LockedWheel>, PythonError> {
-    let tags = Tags::new(&interpreter.target);
-    let markers = interpreter.markers()?;
     if let Some(file) = &python.lock_file {
         let path = recipe.context.join(&file.value);
-        return from_lock_file(&path, interpreter, &tags, &markers);
+        let text = std::fs::read_to_string(&path).map_err(|source| PythonError::ReadLockFile {
+            path: path.clone(),
+            source,
+        })?;
+        let lock = if path.file_name().is_some_and(|n| n == "uv.lock") {
+            pylock::read_uv_lock(&text, &path).map_err(Box::new)?
+        } else {
+            pylock::read_pylock(&text, &path).map_err(Box::new)?
+        };
+        return Ok(strata_pypi::locked::from_pylock(&lock, &path, interpreter)?);
     }
     let reqs = requirements(recipe, python)?;
     let step = strata_progress::get().step("resolve", "Python packages");
     let client = Client::new(fetcher, &python.indexes);
-    let python_version = uv_pep440::Version::from_str(&interpreter.full_version)
-        .map_err(|_| interpreter::InterpreterError::Version {
-            version: interpreter.full_version.clone(),
-        })?;
-    let env = Environment {
-        tags: &tags,
-        markers: &markers,
-        python: &python_version,
-        description: describe(&interpreter.target),
-        pre: reqs.pre,
-    };
-    let resolved = resolve::resolve(&client, &reqs.requests, &reqs.constraints, &env)?;
-    step.finish(&format!("{} locked", resolved.len()));
-    Ok(resolved
-        .into_iter()
-        .filter_map(|r| {
-            Some(LockedWheel {
-                name: r.name.to_string(),
-                version: r.version.to_string(),
-                url: r.file.url,
-                size: r.file.size,
-                sha256: r.file.sha256?,
-                tag: r.tag.to_string(),
-            })
-        })
-        .collect())
-}
-
-/// The wheels a `pylock.toml` or `uv.lock` lists for this platform: each
-/// package whose marker holds, with its best wheel for the target.
-fn from_lock_file(
-    path: &Path,
-    interpreter: &Interpreter,
-    tags: &Tags,
-    markers: &uv_pep508::MarkerEnvironment,
-) -> Result<Vec<LockedWheel>, PythonError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PythonError::ReadLockFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    let is_uv = path.file_name().is_some_and(|n| n == "uv.lock");
-    let lock = if is_uv {
-        pylock::read_uv_lock(&text, path)?
-    } else {
-        pylock::read_pylock(&text, path)?
-    };
-    let mut wheels = Vec::new();
-    for package in lock.packages {
-        if package.marker.is_some_and(|m| !m.evaluate(markers, &[])) {
-            continue;
-        }
-        let best = package
-            .wheels
-            .iter()
-            .filter_map(|w| {
-                let parsed = WheelFilename::from_str(&w.name).ok()?;
-                let rank = tags.rank(&parsed)?;
-                Some((rank, w, parsed))
-            })
-            .min_by_key(|(rank, _, _)| *rank);
-        let Some((rank, wheel, parsed)) = best else {
-            return Err(PythonError::LockedNoWheel {
-                name: package.name.to_string(),
-                path: path.to_owned(),
-                target: describe(&interpreter.target),
-            });
-        };
-        wheels.push(LockedWheel {
-            name: package.name.to_string(),
-            version: package
-                .version
-                .map_or_else(|| parsed.version.to_string(), |v| v.to_string()),
-            url: wheel.url.clone(),
-            size: wheel.size,
-            sha256: wheel.sha256,
-            tag: tags
-                .iter()
-                .nth(rank)
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        });
-    }
-    wheels.sort_by(|a, b| a.name.cmp(&b.name));
+    let wheels = resolve::lock(
+        &client,
+        interpreter,
+        &reqs.requests,
+        &reqs.constraints,
+        reqs.pre,
+    )?;
+    step.finish(&format!("{} locked", wheels.len()));
     Ok(wheels)
 }
 
@@ -552,7 +472,13 @@ fn venv_entries(venv: &ImagePath, interpreter: &Interpreter, mtime: u64) -> Vec<
     };
     out.push(dir(venv.clone()));
     let lib = interpreter.lib_dir();
-    for rel in ["bin", "include", "lib", &lib, &format!("{lib}/site-packages")] {
+    for rel in [
+        "bin",
+        "include",
+        "lib",
+        &lib,
+        &format!("{lib}/site-packages"),
+    ] {
         if let Ok(p) = at(rel) {
             out.push(dir(p));
         }

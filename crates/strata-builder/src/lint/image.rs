@@ -57,12 +57,7 @@ pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied
     unevaluated(recipe, plan, &mut out);
     missing_interpreters(recipe, plan, &mut out);
 
-    let env = crate::image::environment(
-        config,
-        &recipe.runtime,
-        recipe.tre,
-        plan.venv.as_deref(),
-    );
+    let env = crate::image::environment(config, &recipe.runtime, recipe.tre, plan.venv.as_deref());
     let packages: Vec<&str> = plan
         .packages
         .iter()

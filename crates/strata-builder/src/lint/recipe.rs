@@ -80,7 +80,10 @@ pub fn check(recipe: &Recipe, copied: &[Copied], image_rules: bool) -> Vec<Findi
         // The project names of requirement lines, enough to spot a package.
         let python_names = python_files.iter().flat_map(|text| {
             text.lines().filter_map(|line| {
-                let name = line.trim().split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).next()?;
+                let name = line
+                    .trim()
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+                    .next()?;
                 (!name.is_empty()).then_some(name)
             })
         });

@@ -11,9 +11,8 @@ use miette::SourceSpan;
 
 use super::node::{Source, given_twice};
 use super::{
-    BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner,
-    PYPI, PackageRequest, PythonSpec, Recipe, RecipeError, RecipeSource, Runtime, Spanned,
-    UserSpec,
+    BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner, PYPI,
+    PackageRequest, PythonSpec, Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,
 };
 use strata_debian::repo::RepositorySpec;
 use strata_oci::platform::Platform;
@@ -769,7 +768,13 @@ fn decode_python(node: &Node) -> Result<PythonSpec> {
             "lock-file" => {
                 child.no_props_or_children()?;
                 let given = child.single_string("lock file")?;
-                given_twice(child.src, given.span, spec.lock_file.as_ref().map(|l| l.span), "`lock-file`", "keep one")?;
+                given_twice(
+                    child.src,
+                    given.span,
+                    spec.lock_file.as_ref().map(|l| l.span),
+                    "`lock-file`",
+                    "keep one",
+                )?;
                 spec.lock_file = Some(given);
             }
             "index" => {
@@ -826,7 +831,9 @@ fn decode_python(node: &Node) -> Result<PythonSpec> {
 /// the lock); they come from `~/.netrc` or `STRATA_PYPI_CREDS`.
 fn check_index_url(node: &Node, value: &Spanned<String>) -> Result<String> {
     let url = check_url(node, value)?;
-    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
     if authority.contains('@') {
         return Err(node.src.error(
             value.span,

@@ -228,8 +228,10 @@ impl Inventory {
         base_packages.dedup();
         base_packages.retain(|b| {
             !packages.iter().any(|p| {
-                p.ecosystem == Ecosystem::Debian &&
-                p.name == b.name && p.version == b.version && p.architecture == b.architecture
+                p.ecosystem == Ecosystem::Debian
+                    && p.name == b.name
+                    && p.version == b.version
+                    && p.architecture == b.architecture
             })
         });
         Ok(Inventory {
