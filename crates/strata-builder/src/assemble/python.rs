@@ -406,7 +406,7 @@ pub fn layers(
     }
     Ok(PythonLayers {
         layers,
-        venv: python.venv.as_ref().map(|v| format!("/{v}")),
+        venv: python.venv.as_ref().map(ToString::to_string),
         wheels,
     })
 }
