@@ -257,6 +257,10 @@ fn record_planned(lock: &mut Lock, planned: &[&Planned]) {
         .collect();
 }
 
+/// The Debian packages of the libraries manylinux wheels expect from the
+/// system beyond glibc and the Essential set (`libgcc-s1`).
+const MANYLINUX_SYSTEM_PACKAGES: &[&str] = &["libstdc++6"];
+
 fn resolve_debian(
     recipe: &Recipe,
     debian: &DebianSpec,
@@ -267,7 +271,7 @@ fn resolve_debian(
         .iter()
         .map(|(p, b)| (p.clone(), strata_debian::installed(b.lower.dpkg_status())))
         .collect();
-    let requests: Vec<Request> = debian
+    let mut requests: Vec<Request> = debian
         .install
         .iter()
         .map(|p| Request {
@@ -275,6 +279,19 @@ fn resolve_debian(
             version: p.version.clone(),
         })
         .collect();
+    // manylinux wheels may link the C++ runtime (PEP 600's policy lets them
+    // expect it from the system), and the Essential set lacks it: every
+    // Debian image pip users know has it through apt.
+    if recipe.python.is_some() {
+        for name in MANYLINUX_SYSTEM_PACKAGES {
+            if !requests.iter().any(|r| r.name == *name) {
+                requests.push(Request {
+                    name: (*name).to_owned(),
+                    version: None,
+                });
+            }
+        }
+    }
     let step = strata_progress::get().step("resolve", "Debian packages");
     let resolution = strata_debian::resolve(
         &debian.repositories,
