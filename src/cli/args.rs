@@ -13,6 +13,15 @@ use strata_builder::sbom;
 use strata_progress as progress;
 use strata_registry::{self as registry, auth::Credential};
 
+/// What `strata lock` prints besides writing the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockFormat {
+    /// Nothing: the lock (`image.lock`) is the output
+    Kdl,
+    /// The Python packages as a PEP 751 `pylock.toml`
+    Pylock,
+}
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -140,10 +149,14 @@ pub enum Command {
         #[command(flatten)]
         tls: TlsArgs,
     },
-    /// Resolve the recipe's Debian packages and write the lock beside it
+    /// Resolve the recipe's Debian and Python packages and write the lock beside it
     Lock {
         /// The recipe (a KDL file such as `image.kdl`)
         recipe: PathBuf,
+        /// Also print the Python packages on standard output in this format
+        /// (`pylock`: PEP 751 `pylock.toml`)
+        #[arg(long, value_enum, default_value_t = LockFormat::Kdl)]
+        format: LockFormat,
         #[command(flatten)]
         registry: RegistryArgs,
     },

@@ -75,7 +75,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
             password,
             tls,
         } => registry::login_command(&registry, username, password_stdin, password, tls),
-        Command::Lock { recipe, registry } => recipe::lock_command(&recipe, registry.options()?),
+        Command::Lock {
+            recipe,
+            registry,
+            format,
+        } => recipe::lock_command(&recipe, registry.options()?, format),
         Command::Lint {
             recipes,
             format,

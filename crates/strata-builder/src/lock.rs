@@ -180,6 +180,25 @@ pub fn inputs(recipe: &Recipe, python: Option<PythonInputs>) -> Digest {
 }
 
 impl Lock {
+    /// The Python wheels of every platform as a PEP 751 `pylock.toml`.
+    pub fn to_pylock(&self) -> String {
+        let machines = self
+            .wheels
+            .iter()
+            .map(|(platform, wheels)| {
+                let machine = platform
+                    .parse::<strata_oci::platform::Platform>()
+                    .ok()
+                    .and_then(|p| {
+                        strata_pypi::interpreter::machine(&p.architecture, p.variant.as_deref())
+                    })
+                    .unwrap_or(platform);
+                (machine.to_owned(), wheels.clone())
+            })
+            .collect();
+        strata_pypi::pylock::write_pylock(&strata_pypi::locked::to_pylock(&machines))
+    }
+
     pub fn render(&self) -> String {
         let q = quote;
         let mut out =
@@ -396,8 +415,15 @@ impl LockSource {
                     .ok_or_else(|| self.invalid("`size` must be a number".into(), e.span()))?,
             ),
         };
+        let name = r.single_string("wheel name")?;
+        if !strata_pypi::locked::valid_name(&name) {
+            return Err(self.invalid(
+                format!("`{}` is not a normalized Python project name", name.value),
+                name.span,
+            ));
+        }
         Ok(LockedWheel {
-            name: r.single_string("wheel name")?.value,
+            name: name.value,
             version: r.required_prop_string("version")?.value,
             url: r.required_prop_string("url")?.value,
             size,

@@ -8,7 +8,13 @@ use strata_oci::digest::Digest;
 
 use crate::filename::WheelFilename;
 use crate::interpreter::{Interpreter, InterpreterError};
-use crate::pylock::Pylock;
+use std::collections::BTreeMap;
+
+use uv_normalize::PackageName;
+use uv_pep440::Version;
+use uv_pep508::MarkerTree;
+
+use crate::pylock::{LockedPackage as PylockPackage, LockedWheel as PylockWheel, Pylock};
 use crate::tags::Tags;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -106,10 +112,75 @@ pub struct LockedWheel {
     pub tag: String,
 }
 
+/// Whether `name` is a project name as PEP 508 spells them (checked where a
+/// name enters from a lock a user may edit).
+pub fn valid_name(name: &str) -> bool {
+    PackageName::from_str(name).is_ok_and(|n| n.as_str() == name)
+}
+
 impl LockedWheel {
     /// The wheel's file name, the last segment of its URL.
     pub fn filename(&self) -> &str {
         let path = self.url.split(['?', '#']).next().unwrap_or(&self.url);
         path.rsplit('/').next().unwrap_or(path)
+    }
+}
+
+/// The wheels of every platform as one PEP 751 lock: a package whose version
+/// is the same everywhere is one entry listing each platform's wheel; one
+/// whose versions differ gets an entry per machine, with a
+/// `platform_machine` marker. `platforms` maps `uname -m` names to wheels.
+pub fn to_pylock(platforms: &BTreeMap<String, Vec<LockedWheel>>) -> Pylock {
+    let mut versions: BTreeMap<&str, BTreeMap<&str, Vec<(&str, &LockedWheel)>>> = BTreeMap::new();
+    for (machine, wheels) in platforms {
+        for wheel in wheels {
+            versions
+                .entry(&wheel.name)
+                .or_default()
+                .entry(&wheel.version)
+                .or_default()
+                .push((machine, wheel));
+        }
+    }
+    let mut packages = Vec::new();
+    for (name, by_version) in versions {
+        // The lock reader checks names ([`valid_name`]).
+        let Ok(name) = PackageName::from_str(name) else {
+            continue;
+        };
+        let split = by_version.len() > 1;
+        for (version, uses) in by_version {
+            let marker = split.then(|| {
+                let machines: Vec<String> = uses
+                    .iter()
+                    .map(|(machine, _)| format!("platform_machine == '{machine}'"))
+                    .collect();
+                machines.join(" or ")
+            });
+            let mut wheels: Vec<PylockWheel> = uses
+                .iter()
+                .map(|(_, w)| PylockWheel {
+                    name: w.filename().to_owned(),
+                    url: w.url.clone(),
+                    size: w.size,
+                    sha256: w.sha256,
+                })
+                .collect();
+            wheels.sort_by(|a, b| a.name.cmp(&b.name));
+            wheels.dedup_by(|a, b| a.name == b.name);
+            packages.push(PylockPackage {
+                name: name.clone(),
+                version: Version::from_str(version).ok(),
+                marker: marker.and_then(|m| MarkerTree::from_str(&m).ok()),
+                index: None,
+                wheels,
+                has_sdist_only: false,
+            });
+        }
+    }
+    Pylock {
+        requires_python: None,
+        created_by: "strata".to_owned(),
+        packages,
     }
 }
