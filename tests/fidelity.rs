@@ -12,27 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::util::{TestDir, Unpacked, json_blob, run};
-
-/// Runs `argv` in the image as `uid`, on a read-only root with a private
-/// `/tmp`, as a TRE runs containers; `extra` are more bubblewrap arguments.
-fn run_read_only(image: &Unpacked, uid: u32, extra: &[&str], argv: &[&str]) -> String {
-    run(Command::new("bwrap")
-        .arg("--ro-bind")
-        .arg(&image.rootfs)
-        .args(["/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
-        .args([
-            "--unshare-all",
-            "--uid",
-            &uid.to_string(),
-            "--gid",
-            &uid.to_string(),
-        ])
-        .args(["--setenv", "HOME", "/tmp"])
-        .args(extra)
-        .arg("--")
-        .args(argv))
-}
+use crate::util::{TestDir, json_blob, run, run_read_only};
 
 fn recipe(t: &TestDir, name: &str, body: &str) -> PathBuf {
     t.write(

@@ -23,6 +23,7 @@ mod output;
 mod packages;
 mod platforms;
 mod pypi;
+mod pypi_live;
 mod registries;
 mod reproducible;
 mod sbom;

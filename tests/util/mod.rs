@@ -233,6 +233,26 @@ impl Unpacked {
     }
 }
 
+/// Runs `argv` in the image as `uid`, on a read-only root with a private
+/// `/tmp`, as a TRE runs containers; `extra` are more bubblewrap arguments.
+pub fn run_read_only(image: &Unpacked, uid: u32, extra: &[&str], argv: &[&str]) -> String {
+    run(Command::new("bwrap")
+        .arg("--ro-bind")
+        .arg(&image.rootfs)
+        .args(["/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+        .args([
+            "--unshare-all",
+            "--uid",
+            &uid.to_string(),
+            "--gid",
+            &uid.to_string(),
+        ])
+        .args(["--setenv", "HOME", "/tmp"])
+        .args(extra)
+        .arg("--")
+        .args(argv))
+}
+
 /// A JSON blob of the layout.
 pub fn json_blob(layout: &Path, digest: &str) -> serde_json::Value {
     let hex = digest.strip_prefix("sha256:").unwrap();

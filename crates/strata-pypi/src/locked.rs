@@ -126,12 +126,15 @@ impl LockedWheel {
     }
 }
 
+/// One machine's wheel of one version of a package.
+type Use<'a> = (&'a str, &'a LockedWheel);
+
 /// The wheels of every platform as one PEP 751 lock: a package whose version
 /// is the same everywhere is one entry listing each platform's wheel; one
 /// whose versions differ gets an entry per machine, with a
 /// `platform_machine` marker. `platforms` maps `uname -m` names to wheels.
 pub fn to_pylock(platforms: &BTreeMap<String, Vec<LockedWheel>>) -> Pylock {
-    let mut versions: BTreeMap<&str, BTreeMap<&str, Vec<(&str, &LockedWheel)>>> = BTreeMap::new();
+    let mut versions: BTreeMap<&str, BTreeMap<&str, Vec<Use>>> = BTreeMap::new();
     for (machine, wheels) in platforms {
         for wheel in wheels {
             versions

@@ -174,11 +174,16 @@ pub fn interpreter(
         ))
     });
     let (path, dir, (major, minor), free_threaded) = found.ok_or_else(none)?;
-    let debian_package = format!("python{major}.{minor}");
-    let debian = *dir == "usr/bin" && packages.contains_key(&debian_package);
-    let full_version = packages
-        .get(&debian_package)
-        .filter(|_| debian)
+    // `python3.11` or, in minimal images, only `python3.11-minimal`.
+    let debian_version = [
+        format!("python{major}.{minor}"),
+        format!("python{major}.{minor}-minimal"),
+    ]
+    .iter()
+    .find_map(|name| packages.get(name))
+    .filter(|_| *dir == "usr/bin");
+    let debian = debian_version.is_some();
+    let full_version = debian_version
         .map(|v| upstream_version(v))
         .or_else(|| {
             base_env
