@@ -116,8 +116,12 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
         ],
     );
     let summary = suite.lines().last().unwrap_or_default();
+    let words: Vec<&str> = summary.split([',', ' ']).collect();
     assert!(
-        summary.contains(" passed") && !summary.contains("failed"),
+        words.contains(&"passed")
+            && !words
+                .iter()
+                .any(|w| ["failed", "error", "errors"].contains(w)),
         "{summary}"
     );
 
@@ -280,6 +284,9 @@ fn variant(t: &TestDir, dir: &str, release: &str, platform: &str) -> std::path::
         "debian \"bookworm\"",
         &format!("debian \"{release}\""),
     );
+    if platform == "linux/amd64" {
+        return recipe;
+    }
     util::edit_file(
         &recipe,
         "platform \"linux/amd64\"",
@@ -384,8 +391,10 @@ fn locks_and_hash_pins_written_by_uv_install_exactly_their_wheels() {
     t.build(&from_hashes, &t.join("hashed-out"));
 
     // Both hold exactly the wheels uv named, by their sha256.
+    // One line per wheel; sdists are listed too, and not installed.
     let named: BTreeSet<String> = pylock
         .lines()
+        .filter(|l| l.contains(".whl\""))
         .filter_map(|l| l.split("sha256 = \"").nth(1))
         .map(|rest| rest.split('"').next().unwrap().to_owned())
         .collect();
