@@ -8,28 +8,9 @@ use std::fs;
 use std::os::unix::fs::chown;
 use std::process::Command;
 
-use crate::util::{EPOCH, TestDir, assert_success, run, snapshot, syft_debs, tool};
-
-/// `(name, version)` of every package in a lock.
-fn locked_packages(lock: &std::path::Path) -> BTreeSet<(String, String)> {
-    fs::read_to_string(lock)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("package \""))
-        .map(|l| {
-            let name = l.split('"').next().unwrap().to_owned();
-            let version = l
-                .split("version=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-                .to_owned();
-            (name, version)
-        })
-        .collect()
-}
+use crate::util::{
+    EPOCH, TestDir, assert_success, locked, names, run, sbom_packages, snapshot, syft_debs, tool,
+};
 
 #[test]
 fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
@@ -51,7 +32,7 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
     let check = image.run(10001, 10001, &["/usr/bin/python3", "/opt/app/check.py"]);
     assert!(check.contains("\"ca_certificates\": true"), "{check}");
 
-    let locked = locked_packages(&t.join("python/image.lock"));
+    let locked = names(&locked(&t.join("python/image.lock"), "package"));
     assert!(locked.iter().any(|(n, _)| n == "python3-minimal"));
 
     // The SBOM strata attached lists exactly the locked packages.
@@ -60,23 +41,7 @@ fn python_with_tls_runs_offline_and_scanners_agree_with_the_lock() {
         .arg("sbom")
         .arg(format!("{}:3.11", out.display()))))
     .unwrap();
-    let in_sbom: BTreeSet<(String, String)> = sbom["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| {
-            p["externalRefs"][0]["referenceLocator"]
-                .as_str()
-                .unwrap()
-                .starts_with("pkg:deb/")
-        })
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_owned(),
-                p["versionInfo"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let in_sbom = sbom_packages(&sbom, "pkg:deb/");
     assert_eq!(in_sbom, locked, "the SBOM's packages differ from the lock");
 
     // Syft's `oci-dir:` source takes layouts with exactly one manifest, and

@@ -466,6 +466,20 @@ fn str012_network_at_runtime() {
 }
 
 #[test]
+fn str012_counts_python_requirements() {
+    let files = [("requirements.txt", "numpy\ntransformers>=4.40  # models\n")];
+    let python = "python {\n    requirements \"requirements.txt\"\n    install \"pandas\"\n}";
+    case(
+        "STR012",
+        &with(&format!("{python}\nenv \"HF_HUB_OFFLINE\" \"0\"")),
+        &with(python),
+        &files,
+        &["--static"],
+        "package transformers",
+    );
+}
+
+#[test]
 fn str013_tmpdir_not_scratch() {
     case(
         "STR013",

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::util::{self, TestDir, find_entry, layers, tagged_digest, text};
+use crate::util::{self, TestDir, find_entry, layers, locked, names, tagged_digest, text};
 
 /// The index's projects (see `util/pypi_index.py` for the keys).
 const SPEC: &str = r##"[
@@ -55,6 +55,11 @@ impl Drop for Index {
 
 impl Index {
     fn start(t: &TestDir) -> Index {
+        Index::start_with_login(t, None)
+    }
+
+    /// An index that answers only requests with this `USER:PASSWORD`.
+    fn start_with_login(t: &TestDir, login: Option<&str>) -> Index {
         let spec = t.write("index-spec.json", SPEC);
         let root = t.join("index");
         let port = util::free_port();
@@ -63,6 +68,7 @@ impl Index {
             .arg(&spec)
             .arg(&root)
             .arg(port.to_string())
+            .args(login)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -85,9 +91,11 @@ impl Index {
 
 /// A base whose files say CPython 3.11 (Debian's layout) on glibc 2.36.
 fn python_base(t: &TestDir) -> String {
-    let recipe = t.write(
-        "base/image.kdl",
-        r#"name "pybase"
+    base(t, "base", DEBIAN_PYTHON)
+}
+
+/// Debian's layout: `/usr/bin/python3.11` and the package database.
+const DEBIAN_PYTHON: &str = r#"name "pybase"
 version "1"
 base "scratch"
 platform "linux/amd64"
@@ -98,9 +106,27 @@ layer "python" {
     mkdir "/usr/lib/python3/dist-packages"
     file "/var/lib/dpkg/status" "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u9\nArchitecture: amd64\n\nPackage: python3.11\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\nArchitecture: amd64\n"
 }
-"#,
-    );
-    let out = t.join("base-out");
+"#;
+
+/// The official `python` images' layout: CPython 3.12 under `/usr/local`,
+/// its version in `PYTHON_VERSION`, on a Debian glibc 2.36.
+const OFFICIAL_PYTHON: &str = r#"name "pybase"
+version "1"
+base "scratch"
+platform "linux/amd64"
+tre #false
+env "PYTHON_VERSION" "3.12.7"
+layer "python" {
+    file "/usr/local/bin/python3.12" "not really CPython" mode=0o755
+    symlink "/usr/local/bin/python3" "python3.12"
+    file "/var/lib/dpkg/status" "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u9\nArchitecture: amd64\n"
+}
+"#;
+
+/// Builds the base recipe `text` in `dir`; returns it as a recipe `base`.
+fn base(t: &TestDir, dir: &str, text: &str) -> String {
+    let recipe = t.write(&format!("{dir}/image.kdl"), text);
+    let out = t.join(&format!("{dir}-out"));
     t.build(&recipe, &out);
     format!("oci:{}@{}", out.display(), tagged_digest(&out, "1"))
 }
@@ -136,20 +162,8 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
     t.build(&path, &out);
 
     let lock = fs::read_to_string(path.with_extension("lock")).unwrap();
-    let wheels: Vec<(&str, &str)> = lock
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("wheel \""))
-        .map(|l| {
-            let name = l.split('"').next().unwrap();
-            let version = l
-                .split("version=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            (name, version)
-        })
+    let wheels: Vec<(String, String)> = names(&locked(&path.with_extension("lock"), "wheel"))
+        .into_iter()
         .collect();
     // beta: 3.0 is yanked, 2.5 needs Python 3.12, 4.0rc1 is a pre-release;
     // native: 2.0 has only a cp312 wheel; winonly's marker is false.
@@ -160,7 +174,8 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
             ("beta", "2.0"),
             ("gamma", "1.0"),
             ("native", "1.0")
-        ],
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned())),
         "{lock}"
     );
     assert!(
@@ -370,4 +385,93 @@ fn hash_pinned_requirements_install_exactly_those_wheels() {
         "{err}"
     );
     assert!(err.contains("requirements.txt:1"), "{err}");
+}
+
+#[test]
+fn an_official_python_image_without_venv_gets_its_own_site_packages() {
+    let t = TestDir::new();
+    let index = Index::start(&t);
+    let base = base(&t, "official", OFFICIAL_PYTHON);
+    let path = recipe(
+        &t,
+        "app",
+        &base,
+        &format!(
+            "    index \"{}\"\n    venv #false\n    install \"alpha\" \"native\"",
+            index.url
+        ),
+    );
+    let out = t.join("out");
+    t.build(&path, &out);
+    let lock = fs::read_to_string(path.with_extension("lock")).unwrap();
+    // Python 3.12 now: native 2.0 has a cp312 wheel; beta 2.5 fits too.
+    assert!(lock.contains("wheel \"native\" version=\"2.0\""), "{lock}");
+    assert!(lock.contains("wheel \"beta\" version=\"2.5\""), "{lock}");
+    let layers = layers(&out, "1");
+    let site = "usr/local/lib/python3.12/site-packages";
+    assert_eq!(
+        content(&layers, &format!("{site}/alpha/__init__.py")),
+        "VALUE = 1\n"
+    );
+    let launcher = content(&layers, "usr/local/bin/alpha-cli");
+    assert!(
+        launcher.starts_with("#!/usr/local/bin/python3.12\n"),
+        "{launcher}"
+    );
+    let config = util::config(&out, "1");
+    let env: Vec<String> = serde_json::from_value(config["config"]["Env"].clone()).unwrap();
+    assert!(
+        !env.iter().any(|e| e.starts_with("VIRTUAL_ENV=")),
+        "{env:?}"
+    );
+}
+
+#[test]
+fn index_credentials_are_sent_and_never_written() {
+    let t = TestDir::new();
+    let index = Index::start_with_login(&t, Some("alice:s3cr3t-pw"));
+    let base = python_base(&t);
+    let path = recipe(
+        &t,
+        "app",
+        &base,
+        &format!("    index \"{}\"\n    install \"alpha\"", index.url),
+    );
+    // Without credentials the index refuses.
+    let err = t.build_fails(&path, &t.join("refused"));
+    assert!(err.contains("401"), "{err}");
+    let out = t.join("out");
+    let output = t
+        .build_cmd(&path, &out)
+        .env("STRATA_PYPI_CREDS", "127.0.0.1=alice:s3cr3t-pw")
+        .args(["-vv"])
+        .output()
+        .unwrap();
+    util::assert_success(&output, "strata build with STRATA_PYPI_CREDS");
+    for (what, text) in [
+        ("stdout", text(&output.stdout)),
+        ("stderr", text(&output.stderr)),
+        (
+            "the lock",
+            fs::read_to_string(path.with_extension("lock")).unwrap(),
+        ),
+    ] {
+        assert!(!text.contains("s3cr3t"), "the password is in {what}");
+    }
+    for (file, bytes) in util::snapshot(&out) {
+        assert!(
+            !bytes.windows(6).any(|w| w == b"s3cr3t"),
+            "the password is in {file}"
+        );
+    }
+
+    // A recipe may not carry credentials in an index URL.
+    let inline = recipe(
+        &t,
+        "inline",
+        &base,
+        "    index \"http://alice:pw@127.0.0.1:1/simple\"\n    install \"alpha\"",
+    );
+    let err = t.build_fails(&inline, &t.join("inline-out"));
+    assert!(err.contains("must not hold credentials"), "{err}");
 }

@@ -11,43 +11,33 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{self, TestDir, find_entry, layers, run, run_read_only, text, tool, validate};
+use crate::util::{
+    self, TestDir, find_entry, layers, locked, names, run, run_read_only, sbom_packages, text,
+    tool, validate,
+};
 
-/// `(name, version, sha256)` of every wheel line of a lock.
+/// `(name, version, sha256)` of every wheel of a lock.
 fn locked_wheels(lock: &Path) -> BTreeSet<(String, String, String)> {
-    let field = |line: &str, key: &str| {
-        line.split(&format!("{key}=\""))
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap()
-            .to_owned()
-    };
-    fs::read_to_string(lock)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("wheel \""))
-        .map(|l| {
-            let name = l.split('"').next().unwrap().to_owned();
-            let sha = field(l, "sha256");
+    locked(lock, "wheel")
+}
+
+/// `(name, version)` of the scanner's findings that `keep` selects, names
+/// PEP 503-normalized: scanners report them in the project's own spelling.
+fn normalized(
+    found: &[serde_json::Value],
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> BTreeSet<(String, String)> {
+    found
+        .iter()
+        .filter(|f| keep(f))
+        .map(|f| {
+            let name = f["name"].as_str().unwrap();
             (
-                name,
-                field(l, "version"),
-                sha.trim_start_matches("sha256:").to_owned(),
+                name.to_ascii_lowercase().replace(['_', '.'], "-"),
+                f["version"].as_str().unwrap().to_owned(),
             )
         })
         .collect()
-}
-
-fn names(wheels: &BTreeSet<(String, String, String)>) -> BTreeSet<(String, String)> {
-    wheels
-        .iter()
-        .map(|(n, v, _)| (n.clone(), v.clone()))
-        .collect()
-}
-
-/// PEP 503 normalization, as scanners report names in their own spelling.
-fn normalize(name: &str) -> String {
-    name.to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
 /// Path → sha256 (or link target) of every file below `root`.
@@ -198,23 +188,7 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
         .arg("sbom")
         .arg(format!("{}:1.0.0", image.layout.display()))))
     .unwrap();
-    let in_sbom: BTreeSet<(String, String)> = sbom["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| {
-            p["externalRefs"][0]["referenceLocator"]
-                .as_str()
-                .unwrap()
-                .starts_with("pkg:pypi/")
-        })
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_owned(),
-                p["versionInfo"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let in_sbom = sbom_packages(&sbom, "pkg:pypi/");
     assert_eq!(
         in_sbom,
         names(&wheels),
@@ -229,18 +203,9 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
         .args(["scan", "-q", "-o", "json"])
         .arg(format!("docker-archive:{}", archive.display()))))
     .unwrap();
-    let by_syft: BTreeSet<(String, String)> = syft["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["type"] == "python")
-        .map(|a| {
-            (
-                normalize(a["name"].as_str().unwrap()),
-                a["version"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let by_syft = normalized(syft["artifacts"].as_array().unwrap(), |a| {
+        a["type"] == "python"
+    });
     assert_eq!(
         by_syft,
         names(&wheels),
@@ -253,22 +218,11 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
         .arg("--input")
         .arg(&image.layout)))
     .unwrap();
-    let by_trivy: BTreeSet<(String, String)> = trivy["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| {
-            c["purl"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("pkg:pypi/"))
-        })
-        .map(|c| {
-            (
-                normalize(c["name"].as_str().unwrap()),
-                c["version"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let by_trivy = normalized(trivy["components"].as_array().unwrap(), |c| {
+        c["purl"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("pkg:pypi/"))
+    });
     assert_eq!(
         by_trivy,
         names(&wheels),

@@ -253,6 +253,63 @@ pub fn run_read_only(image: &Unpacked, uid: u32, extra: &[&str], argv: &[&str]) 
         .args(argv))
 }
 
+/// `(name, version, sha256 hex)` of every `NODE "NAME" … version="…" …
+/// sha256="sha256:…"` line of a lock (`package` for Debian, `wheel` for
+/// Python).
+pub fn locked(lock: &Path, node: &str) -> BTreeSet<(String, String, String)> {
+    let field = |line: &str, key: &str| {
+        line.split(&format!(" {key}=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+            .to_owned()
+    };
+    fs::read_to_string(lock)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&format!("{node} \"")))
+        .map(|l| {
+            let name = l.split('"').next().unwrap().to_owned();
+            let sha = field(l, "sha256");
+            (
+                name,
+                field(l, "version"),
+                sha.trim_start_matches("sha256:").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The `(name, version)` pairs of `locked`.
+pub fn names(locked: &BTreeSet<(String, String, String)>) -> BTreeSet<(String, String)> {
+    locked
+        .iter()
+        .map(|(n, v, _)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// `(name, version)` of the SPDX SBOM's packages whose purl starts with
+/// `prefix` (`pkg:deb/`, `pkg:pypi/`).
+pub fn sbom_packages(sbom: &serde_json::Value, prefix: &str) -> BTreeSet<(String, String)> {
+    sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .unwrap()
+                .starts_with(prefix)
+        })
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["versionInfo"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A JSON blob of the layout.
 pub fn json_blob(layout: &Path, digest: &str) -> serde_json::Value {
     let hex = digest.strip_prefix("sha256:").unwrap();

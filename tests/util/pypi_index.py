@@ -2,7 +2,9 @@
 zipfile from a JSON spec and serves them on loopback, with the JSON simple
 API, PEP 658/714 `.metadata` files, PEP 700 sizes and PEP 592 yanking.
 
-    python3 pypi_index.py SPEC.json ROOT PORT
+    python3 pypi_index.py SPEC.json ROOT PORT [USER:PASSWORD]
+
+With USER:PASSWORD, every request needs that HTTP basic login (401 without).
 
 SPEC is a list of wheels:
   {"name": "demo", "version": "1.0", "tag": "py3-none-any",
@@ -135,7 +137,16 @@ def build(spec_path, root):
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
+    login = None
+
     def do_GET(self):
+        if self.login is not None:
+            expected = "Basic " + base64.b64encode(self.login.encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="index"')
+                self.end_headers()
+                return
         path = self.path.split("?")[0]
         if path.startswith("/simple/") and path.endswith("/"):
             file = os.path.join(self.directory, path.lstrip("/"), "index.json")
@@ -161,6 +172,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 def main():
     spec, root, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    Handler.login = sys.argv[4] if len(sys.argv) > 4 else None
     build(spec, root)
     handler = lambda *a, **k: Handler(*a, directory=root, **k)
     http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
