@@ -306,23 +306,30 @@ pub struct Unpacked {
 }
 
 /// Fetches the locked packages into the cache (or finds them there) and
-/// unpacks each once: later builds read the unpacked copy.
+/// unpacks each once: later builds read the unpacked copy, and need not even
+/// the `.deb` (it was checked against its sha256 before it was unpacked).
 pub fn unpack(packages: &[LockedPackage], fetcher: &Fetcher) -> Result<Vec<Unpacked>, DebianError> {
+    let cache = fetcher.cache();
+    let dir = cache.dir(UNPACKED)?;
+    let records: Vec<Option<UnpackRecord>> = packages
+        .par_iter()
+        .map(|p| cached_record(cache, &dir, p))
+        .collect();
     let downloads: Vec<Download> = packages
         .iter()
-        .map(|p| Download {
+        .zip(&records)
+        .filter(|(_, record)| record.is_none())
+        .map(|(p, _)| Download {
             url: p.url(),
             sha256: p.sha256,
             size: Some(p.size),
         })
         .collect();
-    let paths = fetcher.fetch_all(&downloads)?;
-    let cache = fetcher.cache();
-    let dir = cache.dir(UNPACKED)?;
+    fetcher.fetch_all(&downloads)?;
     packages
         .par_iter()
-        .zip(paths.par_iter())
-        .map(|(locked, deb_path)| unpack_cached(cache, &dir, locked, deb_path))
+        .zip(records)
+        .map(|(locked, record)| unpack_cached(cache, &dir, locked, record))
         .collect()
 }
 
@@ -331,20 +338,29 @@ const UNPACKED: &str = "debs";
 /// What an unpack record holds changed: 2 keeps debconf `templates`.
 const UNPACK_FORMAT: u32 = 2;
 
+fn tar_path(dir: &Path, locked: &LockedPackage) -> PathBuf {
+    dir.join(format!("{}.tar", locked.sha256.hex()))
+}
+
+/// The unpack record of a package whose tar is in place (a record is written
+/// only after its tar is complete).
+fn cached_record(cache: &Cache, dir: &Path, locked: &LockedPackage) -> Option<UnpackRecord> {
+    cache
+        .read_record::<UnpackRecord>(UNPACKED, &locked.sha256)
+        .filter(|r| r.format == UNPACK_FORMAT && tar_path(dir, locked).is_file())
+}
+
 fn unpack_cached(
     cache: &Cache,
     dir: &Path,
     locked: &LockedPackage,
-    deb_path: &Path,
+    cached: Option<UnpackRecord>,
 ) -> Result<Unpacked, DebianError> {
-    let tar = dir.join(format!("{}.tar", locked.sha256.hex()));
-    let cached = cache
-        .read_record::<UnpackRecord>(UNPACKED, &locked.sha256)
-        .filter(|r| r.format == UNPACK_FORMAT && tar.is_file());
+    let tar = tar_path(dir, locked);
     let record = match cached {
         Some(record) => record,
         None => {
-            let unpacked = deb::unpack(deb_path, &tar)?;
+            let unpacked = deb::unpack(&cache.blob_path(&locked.sha256), &tar)?;
             let record = UnpackRecord {
                 format: UNPACK_FORMAT,
                 control: unpacked.control,

@@ -383,6 +383,10 @@ pub fn layers(
     let mut layers = Vec::new();
     let mut below = view.clone();
     let mut plan = |name: String, created_by: String, mut entries: BTreeMap<ImagePath, Entry>| {
+        // Nothing to install here (every marker false, no venv): no layer.
+        if entries.is_empty() {
+            return;
+        }
         super::add_parents(&mut entries, &below);
         let plan = LayerPlan {
             name,
