@@ -324,6 +324,15 @@ fn explains_what_cannot_be_installed() {
 }
 
 #[test]
+fn an_image_without_python_is_told_what_to_add() {
+    let t = TestDir::new();
+    let path = recipe(&t, "none", "scratch", "    install \"alpha\"");
+    let err = t.build_fails(&path, &t.join("out"));
+    assert!(err.contains("has no Python interpreter"), "{err}");
+    assert!(err.contains("install \"python3\""), "{err}");
+}
+
+#[test]
 fn hostile_wheels_are_refused_before_anything_is_written() {
     let t = TestDir::new();
     let index = Index::start(&t);
@@ -338,6 +347,17 @@ fn hostile_wheels_are_refused_before_anything_is_written() {
         let err = fails(&t, &base, &index, name, &format!("\"{name}\""));
         assert!(err.contains(expected), "{name}: {err}");
     }
+    // A wheel whose bytes are not what the index lists: refused while it
+    // streams, and nothing is kept.
+    let served = index.root.join("files/beta-1.0-py3-none-any.whl");
+    let mut bytes = fs::read(&served).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&served, bytes).unwrap();
+    let err = fails(&t, &base, &index, "tampered", "\"beta==1.0\"");
+    assert!(err.contains("beta-1.0-py3-none-any.whl"), "{err}");
+    assert!(err.contains("does not match its expected sha256"), "{err}");
+
     // Nothing landed outside the output and the cache.
     assert!(!Path::new("/tmp/evil.py").exists());
     assert!(!t.path().join("evil.py").exists());
