@@ -8,7 +8,7 @@
 #    cache empty. strata's cold build also resolves, downloads and lays out
 #    Debian's python3 (~100 packages), which uv is not asked to do, so a
 #    second figure starts strata with the Debian part cached and only PyPI
-#    cold: the like-for-like comparison.
+#    cold: the like-for-like comparison, with gzip and with zstd.
 # 2. warm: a locked no-op rebuild (`--locked`, everything cached).
 # 3. import time of pandas on a read-only root without `.pyc` (what strata
 #    ships) and with unchecked-hash `.pyc`s compiled into a copy of the tree.
@@ -49,16 +49,17 @@ strata_cold() {
     rm -rf "$work/cache" "$work/app/image.lock" "$work/out"
     STRATA_CACHE="$work/cache" "$strata" build "$work/app/image.kdl" -o "$work/out" --quiet
 }
+# PyPI cold, Debian cached; "$@": more build options (a compression).
 strata_pypi_cold() {
     rm -rf "$work/cache" "$work/app/image.lock" "$work/out"
-    STRATA_CACHE="$work/cache" "$strata" build "$work/debian/image.kdl" -o "$work/debian/out" --quiet
+    STRATA_CACHE="$work/cache" "$strata" build "$work/debian/image.kdl" -o "$work/debian/out" --quiet "$@"
     local t0
     t0=$(now)
-    STRATA_CACHE="$work/cache" "$strata" build "$work/app/image.kdl" -o "$work/out" --quiet
+    STRATA_CACHE="$work/cache" "$strata" build "$work/app/image.kdl" -o "$work/out" --quiet "$@"
     echo "$(now) - $t0" | bc
 }
 
-declare -a uv_gzip uv_zstd strata_all strata_pypi warm
+declare -a uv_gzip uv_zstd strata_all strata_pypi strata_zstd warm
 for _ in $(seq "$runs"); do
     t0=$(now)
     uv_cold "$work/uv"
@@ -70,6 +71,7 @@ for _ in $(seq "$runs"); do
     uv_gzip+=("$(echo "$t2 - $t0" | bc)")
     uv_zstd+=("$(echo "($t1 - $t0) + ($t3 - $t2)" | bc)")
     strata_all+=("$(elapsed strata_cold)")
+    strata_zstd+=("$(strata_pypi_cold --compression zstd)")
     strata_pypi+=("$(strata_pypi_cold)")
     warm+=("$(elapsed env STRATA_CACHE="$work/cache" "$strata" build "$work/app/image.kdl" -o "$work/out" --locked --quiet)")
 done
@@ -81,6 +83,8 @@ printf '  strata build, Debian python3 + PyPI cold   %6.2f s\n' "$(med "${strata
 printf '  strata build, PyPI cold (Debian cached)    %6.2f s  (image %s MB)\n' "$(med "${strata_pypi[@]}")" \
     "$(($(jq '[.layers[].size] | add' "$work/out/blobs/sha256/$(jq -r '.manifests[0].digest' "$work/out/index.json" | cut -d: -f2)") / 1000000))"
 printf '  ratio strata (PyPI cold) / uv+tar+gzip     %6.2f\n' "$(echo "$(med "${strata_pypi[@]}") / $(med "${uv_gzip[@]}")" | bc -l)"
+printf '  strata build --compression zstd, PyPI cold %6.2f s  (ratio to uv+tar+zstd %.2f)\n' "$(med "${strata_zstd[@]}")" \
+    "$(echo "$(med "${strata_zstd[@]}") / $(med "${uv_zstd[@]}")" | bc -l)"
 printf '  warm locked no-op rebuild                  %6.3f s\n' "$(med "${warm[@]}")"
 
 # Import time: the image as strata writes it (no .pyc), and a copy with
