@@ -590,7 +590,7 @@ fn sarif_output_validates_against_the_schema() {
     let rules = json["runs"][0]["tool"]["driver"]["rules"]
         .as_array()
         .unwrap();
-    assert_eq!(rules.len(), 16);
+    assert_eq!(rules.len(), 17);
 }
 
 #[test]

@@ -26,6 +26,7 @@ const SPEC: &str = r##"[
  {"name": "native", "version": "1.0", "tag": "cp311-cp311-manylinux_2_17_aarch64", "files": {"native/_ext.so": "ELF arm"}},
  {"name": "native", "version": "2.0", "tag": "cp312-cp312-manylinux_2_17_x86_64", "files": {"native/_ext.so": "ELF"}},
  {"name": "sdistonly", "version": "1.0", "sdist": true},
+ {"name": "needslibc", "version": "1.0", "tag": "cp311-cp311-manylinux_2_17_x86_64", "host_files": {"needslibc/_ext.so": "/usr/lib/x86_64-linux-gnu/libz.so.1"}},
  {"name": "wrapper", "version": "1.0", "requires_dist": ["needsnew"], "files": {"wrapper.py": ""}},
  {"name": "needsnew", "version": "1.0", "tag": "cp311-cp311-manylinux_2_39_x86_64", "files": {"needsnew.py": ""}},
  {"name": "c1", "version": "1.0", "requires_dist": ["shared==1.0"], "files": {"c1.py": ""}},
@@ -494,4 +495,38 @@ fn index_credentials_are_sent_and_never_written() {
     );
     let err = t.build_fails(&inline, &t.join("inline-out"));
     assert!(err.contains("must not hold credentials"), "{err}");
+}
+
+#[test]
+fn libraries_a_wheel_needs_from_the_image_are_checked() {
+    let t = TestDir::new();
+    let index = Index::start(&t);
+    let base = python_base(&t);
+    // A real ELF module (the host's zlib) that needs libc.so.6, which this
+    // image does not have.
+    let path = recipe(
+        &t,
+        "app",
+        &base,
+        &format!("    index \"{}\"\n    install \"needslibc\"", index.url),
+    );
+    let output = t.build(&path, &t.join("out"));
+    let warnings = text(&output.stderr);
+    assert!(
+        warnings.contains(
+            "warning: linux/amd64: libc.so.6, needed by 1 module(s): /opt/venv/lib/python3.11/site-packages/needslibc/_ext.so (`strata lint`: STR017)"
+        ),
+        "{warnings}"
+    );
+    let lint = t
+        .strata()
+        .args(["lint", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let json = text(&lint.stdout);
+    assert!(
+        json.contains("\"STR017\"") && json.contains("libc.so.6"),
+        "{json}"
+    );
 }

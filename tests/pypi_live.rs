@@ -82,6 +82,17 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
     let got: BTreeSet<&str> = wheels.iter().map(|(n, _, _)| n.as_str()).collect();
     assert!(got.is_superset(&expected), "{got:?}");
 
+    // Every library the wheels' modules need is in the image (libstdc++
+    // from Debian, the rest bundled in `NAME.libs` and found by RUNPATH).
+    let lint = t
+        .strata()
+        .args(["lint", "--format", "json"])
+        .arg(&recipe)
+        .output()
+        .unwrap();
+    let findings = text(&lint.stdout);
+    assert!(!findings.contains("STR017"), "{findings}");
+
     // As a TRE runs it: read-only root, no network, the analyst's uid.
     let fitted = run_read_only(
         &image,

@@ -12,6 +12,7 @@ SPEC is a list of wheels:
    "requires_python": ">=3.8", "yanked": false, "metadata_file": true,
    "files": {"demo/__init__.py": "text"}, "scripts": {"demo-cli": "demo:main"},
    "data_scripts": {"tool": "#!python\\nprint(1)\\n"},
+   "host_files": {"demo/_ext.so": "/usr/lib/x86_64-linux-gnu/libz.so.1"},
    "hostile": {...}}            # see build_wheel: lies and bad entries
 and sdists: {"name": ..., "version": ..., "sdist": true}.
 """
@@ -58,6 +59,8 @@ def build_wheel(spec, root):
     members = []
     for path, text in spec.get("files", {}).items():
         members.append((path, text.encode(), 0o644))
+    for path, host in spec.get("host_files", {}).items():
+        members.append((path, open(host, "rb").read(), 0o755))
     for path, text in spec.get("data_scripts", {}).items():
         members.append((f"{dist}-{version}.data/scripts/{path}", text.encode(), 0o755))
     members.append((f"{info}/METADATA", metadata, 0o644))

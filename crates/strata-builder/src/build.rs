@@ -557,16 +557,28 @@ pub fn build(
     };
     let mut timings = Timings::default();
     let prepared = prepare(recipe, options, cache, epoch, &mut timings, false)?;
-    // Without the Essential set, say at once what cannot start.
-    if recipe.debian.as_ref().is_some_and(|d| !d.essential) {
-        for (_, planned) in &prepared.platforms {
+    // Say at once what cannot start: without the Essential set, programs
+    // whose interpreter is missing; with wheels, modules whose libraries are.
+    for (_, planned) in &prepared.platforms {
+        let mut warnings = Vec::new();
+        if recipe.debian.as_ref().is_some_and(|d| !d.essential) {
             for (interpreter, files) in assemble::interpreters::missing(planned) {
-                strata_progress::get().println(format!(
-                    "warning: {}: {} (`strata lint`: STR016)",
-                    planned.platform,
-                    assemble::interpreters::describe(&interpreter, &files)
+                warnings.push((
+                    assemble::interpreters::describe(&interpreter, &files),
+                    "STR016",
                 ));
             }
+        }
+        if recipe.python.is_some() {
+            for (soname, modules) in assemble::libraries::missing(planned) {
+                warnings.push((assemble::libraries::describe(&soname, &modules), "STR017"));
+            }
+        }
+        for (warning, rule) in warnings {
+            strata_progress::get().println(format!(
+                "warning: {}: {warning} (`strata lint`: {rule})",
+                planned.platform
+            ));
         }
     }
 

@@ -186,6 +186,111 @@ pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
     Ok(None)
 }
 
+const DT_RPATH: u64 = 15;
+const DT_RUNPATH: u64 = 29;
+
+/// What a dynamic ELF object asks of the loader: the libraries it needs
+/// (`DT_NEEDED`) and the folders it names to find them in (`DT_RUNPATH`,
+/// else `DT_RPATH`, `:`-separated, `$ORIGIN` unexpanded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub needed: Vec<Vec<u8>>,
+    pub runpath: Vec<Vec<u8>>,
+}
+
+/// No real object needs this many libraries or search paths: past it the
+/// dynamic section is not believed.
+const MAX_DYNAMIC_ENTRIES: u64 = 4096;
+
+/// The [`Needs`] of an ELF file; `None` for a file that is not ELF or has
+/// no dynamic section. Reads the headers, the dynamic section and the
+/// strings it names, whatever the file's size.
+pub fn needs<R: Read + Seek>(file: R) -> io::Result<Option<Needs>> {
+    let mut ident = [0u8; 6];
+    let mut m = Mapped::new(file, false)?;
+    m.read(0, &mut ident)?;
+    if &ident[..4] != b"\x7fELF" || !matches!(ident[4], 1 | 2) {
+        return Ok(None);
+    }
+    let class64 = ident[4] == 2;
+    m.big_endian = ident[5] == 2;
+    let (phoff, phnum, phsize) = if class64 {
+        (m.u64(32)?, m.u16(56)?, 56u64)
+    } else {
+        (u64::from(m.u32(28)?), m.u16(44)?, 32u64)
+    };
+    // (p_type, p_offset, p_vaddr, p_filesz) of every program header.
+    let mut headers = Vec::new();
+    for i in 0..u64::from(phnum) {
+        let Some(at) = phoff.checked_add(i * phsize).filter(|at| *at < m.len) else {
+            return Ok(None);
+        };
+        let header = if class64 {
+            (m.u32(at)?, m.u64(at + 8)?, m.u64(at + 16)?, m.u64(at + 32)?)
+        } else {
+            (
+                m.u32(at)?,
+                u64::from(m.u32(at + 4)?),
+                u64::from(m.u32(at + 8)?),
+                u64::from(m.u32(at + 16)?),
+            )
+        };
+        headers.push(header);
+    }
+    let Some(&(_, dynamic, _, size)) = headers.iter().find(|h| h.0 == PT_DYNAMIC) else {
+        return Ok(None);
+    };
+    let entry = if class64 { 16 } else { 8 };
+    let mut strtab = None;
+    let mut wanted = Vec::new();
+    for i in 0..(size / entry).min(MAX_DYNAMIC_ENTRIES) {
+        let at = dynamic + i * entry;
+        if !m.inside(at) {
+            return Ok(None);
+        }
+        let (tag, value) = (m.word(class64, at)?, m.word(class64, at + entry / 2)?);
+        match tag {
+            0 => break,
+            DT_STRTAB => strtab = Some(value),
+            DT_NEEDED | DT_RPATH | DT_RUNPATH => wanted.push((tag, value)),
+            _ => {}
+        }
+    }
+    // DT_STRTAB is an address: the PT_LOAD holding it gives its file offset.
+    let Some(strings) = strtab.and_then(|address| {
+        headers
+            .iter()
+            .find(|(kind, _, vaddr, filesz)| {
+                *kind == PT_LOAD && address >= *vaddr && address - vaddr < *filesz
+            })
+            .map(|(_, offset, vaddr, _)| address - vaddr + offset)
+    }) else {
+        return Ok(None);
+    };
+    let mut needs = Needs::default();
+    let (mut rpath, mut runpath) = (Vec::new(), Vec::new());
+    for (tag, value) in wanted {
+        let Some(offset) = strings.checked_add(value).filter(|o| m.inside(*o)) else {
+            return Ok(None);
+        };
+        let text = m.string(offset)?;
+        match tag {
+            DT_NEEDED => needs.needed.push(text),
+            DT_RPATH => rpath.push(text),
+            _ => runpath.push(text),
+        }
+    }
+    // The loader ignores DT_RPATH when DT_RUNPATH is present.
+    let paths = if runpath.is_empty() { rpath } else { runpath };
+    needs.runpath = paths
+        .iter()
+        .flat_map(|p| p.split(|b| *b == b':'))
+        .filter(|p| !p.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    Ok(Some(needs))
+}
+
 /// `process_file`: `Ok(None)` where ldconfig skips the file (with or without
 /// a warning); errors are only the reader's own.
 pub(crate) fn process_file<R: Read + Seek>(
@@ -594,6 +699,29 @@ mod tests {
         dy(&mut f, 0x110, DT_SONAME, 1);
         f[0x181..0x18b].copy_from_slice(b"libt.so.1\0");
         f
+    }
+
+    #[test]
+    fn reads_what_a_library_needs_and_where_it_looks() {
+        let mut f = tiny_elf();
+        let dy = |f: &mut Vec<u8>, at: usize, tag: u64, val: u64| {
+            f[at..at + 8].copy_from_slice(&tag.to_le_bytes());
+            f[at + 8..at + 16].copy_from_slice(&val.to_le_bytes());
+        };
+        dy(&mut f, 0x120, DT_NEEDED, 0x0b);
+        dy(&mut f, 0x130, DT_RUNPATH, 0x15);
+        f[0x18b..0x195].copy_from_slice(b"libm.so.6\0");
+        f[0x195..0x1ac].copy_from_slice(b"$ORIGIN/../x.libs:/opt\0");
+        let needs = needs(std::io::Cursor::new(&f)).unwrap().unwrap();
+        assert_eq!(needs.needed, vec![b"libm.so.6".to_vec()]);
+        assert_eq!(
+            needs.runpath,
+            vec![b"$ORIGIN/../x.libs".to_vec(), b"/opt".to_vec()]
+        );
+        assert_eq!(
+            needs(std::io::Cursor::new(b"#!/bin/sh\n".to_vec())).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod elf;
 mod scan;
 
 pub use elf::interpreter as elf_interpreter;
+pub use elf::{Needs, needs as elf_needs};
 
 use std::io;
 

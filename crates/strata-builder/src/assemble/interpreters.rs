@@ -51,15 +51,20 @@ pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
 
 /// `/bin/bash, needed by 3 program(s): /usr/bin/a, …`.
 pub fn describe(interpreter: &str, files: &[String]) -> String {
-    let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
-    let more = if files.len() > shown.len() {
+    needed_by(interpreter, files, "program(s)")
+}
+
+/// `WHAT, needed by N NOUN: first three users, …`.
+pub(crate) fn needed_by(what: &str, users: &[String], noun: &str) -> String {
+    let shown: Vec<&str> = users.iter().take(3).map(String::as_str).collect();
+    let more = if users.len() > shown.len() {
         ", …"
     } else {
         ""
     };
     format!(
-        "{interpreter}, needed by {} program(s): {}{more}",
-        files.len(),
+        "{what}, needed by {} {noun}: {}{more}",
+        users.len(),
         shown.join(", ")
     )
 }

@@ -12,6 +12,7 @@ pub mod configure;
 pub(crate) mod copy;
 pub mod debian;
 pub mod interpreters;
+pub mod libraries;
 pub mod python;
 
 use std::collections::BTreeMap;

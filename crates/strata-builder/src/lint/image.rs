@@ -56,6 +56,7 @@ pub fn check(recipe: &Recipe, base: &BaseImage, plan: &Planned, copied: &[Copied
     setuid(plan, &mut out);
     unevaluated(recipe, plan, &mut out);
     missing_interpreters(recipe, plan, &mut out);
+    missing_libraries(recipe, plan, &mut out);
 
     let env = crate::image::environment(config, &recipe.runtime, recipe.tre, plan.venv.as_deref());
     let packages: Vec<&str> = plan
@@ -232,6 +233,20 @@ fn missing_interpreters(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>)
         items,
         |n| format!("{n} interpreter(s) missing from the image"),
         recipe.debian.as_ref().map(|d| d.span),
+    ));
+}
+
+/// STR017: shared libraries the installed wheels need and the image lacks.
+fn missing_libraries(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>) {
+    let items: Vec<String> = crate::assemble::libraries::missing(plan)
+        .into_iter()
+        .map(|(soname, modules)| crate::assemble::libraries::describe(&soname, &modules))
+        .collect();
+    out.extend(about(
+        MISSING_LIBRARY,
+        items,
+        |n| format!("{n} shared librar(ies) missing from the image"),
+        recipe.python.as_ref().map(|p| p.span),
     ));
 }
 

@@ -106,6 +106,9 @@ rules! {
     MISSING_INTERPRETER = "STR016" "missing-interpreter" Warning
         "programs in the image name an interpreter or loader the image does not have"
         "add the package that provides it (Debian packages never declare the Essential set: drop `essential #false`, or `install` what is named)";
+    MISSING_LIBRARY = "STR017" "missing-shared-library" Warning
+        "Python extension modules need shared libraries the image does not have"
+        "`install` the Debian package that ships each library named (e.g. `libgl1` for libGL.so.1, `libglib2.0-0` for libglib-2.0.so.0): manylinux wheels expect them from the system";
     ALPINE_BASE = "STR015" "alpine-base" Note
         "the base is Alpine (musl)"
         "Python wheels and scientific libraries target glibc: prefer a Debian-based base or `scratch` with `debian` packages";

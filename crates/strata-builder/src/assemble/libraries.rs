@@ -1,0 +1,109 @@
+//! Shared libraries the installed wheels need that the image lacks. A
+//! manylinux wheel bundles what its policy does not let it expect from the
+//! system (in `NAME.libs`, found through its `RUNPATH`), and expects the rest
+//! (glibc, the C++ runtime, libGL, glib…) from the image: an image without
+//! them builds, and fails at `import`.
+
+use std::collections::BTreeMap;
+
+use strata_oci::entry::Kind;
+use strata_oci::path::ImagePath;
+use strata_oci::platform::Platform;
+use strata_oci::view::{View, ViewKind, lexical_join};
+
+use super::Planned;
+
+/// Missing library → the modules that need it, in path order.
+pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let system = system_folders(&plan.platform);
+    for layer in plan.plans.iter().filter(|p| is_python_layer(&p.name)) {
+        for entry in &layer.entries {
+            let Kind::File(content) = &entry.kind else {
+                continue;
+            };
+            let name = entry.path.as_str();
+            if !(name.ends_with(".so") || name.contains(".so.")) {
+                continue;
+            }
+            let Some(needs) = content
+                .open_seekable()
+                .ok()
+                .and_then(|file| strata_ldconfig::elf_needs(file).ok().flatten())
+            else {
+                continue;
+            };
+            let origin = entry.path.parent().unwrap_or_else(ImagePath::root);
+            let mut folders: Vec<ImagePath> = needs
+                .runpath
+                .iter()
+                .map(|p| {
+                    let p = String::from_utf8_lossy(p);
+                    let p = p.replace("${ORIGIN}", "$ORIGIN");
+                    match p.strip_prefix("$ORIGIN") {
+                        Some(rest) => lexical_join(&origin, rest.trim_start_matches('/')),
+                        None => lexical_join(&ImagePath::root(), &p),
+                    }
+                })
+                .collect();
+            folders.extend(system.iter().cloned());
+            for needed in &needs.needed {
+                let soname = String::from_utf8_lossy(needed).into_owned();
+                if !found(&plan.view, &folders, &soname) {
+                    out.entry(soname)
+                        .or_default()
+                        .push(format!("/{}", entry.path.as_str()));
+                }
+            }
+        }
+    }
+    for modules in out.values_mut() {
+        modules.sort();
+        modules.dedup();
+    }
+    out
+}
+
+/// The layers `assemble::python` writes.
+fn is_python_layer(name: &str) -> bool {
+    name == "python" || name.starts_with("python-")
+}
+
+/// Where the loader looks after `RUNPATH`, for a Debian-style image: the
+/// multiarch folders, the classic ones, and `/usr/local/lib` (Debian's
+/// `ld.so.conf.d/libc.conf`, where official images keep `libpython`).
+fn system_folders(platform: &Platform) -> Vec<ImagePath> {
+    let triplet = match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("amd64", _) => "x86_64-linux-gnu",
+        ("arm64", _) => "aarch64-linux-gnu",
+        ("arm", Some("v7")) => "arm-linux-gnueabihf",
+        ("386", _) => "i386-linux-gnu",
+        ("ppc64le", _) => "powerpc64le-linux-gnu",
+        ("s390x", _) => "s390x-linux-gnu",
+        _ => "",
+    };
+    [
+        format!("lib/{triplet}"),
+        format!("usr/lib/{triplet}"),
+        "usr/local/lib".to_owned(),
+        "lib64".to_owned(),
+        "usr/lib64".to_owned(),
+        "lib".to_owned(),
+        "usr/lib".to_owned(),
+    ]
+    .iter()
+    .filter_map(|p| ImagePath::from_relative(p).ok())
+    .collect()
+}
+
+fn found(view: &View, folders: &[ImagePath], soname: &str) -> bool {
+    folders.iter().any(|folder| {
+        view.resolve(&lexical_join(folder, soname))
+            .is_some_and(|p| matches!(view.get(&p).map(|e| &e.kind), Some(ViewKind::File)))
+    })
+}
+
+/// `libGL.so.1, needed by 2 module(s): /opt/venv/…/cv2.so, …`.
+pub fn describe(soname: &str, modules: &[String]) -> String {
+    super::interpreters::needed_by(soname, modules, "module(s)")
+}
