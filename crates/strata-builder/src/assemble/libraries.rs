@@ -46,6 +46,11 @@ pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
                     }
                 })
                 .collect();
+            // auditwheel bundles a wheel's libraries side by side in
+            // `NAME.libs`, and a bundled one finds its siblings already
+            // loaded by the module that needed it first: its own folder
+            // stands for that.
+            folders.push(origin.clone());
             folders.extend(system.iter().cloned());
             for needed in &needs.needed {
                 let soname = String::from_utf8_lossy(needed).into_owned();
