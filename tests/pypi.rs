@@ -141,6 +141,16 @@ fn recipe(t: &TestDir, dir: &str, base: &str, python: &str) -> PathBuf {
     )
 }
 
+/// A recipe in `dir` whose `python` block uses `index` and adds `body`.
+fn indexed(t: &TestDir, dir: &str, base: &str, index: &Index, body: &str) -> PathBuf {
+    recipe(
+        t,
+        dir,
+        base,
+        &format!("    index \"{}\"\n{body}", index.url),
+    )
+}
+
 fn content(layers: &[Vec<util::TarEntry>], path: &str) -> String {
     text(&find_entry(layers, path).content)
 }
@@ -150,14 +160,12 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
     let t = TestDir::new();
     let index = Index::start(&t);
     let base = python_base(&t);
-    let path = recipe(
+    let path = indexed(
         &t,
         "app",
         &base,
-        &format!(
-            "    index \"{}\"\n    install \"alpha[fast]\" \"native\"",
-            index.url
-        ),
+        &index,
+        "    install \"alpha[fast]\" \"native\"",
     );
     let out = t.join("out");
     t.build(&path, &out);
@@ -271,12 +279,7 @@ fn resolves_for_the_image_and_installs_a_venv_that_works_offline() {
 
 /// Builds `install` against the index and returns the error.
 fn fails(t: &TestDir, base: &str, index: &Index, dir: &str, install: &str) -> String {
-    let path = recipe(
-        t,
-        dir,
-        base,
-        &format!("    index \"{}\"\n    install {install}", index.url),
-    );
+    let path = indexed(t, dir, base, index, &format!("    install {install}"));
     let out = t.join(&format!("{dir}-out"));
     let err = t.build_fails(&path, &out);
     assert!(!out.exists(), "a failed build left {}", out.display());
@@ -374,14 +377,12 @@ fn hash_pinned_requirements_install_exactly_those_wheels() {
         "pinned/requirements.txt",
         &format!("beta==2.0 \\\n    --hash=sha256:{beta}\n"),
     );
-    let path = recipe(
+    let path = indexed(
         &t,
         "pinned",
         &base,
-        &format!(
-            "    index \"{}\"\n    requirements \"requirements.txt\"",
-            index.url
-        ),
+        &index,
+        "    requirements \"requirements.txt\"",
     );
     t.build(&path, &t.join("pinned-out"));
     let lock = fs::read_to_string(path.with_extension("lock")).unwrap();
@@ -391,14 +392,12 @@ fn hash_pinned_requirements_install_exactly_those_wheels() {
         "wrong/requirements.txt",
         &format!("beta==2.0 --hash=sha256:{}\n", "0".repeat(64)),
     );
-    let path = recipe(
+    let path = indexed(
         &t,
         "wrong",
         &base,
-        &format!(
-            "    index \"{}\"\n    requirements \"requirements.txt\"",
-            index.url
-        ),
+        &index,
+        "    requirements \"requirements.txt\"",
     );
     let err = t.build_fails(&path, &t.join("wrong-out"));
     assert!(
@@ -413,14 +412,12 @@ fn an_official_python_image_without_venv_gets_its_own_site_packages() {
     let t = TestDir::new();
     let index = Index::start(&t);
     let base = base(&t, "official", OFFICIAL_PYTHON);
-    let path = recipe(
+    let path = indexed(
         &t,
         "app",
         &base,
-        &format!(
-            "    index \"{}\"\n    venv #false\n    install \"alpha\" \"native\"",
-            index.url
-        ),
+        &index,
+        "    venv #false\n    install \"alpha\" \"native\"",
     );
     let out = t.join("out");
     t.build(&path, &out);
@@ -452,12 +449,7 @@ fn index_credentials_are_sent_and_never_written() {
     let t = TestDir::new();
     let index = Index::start_with_login(&t, Some("alice:s3cr3t-pw"));
     let base = python_base(&t);
-    let path = recipe(
-        &t,
-        "app",
-        &base,
-        &format!("    index \"{}\"\n    install \"alpha\"", index.url),
-    );
+    let path = indexed(&t, "app", &base, &index, "    install \"alpha\"");
     // Without credentials the index refuses.
     let err = t.build_fails(&path, &t.join("refused"));
     assert!(err.contains("401"), "{err}");
@@ -504,12 +496,7 @@ fn libraries_a_wheel_needs_from_the_image_are_checked() {
     let base = python_base(&t);
     // A real ELF module (the host's zlib) that needs libc.so.6, which this
     // image does not have.
-    let path = recipe(
-        &t,
-        "app",
-        &base,
-        &format!("    index \"{}\"\n    install \"needslibc\"", index.url),
-    );
+    let path = indexed(&t, "app", &base, &index, "    install \"needslibc\"");
     let output = t.build(&path, &t.join("out"));
     let warnings = text(&output.stderr);
     assert!(

@@ -94,13 +94,7 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
     assert!(!findings.contains("STR017"), "{findings}");
 
     // As a TRE runs it: read-only root, no network, the analyst's uid.
-    let fitted = run_read_only(
-        &image,
-        10001,
-        &[],
-        &["/opt/venv/bin/python", "/opt/analysis/fit.py"],
-    );
-    assert!(fitted.starts_with("accuracy 0.9"), "{fitted}");
+    fits(&image);
     let suite = run_read_only(
         &image,
         10001,
@@ -241,6 +235,18 @@ fn tre_pypi_runs_scikit_learn_and_its_own_tests_like_uv_would_install_it() {
     );
 }
 
+/// Runs the example's analysis as a TRE would: read-only root, no network,
+/// the analyst's uid.
+fn fits(image: &util::Unpacked) {
+    let fitted = run_read_only(
+        image,
+        10001,
+        &[],
+        &["/opt/venv/bin/python", "/opt/analysis/fit.py"],
+    );
+    assert!(fitted.starts_with("accuracy 0.9"), "{fitted}");
+}
+
 /// The tre-pypi recipe on another release or platform.
 fn variant(t: &TestDir, dir: &str, release: &str, platform: &str) -> std::path::PathBuf {
     let recipe = t.example_in(dir, "tre-pypi");
@@ -264,13 +270,7 @@ fn debian_13_and_arm64_get_wheels_for_their_own_interpreter_and_machine() {
     let t = TestDir::new();
     let trixie = variant(&t, "trixie", "trixie", "linux/amd64");
     let image = t.build_and_unpack(&trixie, "1.0.0");
-    let fitted = run_read_only(
-        &image,
-        10001,
-        &[],
-        &["/opt/venv/bin/python", "/opt/analysis/fit.py"],
-    );
-    assert!(fitted.starts_with("accuracy 0.9"), "{fitted}");
+    fits(&image);
     let lock = fs::read_to_string(trixie.with_extension("lock")).unwrap();
     assert!(lock.contains("tag=\"cp313-cp313-manylinux"), "{lock}");
     assert!(

@@ -157,10 +157,17 @@ impl<R: Read + Seek> Mapped<R> {
     }
 }
 
-/// The `PT_INTERP` path of an ELF executable or library (its dynamic
-/// loader); `None` for a file that is not ELF or names none. Reads only the
-/// header and program headers, whatever the file's size.
-pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
+/// Where an ELF file's program headers are.
+struct Header {
+    class64: bool,
+    phoff: u64,
+    phnum: u16,
+    phsize: u64,
+}
+
+/// The file mapped with its own byte order, and its [`Header`]; `None` when
+/// it is not ELF.
+fn header<R: Read + Seek>(file: R) -> io::Result<Option<(Mapped<R>, Header)>> {
     let mut ident = [0u8; 6];
     let mut m = Mapped::new(file, false)?;
     m.read(0, &mut ident)?;
@@ -173,6 +180,33 @@ pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
         (m.u64(32)?, m.u16(56)?, 56u64)
     } else {
         (u64::from(m.u32(28)?), m.u16(44)?, 32u64)
+    };
+    Ok(Some((
+        m,
+        Header {
+            class64,
+            phoff,
+            phnum,
+            phsize,
+        },
+    )))
+}
+
+/// The `PT_INTERP` path of an ELF executable or library (its dynamic
+/// loader); `None` for a file that is not ELF or names none. Reads only the
+/// header and program headers, whatever the file's size.
+pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
+    let Some((
+        mut m,
+        Header {
+            class64,
+            phoff,
+            phnum,
+            phsize,
+        },
+    )) = header(file)?
+    else {
+        return Ok(None);
     };
     for i in 0..u64::from(phnum) {
         let Some(at) = phoff.checked_add(i * phsize).filter(|at| *at < m.len) else {
@@ -206,18 +240,17 @@ const MAX_DYNAMIC_ENTRIES: u64 = 4096;
 /// no dynamic section. Reads the headers, the dynamic section and the
 /// strings it names, whatever the file's size.
 pub fn needs<R: Read + Seek>(file: R) -> io::Result<Option<Needs>> {
-    let mut ident = [0u8; 6];
-    let mut m = Mapped::new(file, false)?;
-    m.read(0, &mut ident)?;
-    if &ident[..4] != b"\x7fELF" || !matches!(ident[4], 1 | 2) {
+    let Some((
+        mut m,
+        Header {
+            class64,
+            phoff,
+            phnum,
+            phsize,
+        },
+    )) = header(file)?
+    else {
         return Ok(None);
-    }
-    let class64 = ident[4] == 2;
-    m.big_endian = ident[5] == 2;
-    let (phoff, phnum, phsize) = if class64 {
-        (m.u64(32)?, m.u16(56)?, 56u64)
-    } else {
-        (u64::from(m.u32(28)?), m.u16(44)?, 32u64)
     };
     // (p_type, p_offset, p_vaddr, p_filesz) of every program header.
     let mut headers = Vec::new();
@@ -712,10 +745,10 @@ mod tests {
         dy(&mut f, 0x130, DT_RUNPATH, 0x15);
         f[0x18b..0x195].copy_from_slice(b"libm.so.6\0");
         f[0x195..0x1ac].copy_from_slice(b"$ORIGIN/../x.libs:/opt\0");
-        let needs = needs(std::io::Cursor::new(&f)).unwrap().unwrap();
-        assert_eq!(needs.needed, vec![b"libm.so.6".to_vec()]);
+        let found = needs(std::io::Cursor::new(&f)).unwrap().unwrap();
+        assert_eq!(found.needed, vec![b"libm.so.6".to_vec()]);
         assert_eq!(
-            needs.runpath,
+            found.runpath,
             vec![b"$ORIGIN/../x.libs".to_vec(), b"/opt".to_vec()]
         );
         assert_eq!(
