@@ -209,12 +209,16 @@ fn helper_get(helper: &str, registry: &str) -> Result<Credential, RegistryError>
 }
 
 /// Adds (or replaces) `registry`'s entry in an auth file, keeping the rest,
-/// readable by its owner only.
+/// readable by its owner only. Missing folders are made private (0700), as
+/// podman makes them; a symlinked file is written through, so the link (to
+/// a secrets mount, a dotfiles checkout) stays a link.
 pub fn save(file: &Path, registry: &str, credential: &Credential) -> Result<(), RegistryError> {
     let fail = |source: BoxError| RegistryError::SaveAuthFile {
         path: file.to_owned(),
         source,
     };
+    let target = follow_links(file).map_err(|e| fail(e.into()))?;
+    let file = target.as_path();
     let mut config = read_config(file)?.unwrap_or_else(|| serde_json::json!({}));
     let Some(object) = config.as_object_mut() else {
         return Err(fail("it is not a JSON object".into()));
@@ -234,10 +238,40 @@ pub fn save(file: &Path, registry: &str, credential: &Credential) -> Result<(), 
     let mut text = serde_json::to_vec_pretty(&config).map_err(|e| fail(e.into()))?;
     text.push(b'\n');
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| fail(e.into()))?;
     }
     strata_oci::atomic::write_file_mode(file, 0o600, |f| (&*f).write_all(&text))
         .map_err(|e| fail(e.into()))
+}
+
+/// The file `path` names once its symlinks are followed (the last one may
+/// dangle: it names the file to create); a loop is an error.
+fn follow_links(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let mut current = path.to_owned();
+    // As many hops as the kernel follows (MAXSYMLINKS).
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "`{}` is a loop of symbolic links",
+        path.display()
+    )))
 }
 
 /// A parsed `WWW-Authenticate` header.
@@ -368,5 +402,61 @@ mod tests {
         );
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let folder = std::fs::metadata(dir.path().join("containers"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(folder & 0o777, 0o700, "folders holding secrets are private");
+    }
+
+    #[test]
+    fn save_writes_through_a_symlinked_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("secrets/auth.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(
+            &real,
+            b"{\"auths\": {\"old.example\": {\"auth\": \"eDp5\"}}}",
+        )
+        .unwrap();
+        let link = dir.path().join("auth.json");
+        std::os::unix::fs::symlink("secrets/auth.json", &link).unwrap();
+        let cred = Credential {
+            username: "u".into(),
+            secret: "pw".into(),
+            source: String::new(),
+        };
+        save(&link, "new.example", &cred).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            lookup_in(&real, "new.example", "x")
+                .unwrap()
+                .unwrap()
+                .username,
+            "u"
+        );
+        assert_eq!(
+            lookup_in(&real, "old.example", "x")
+                .unwrap()
+                .unwrap()
+                .username,
+            "x"
+        );
+
+        // A dangling link names the file to create; a loop is refused.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("made/here.json", &dangling).unwrap();
+        save(&dangling, "new.example", &cred).unwrap();
+        assert!(dir.path().join("made/here.json").is_file());
+        let a = dir.path().join("a.json");
+        std::os::unix::fs::symlink("b.json", &a).unwrap();
+        std::os::unix::fs::symlink("a.json", dir.path().join("b.json")).unwrap();
+        let err = save(&a, "new.example", &cred).unwrap_err();
+        assert!(format!("{:?}", err).contains("loop"), "{err:?}");
     }
 }
