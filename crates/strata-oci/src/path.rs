@@ -15,7 +15,13 @@ pub enum ImagePathError {
     DotDot(String),
     #[error("`{0}` contains a NUL byte")]
     Nul(String),
+    #[error("`{start}…` is {len} bytes long: image paths are at most {MAX_PATH} bytes (PATH_MAX)")]
+    TooLong { start: String, len: usize },
 }
+
+/// Linux's `PATH_MAX`: no program in the image could open a longer path, and
+/// every walk over a path's ancestors stays small.
+pub const MAX_PATH: usize = 4096;
 
 impl ImagePath {
     pub fn root() -> Self {
@@ -35,6 +41,13 @@ impl ImagePath {
     /// Normalises a path relative to the root, as tar entries write them
     /// (`./usr/bin/`, `usr/bin`).
     pub fn from_relative(s: &str) -> Result<Self, ImagePathError> {
+        if s.len() > MAX_PATH {
+            let end = (0..=64).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            return Err(ImagePathError::TooLong {
+                start: s[..end].to_owned(),
+                len: s.len(),
+            });
+        }
         if s.contains('\0') {
             return Err(ImagePathError::Nul(s.to_owned()));
         }
@@ -120,6 +133,16 @@ pub fn below<'a, 'd, V>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn paths_longer_than_path_max_are_refused() {
+        let deep = "a/".repeat(MAX_PATH);
+        let err = ImagePath::from_relative(&deep).unwrap_err();
+        assert!(matches!(err, ImagePathError::TooLong { len, .. } if len == 2 * MAX_PATH));
+        assert!(err.to_string().len() < 200, "{err}");
+        assert!(ImagePath::from_relative(&"b".repeat(MAX_PATH)).is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -510,17 +510,25 @@ impl<'a> LayerBuilder<'a> {
 
 /// Adds the directories a layer's entries need that neither the layer nor
 /// the layers below have (root-owned, 0755, as `mkdir -p` would make them).
+/// Each folder is looked at once, however many entries lie below it, and a
+/// walk up stops at a folder this layer already has: the work is linear in
+/// the number of folders, not in entries times depth.
 pub fn add_parents(entries: &mut BTreeMap<ImagePath, Entry>, view: &View) {
-    let mut parents = Vec::new();
+    let mut parents: BTreeMap<ImagePath, Entry> = BTreeMap::new();
+    let mut in_lower: std::collections::HashSet<ImagePath> = std::collections::HashSet::new();
     for (path, entry) in entries.iter() {
-        for ancestor in path.ancestors() {
-            let in_lower = view.get(&ancestor).is_some_and(|e| e.kind == ViewKind::Dir);
-            if !in_lower && !entries.contains_key(&ancestor) {
-                parents.push(Entry::dir(ancestor, 0o755, 0, 0, entry.mtime));
+        let mut current = path.parent();
+        while let Some(dir) = current.filter(|d| !d.is_root()) {
+            if entries.contains_key(&dir) || parents.contains_key(&dir) || in_lower.contains(&dir) {
+                break;
+            }
+            current = dir.parent();
+            if view.get(&dir).is_some_and(|e| e.kind == ViewKind::Dir) {
+                in_lower.insert(dir);
+            } else {
+                parents.insert(dir.clone(), Entry::dir(dir, 0o755, 0, 0, entry.mtime));
             }
         }
     }
-    for parent in parents {
-        entries.entry(parent.path.clone()).or_insert(parent);
-    }
+    entries.extend(parents);
 }
