@@ -453,10 +453,33 @@ fn crt_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// At most `cap` bytes of a response body, read as they arrive: a body whose
+/// size no verified digest vouches for is never read whole. `Ok(None)` when
+/// the body is longer.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// Error bodies are a line or two of JSON; more is not worth showing.
+const ERROR_BODY_LIMIT: usize = 64 << 10;
+
 /// The error message a registry put in its body (`{"errors":[{"message":…}]}`),
 /// or the body itself.
 async fn error_message(response: reqwest::Response) -> String {
-    let text = response.text().await.unwrap_or_default();
+    let text = match read_capped(response, ERROR_BODY_LIMIT).await {
+        Ok(Some(body)) => String::from_utf8_lossy(&body).into_owned(),
+        _ => String::new(),
+    };
     if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
         && let Some(errors) = json["errors"].as_array()
     {

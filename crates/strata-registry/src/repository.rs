@@ -24,6 +24,8 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, applicati
 
 /// Manifests are small; refuse anything that is clearly not one.
 const MANIFEST_LIMIT: usize = 4 << 20;
+/// A token answer is a few KB of JSON.
+const TOKEN_LIMIT: usize = 1 << 20;
 
 /// Blobs up to this size go up in one PUT; larger ones in PATCH chunks of it.
 pub const CHUNK: u64 = 32 << 20;
@@ -209,10 +211,13 @@ impl<'c> Repository<'c> {
             }
             other => other?,
         };
-        let body = response
-            .bytes()
+        let body = crate::read_capped(response, TOKEN_LIMIT)
             .await
-            .map_err(|e| self.transfer(&what, e))?;
+            .map_err(|e| self.transfer(&what, e))?
+            .ok_or_else(|| RegistryError::Invalid {
+                what: what.clone(),
+                message: format!("the answer is larger than {TOKEN_LIMIT} bytes"),
+            })?;
         let json: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
                 what: what.clone(),
@@ -379,16 +384,15 @@ impl<'c> Repository<'c> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let bytes = response
-            .bytes()
+        let Some(bytes) = crate::read_capped(response, MANIFEST_LIMIT)
             .await
-            .map_err(|e| self.transfer(&what, e))?;
-        if bytes.len() > MANIFEST_LIMIT {
+            .map_err(|e| self.transfer(&what, e))?
+        else {
             return Err(RegistryError::Invalid {
                 what,
-                message: format!("{} bytes is too large for a manifest", bytes.len()),
+                message: format!("more than {MANIFEST_LIMIT} bytes is too large for a manifest"),
             });
-        }
+        };
         if let Ok(expected) = reference.parse::<Digest>() {
             let actual = Digest::of(&bytes);
             if actual != expected {
