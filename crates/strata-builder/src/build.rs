@@ -211,14 +211,7 @@ pub fn lock(
         let Some((mut lock, _)) = prepared.lock else {
             return Ok(None);
         };
-        record_planned(
-            &mut lock,
-            &prepared
-                .platforms
-                .iter()
-                .map(|(_, p)| p)
-                .collect::<Vec<_>>(),
-        );
+        Recorded::of(prepared.platforms.iter().map(|(_, p)| p)).apply(&mut lock);
         lock.write(&options.lock_path)?;
         return Ok(Some(lock));
     }
@@ -242,19 +235,32 @@ fn fetcher(cache: &Cache, options: &BuildOptions) -> Result<Fetcher, BuildError>
         .with_credentials(credentials))
 }
 
-/// Puts what planning decided into the lock: each platform's wheels and the
-/// system accounts its packages' scripts created.
-fn record_planned(lock: &mut Lock, planned: &[&Planned]) {
-    lock.accounts = planned
-        .iter()
-        .filter(|p| !p.created_accounts.is_empty())
-        .map(|p| (p.platform.to_string(), p.created_accounts.clone()))
-        .collect();
-    lock.wheels = planned
-        .iter()
-        .filter(|p| !p.wheels.is_empty())
-        .map(|p| (p.platform.to_string(), p.wheels.clone()))
-        .collect();
+/// What planning decided for the lock, per platform: the system accounts
+/// its packages' scripts created, and its wheels.
+struct Recorded {
+    accounts: BTreeMap<String, Vec<lock::LockedAccount>>,
+    wheels: BTreeMap<String, Vec<strata_pypi::locked::LockedWheel>>,
+}
+
+impl Recorded {
+    fn of<'a>(planned: impl Iterator<Item = &'a Planned> + Clone) -> Recorded {
+        Recorded {
+            accounts: planned
+                .clone()
+                .filter(|p| !p.created_accounts.is_empty())
+                .map(|p| (p.platform.to_string(), p.created_accounts.clone()))
+                .collect(),
+            wheels: planned
+                .filter(|p| !p.wheels.is_empty())
+                .map(|p| (p.platform.to_string(), p.wheels.clone()))
+                .collect(),
+        }
+    }
+
+    fn apply(self, lock: &mut Lock) {
+        lock.accounts = self.accounts;
+        lock.wheels = self.wheels;
+    }
 }
 
 /// The Debian packages of the libraries manylinux wheels expect from the
@@ -412,12 +418,16 @@ fn plan_platform(
         let step =
             strata_progress::get().step("install", format!("Python packages for {platform}"));
         let installed = timings.time(Phase::Packages, || {
-            assemble::python::layers(python, &interpreter, chosen, &lower.view, fetcher, epoch)
+            assemble::python::layers(
+                python,
+                &interpreter,
+                chosen,
+                &mut lower.view,
+                fetcher,
+                epoch,
+            )
         })?;
-        for plan in installed.layers {
-            lower.view.apply(&plan);
-            plans.push(plan);
-        }
+        plans.extend(installed.layers);
         wheels = installed.wheels;
         venv = installed.venv;
         step.finish("");
@@ -637,13 +647,11 @@ pub fn build(
     // is a lock that lacks the ids system accounts got (unless `--locked`).
     let mut prepared_lock = prepared.lock;
     if let Some((lock, fresh)) = &mut prepared_lock {
-        let before = lock.clone();
-        record_planned(lock, &planned_all.iter().collect::<Vec<_>>());
-        if *fresh || (!options.locked && lock.accounts != before.accounts) {
+        let recorded = Recorded::of(planned_all.iter());
+        if *fresh || (!options.locked && lock.accounts != recorded.accounts) {
+            recorded.apply(lock);
             lock.write(&options.lock_path)?;
             *fresh = true;
-        } else {
-            *lock = before;
         }
     }
     Ok(BuildReport {

@@ -157,17 +157,24 @@ impl<R: Read + Seek> Mapped<R> {
     }
 }
 
-/// Where an ELF file's program headers are.
-struct Header {
-    class64: bool,
-    phoff: u64,
-    phnum: u16,
-    phsize: u64,
+/// One program header.
+struct Segment {
+    kind: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
 }
 
-/// The file mapped with its own byte order, and its [`Header`]; `None` when
-/// it is not ELF.
-fn header<R: Read + Seek>(file: R) -> io::Result<Option<(Mapped<R>, Header)>> {
+/// An ELF file mapped with its own byte order, and its program headers.
+struct Elf<R> {
+    m: Mapped<R>,
+    class64: bool,
+    segments: Vec<Segment>,
+}
+
+/// The file as [`Elf`]; `None` when it is not ELF or its header table runs
+/// past the end.
+fn segments<R: Read + Seek>(file: R) -> io::Result<Option<Elf<R>>> {
     let mut ident = [0u8; 6];
     let mut m = Mapped::new(file, false)?;
     m.read(0, &mut ident)?;
@@ -181,43 +188,48 @@ fn header<R: Read + Seek>(file: R) -> io::Result<Option<(Mapped<R>, Header)>> {
     } else {
         (u64::from(m.u32(28)?), m.u16(44)?, 32u64)
     };
-    Ok(Some((
+    let mut segments = Vec::new();
+    for i in 0..u64::from(phnum) {
+        let Some(at) = phoff.checked_add(i * phsize).filter(|at| *at < m.len) else {
+            return Ok(None);
+        };
+        segments.push(if class64 {
+            Segment {
+                kind: m.u32(at)?,
+                offset: m.u64(at + 8)?,
+                vaddr: m.u64(at + 16)?,
+                filesz: m.u64(at + 32)?,
+            }
+        } else {
+            Segment {
+                kind: m.u32(at)?,
+                offset: u64::from(m.u32(at + 4)?),
+                vaddr: u64::from(m.u32(at + 8)?),
+                filesz: u64::from(m.u32(at + 16)?),
+            }
+        });
+    }
+    Ok(Some(Elf {
         m,
-        Header {
-            class64,
-            phoff,
-            phnum,
-            phsize,
-        },
-    )))
+        class64,
+        segments,
+    }))
 }
 
 /// The `PT_INTERP` path of an ELF executable or library (its dynamic
 /// loader); `None` for a file that is not ELF or names none. Reads only the
 /// header and program headers, whatever the file's size.
 pub fn interpreter<R: Read + Seek>(file: R) -> io::Result<Option<Vec<u8>>> {
-    let Some((
-        mut m,
-        Header {
-            class64,
-            phoff,
-            phnum,
-            phsize,
-        },
-    )) = header(file)?
+    let Some(Elf {
+        mut m, segments, ..
+    }) = segments(file)?
     else {
         return Ok(None);
     };
-    for i in 0..u64::from(phnum) {
-        let Some(at) = phoff.checked_add(i * phsize).filter(|at| *at < m.len) else {
-            return Ok(None);
-        };
-        if m.u32(at)? == PT_INTERP {
-            let offset = m.word(class64, at + if class64 { 8 } else { 4 })?;
-            return m.inside(offset).then(|| m.string(offset)).transpose();
-        }
+    match segments.iter().find(|s| s.kind == PT_INTERP) {
+        Some(interp) if m.inside(interp.offset) => m.string(interp.offset).map(Some),
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
 const DT_RPATH: u64 = 15;
@@ -240,37 +252,20 @@ const MAX_DYNAMIC_ENTRIES: u64 = 4096;
 /// no dynamic section. Reads the headers, the dynamic section and the
 /// strings it names, whatever the file's size.
 pub fn needs<R: Read + Seek>(file: R) -> io::Result<Option<Needs>> {
-    let Some((
+    let Some(Elf {
         mut m,
-        Header {
-            class64,
-            phoff,
-            phnum,
-            phsize,
-        },
-    )) = header(file)?
+        class64,
+        segments,
+    }) = segments(file)?
     else {
         return Ok(None);
     };
-    // (p_type, p_offset, p_vaddr, p_filesz) of every program header.
-    let mut headers = Vec::new();
-    for i in 0..u64::from(phnum) {
-        let Some(at) = phoff.checked_add(i * phsize).filter(|at| *at < m.len) else {
-            return Ok(None);
-        };
-        let header = if class64 {
-            (m.u32(at)?, m.u64(at + 8)?, m.u64(at + 16)?, m.u64(at + 32)?)
-        } else {
-            (
-                m.u32(at)?,
-                u64::from(m.u32(at + 4)?),
-                u64::from(m.u32(at + 8)?),
-                u64::from(m.u32(at + 16)?),
-            )
-        };
-        headers.push(header);
-    }
-    let Some(&(_, dynamic, _, size)) = headers.iter().find(|h| h.0 == PT_DYNAMIC) else {
+    let Some(&Segment {
+        offset: dynamic,
+        filesz: size,
+        ..
+    }) = segments.iter().find(|s| s.kind == PT_DYNAMIC)
+    else {
         return Ok(None);
     };
     let entry = if class64 { 16 } else { 8 };
@@ -291,12 +286,10 @@ pub fn needs<R: Read + Seek>(file: R) -> io::Result<Option<Needs>> {
     }
     // DT_STRTAB is an address: the PT_LOAD holding it gives its file offset.
     let Some(strings) = strtab.and_then(|address| {
-        headers
+        segments
             .iter()
-            .find(|(kind, _, vaddr, filesz)| {
-                *kind == PT_LOAD && address >= *vaddr && address - vaddr < *filesz
-            })
-            .map(|(_, offset, vaddr, _)| address - vaddr + offset)
+            .find(|s| s.kind == PT_LOAD && address >= s.vaddr && address - s.vaddr < s.filesz)
+            .map(|s| address - s.vaddr + s.offset)
     }) else {
         return Ok(None);
     };

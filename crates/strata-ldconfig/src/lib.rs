@@ -81,6 +81,13 @@ pub fn ld_so_cache<T: Tree>(tree: &T, arch: &str) -> Result<Vec<u8>, LdconfigErr
     ld_so_cache_generated_by(tree, arch, GENERATOR)
 }
 
+/// The folders the loader searches after `ld.so.conf` in a Debian image of
+/// the Debian architecture `arch` (absolute paths); `None` for an
+/// architecture strata does not know.
+pub fn system_dirs(arch: &str) -> Option<[String; 4]> {
+    arch::arch(arch).map(|a| scan::system_dirs(&a))
+}
+
 /// As [`ld_so_cache`], naming `generator` as the program that wrote the
 /// cache: with the image's own ldconfig's string the bytes are the ones that
 /// ldconfig would write.

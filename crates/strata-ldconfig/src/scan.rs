@@ -51,6 +51,19 @@ struct Scan<'t, T> {
     found: Found,
 }
 
+/// The folders the loader searches after `ld.so.conf`. glibc adds SLIBDIR
+/// and LIBDIR through `add_system_dir`; Debian's are the multiarch
+/// directories, and its ldconfig adds /lib and /usr/lib after them (seen
+/// from Debian 12's ldconfig -v; the lib64 variants are not).
+pub(crate) fn system_dirs(arch: &Arch) -> [String; 4] {
+    [
+        format!("/lib/{}", arch.triplet),
+        format!("/usr/lib/{}", arch.triplet),
+        "/lib".to_owned(),
+        "/usr/lib".to_owned(),
+    ]
+}
+
 pub(crate) fn scan<T: Tree>(tree: &T, arch: &Arch) -> Result<Found, LdconfigError> {
     let mut s = Scan {
         tree,
@@ -60,15 +73,7 @@ pub(crate) fn scan<T: Tree>(tree: &T, arch: &Arch) -> Result<Found, LdconfigErro
         found: Found::default(),
     };
     s.parse_conf("/etc/ld.so.conf", 0)?;
-    // glibc adds SLIBDIR and LIBDIR through `add_system_dir`; Debian's are the
-    // multiarch directories, and its ldconfig adds /lib and /usr/lib after
-    // them (seen from Debian 12's ldconfig -v; the lib64 variants are not).
-    for dir in [
-        format!("/lib/{}", arch.triplet),
-        format!("/usr/lib/{}", arch.triplet),
-        "/lib".to_owned(),
-        "/usr/lib".to_owned(),
-    ] {
+    for dir in system_dirs(arch) {
         s.add_dir(&dir);
     }
     // Searching can queue legacy hwcap subdirectories at the end.

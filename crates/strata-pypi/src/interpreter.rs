@@ -115,10 +115,17 @@ pub fn machine(architecture: &str, variant: Option<&str>) -> Option<&'static str
     })
 }
 
+/// The upstream part of a Debian package version, without epoch, revision
+/// or `~`/`+` suffixes: `1:3.11.2-6+deb12u6` → `3.11.2`.
+pub fn upstream_version(version: &str) -> &str {
+    let version = version.split_once(':').map_or(version, |(_, v)| v);
+    let end = version.find(['-', '~', '+']).unwrap_or(version.len());
+    &version[..end]
+}
+
 /// The glibc version of a Debian `libc6` package version (`2.36-9+deb12u9`).
 pub fn glibc_of_debian_version(version: &str) -> Option<(u16, u16)> {
-    let upstream = version.split_once(':').map_or(version, |(_, v)| v);
-    let mut parts = upstream.split(['.', '-', '+', '~']);
+    let mut parts = upstream_version(version).split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
@@ -178,6 +185,8 @@ mod tests {
         assert_eq!(glibc_of_debian_version("2.41-12"), Some((2, 41)));
         assert_eq!(glibc_of_debian_version("1:2.31-13"), Some((2, 31)));
         assert_eq!(glibc_of_debian_version("x"), None);
+        assert_eq!(upstream_version("3.11.2-6+deb12u6"), "3.11.2");
+        assert_eq!(upstream_version("3.13.5-2"), "3.13.5");
         assert_eq!(machine("arm", Some("v7")), Some("armv7l"));
         assert_eq!(machine("riscv64", None), None);
     }

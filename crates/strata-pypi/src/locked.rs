@@ -68,10 +68,11 @@ pub fn from_pylock(
             .iter()
             .filter_map(|w| {
                 let parsed = WheelFilename::from_str(&w.name).ok()?;
-                Some((tags.rank(&parsed)?, w, parsed))
+                let (rank, tag) = tags.best(&parsed)?;
+                Some((rank, tag.to_string(), w, parsed))
             })
-            .min_by_key(|(rank, _, _)| *rank);
-        let Some((rank, wheel, parsed)) = best else {
+            .min_by_key(|(rank, _, _, _)| *rank);
+        let Some((_, tag, wheel, parsed)) = best else {
             return Err(LockFileError::NoWheel {
                 name: package.name.to_string(),
                 path: path.to_owned(),
@@ -88,11 +89,7 @@ pub fn from_pylock(
             url: wheel.url.clone(),
             size: wheel.size,
             sha256: wheel.sha256,
-            tag: tags
-                .iter()
-                .nth(rank)
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            tag,
         });
     }
     wheels.sort_by(|a, b| a.name.cmp(&b.name));

@@ -477,8 +477,8 @@ impl Provider<'_> {
             } else {
                 None
             };
-            let rank = self.env.tags.rank(&wheel);
-            if rank.is_none() && seen_tags.len() < 8 {
+            let best_tag = self.env.tags.best(&wheel);
+            if best_tag.is_none() && seen_tags.len() < 8 {
                 for tag in &wheel.tags {
                     let tag = tag.to_string();
                     if !seen_tags.contains(&tag) && seen_tags.len() < 8 {
@@ -486,7 +486,7 @@ impl Provider<'_> {
                     }
                 }
             }
-            match (reason, rank) {
+            match (reason, best_tag) {
                 (Some(reason), _) => {
                     why.entry(version).or_insert(reason);
                 }
@@ -494,17 +494,10 @@ impl Provider<'_> {
                     why.entry(version)
                         .or_insert_with(|| format!("no wheel for {}", self.env.description));
                 }
-                (None, Some(rank)) => {
-                    let tag = self
-                        .env
-                        .tags
-                        .iter()
-                        .nth(rank)
-                        .cloned()
-                        .unwrap_or_else(|| wheel.tags[0].clone());
+                (None, Some((rank, tag))) => {
                     let better = best.get(&version).is_none_or(|(r, _, _)| rank < *r);
                     if better {
-                        best.insert(version, (rank, file, tag));
+                        best.insert(version, (rank, file, tag.clone()));
                     }
                 }
             }

@@ -133,12 +133,18 @@ impl Tags {
     /// The best (lowest) rank among the wheel's tags, `None` when none is
     /// compatible.
     pub fn rank(&self, wheel: &WheelFilename) -> Option<usize> {
-        wheel
+        self.best(wheel).map(|(rank, _)| rank)
+    }
+
+    /// The wheel's best tag for this target, with its rank.
+    pub fn best(&self, wheel: &WheelFilename) -> Option<(usize, &Tag)> {
+        let rank = wheel
             .tags
             .iter()
             .filter_map(|tag| self.rank.get(tag))
             .min()
-            .copied()
+            .copied()?;
+        Some((rank, &self.ordered[rank]))
     }
 }
 

@@ -75,30 +75,21 @@ fn is_python_layer(name: &str) -> bool {
 }
 
 /// Where the loader looks after `RUNPATH`, for a Debian-style image: the
-/// multiarch folders, the classic ones, and `/usr/local/lib` (Debian's
-/// `ld.so.conf.d/libc.conf`, where official images keep `libpython`).
+/// system folders strata-ldconfig searches, `/usr/local/lib` (Debian's
+/// `ld.so.conf.d/libc.conf`, where official images keep `libpython`), and
+/// the lib64 folders.
 fn system_folders(platform: &Platform) -> Vec<ImagePath> {
-    let triplet = match (platform.architecture.as_str(), platform.variant.as_deref()) {
-        ("amd64", _) => "x86_64-linux-gnu",
-        ("arm64", _) => "aarch64-linux-gnu",
-        ("arm", Some("v7")) => "arm-linux-gnueabihf",
-        ("386", _) => "i386-linux-gnu",
-        ("ppc64le", _) => "powerpc64le-linux-gnu",
-        ("s390x", _) => "s390x-linux-gnu",
-        _ => "",
-    };
-    [
-        format!("lib/{triplet}"),
-        format!("usr/lib/{triplet}"),
-        "usr/local/lib".to_owned(),
-        "lib64".to_owned(),
-        "usr/lib64".to_owned(),
-        "lib".to_owned(),
-        "usr/lib".to_owned(),
-    ]
-    .iter()
-    .filter_map(|p| ImagePath::from_relative(p).ok())
-    .collect()
+    let system = strata_debian::debian_arch(platform)
+        .ok()
+        .and_then(strata_ldconfig::system_dirs)
+        .into_iter()
+        .flatten();
+    ["/usr/local/lib", "/lib64", "/usr/lib64"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(system)
+        .filter_map(|p| ImagePath::parse(&p).ok())
+        .collect()
 }
 
 fn found(view: &View, folders: &[ImagePath], soname: &str) -> bool {

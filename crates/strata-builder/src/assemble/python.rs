@@ -184,7 +184,7 @@ pub fn interpreter(
     .filter(|_| *dir == "usr/bin");
     let debian = debian_version.is_some();
     let full_version = debian_version
-        .map(|v| upstream_version(v))
+        .map(|v| interpreter::upstream_version(v).to_owned())
         .or_else(|| {
             base_env
                 .iter()
@@ -217,13 +217,6 @@ fn python_version_of(name: &str) -> Option<((u8, u8), bool)> {
         None => (rest, false),
     };
     Some(((3, digits.parse().ok()?), free_threaded))
-}
-
-/// `3.11.2-6+deb12u6` → `3.11.2`.
-fn upstream_version(version: &str) -> String {
-    let version = version.split_once(':').map_or(version, |(_, v)| v);
-    let end = version.find(['-', '~', '+']).unwrap_or(version.len());
-    version[..end].to_owned()
 }
 
 /// The wheels to install on this platform: resolved afresh, or read from the
@@ -301,12 +294,13 @@ fn scheme(interpreter: &Interpreter, venv: Option<&ImagePath>) -> (Scheme, Strin
 }
 
 /// Fetches (or finds in the cache) and unpacks the wheels, and plans their
-/// layers: the venv and the small wheels in one, each large wheel alone.
+/// layers over `view` (which each planned layer is applied to): the venv and
+/// the small wheels in one, each large wheel alone.
 pub fn layers(
     python: &PythonSpec,
     interpreter: &Interpreter,
     wheels: Vec<LockedWheel>,
-    view: &View,
+    view: &mut View,
     fetcher: &Fetcher,
     mtime: u64,
 ) -> Result<PythonLayers, PythonError> {
@@ -381,19 +375,18 @@ pub fn layers(
         }
     }
     let mut layers = Vec::new();
-    let mut below = view.clone();
     let mut plan = |name: String, created_by: String, mut entries: BTreeMap<ImagePath, Entry>| {
         // Nothing to install here (every marker false, no venv): no layer.
         if entries.is_empty() {
             return;
         }
-        super::add_parents(&mut entries, &below);
+        super::add_parents(&mut entries, view);
         let plan = LayerPlan {
             name,
             created_by,
             entries: entries.into_values().collect(),
         };
-        below.apply(&plan);
+        view.apply(&plan);
         layers.push(plan);
     };
     let names: Vec<String> = wheels
@@ -525,7 +518,5 @@ mod tests {
         assert_eq!(python_version_of("python3.13t"), Some(((3, 13), true)));
         assert_eq!(python_version_of("python3"), None);
         assert_eq!(python_version_of("python3.11-config"), None);
-        assert_eq!(upstream_version("3.11.2-6+deb12u6"), "3.11.2");
-        assert_eq!(upstream_version("3.13.5-2"), "3.13.5");
     }
 }

@@ -62,44 +62,21 @@ pub fn check(recipe: &Recipe, copied: &[Copied], image_rules: bool) -> Vec<Findi
     data(copied, &mut out);
     if !image_rules {
         let env = crate::image::environment(None, &recipe.runtime, recipe.tre, None);
-        let python_files: Vec<String> = recipe
+        // The projects the `python` block asks for, read as the build reads
+        // them (a file that does not read is the build's error to report).
+        let python_names: Vec<String> = recipe
             .python
             .iter()
-            .flat_map(|p| &p.requirements)
-            .filter_map(|f| {
-                use std::io::Read;
-                let mut text = String::new();
-                fs::File::open(recipe.context.join(&f.value))
-                    .ok()?
-                    .take(1 << 20)
-                    .read_to_string(&mut text)
-                    .ok()?;
-                Some(text.to_ascii_lowercase())
-            })
+            .filter_map(|p| crate::assemble::python::requirements(recipe, p).ok())
+            .flat_map(|r| r.requests)
+            .map(|r| r.requirement.name.to_string())
             .collect();
-        // The project names of requirement lines, enough to spot a package.
-        let python_names = python_files.iter().flat_map(|text| {
-            text.lines().filter_map(|line| {
-                let name = line
-                    .trim()
-                    .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
-                    .next()?;
-                (!name.is_empty()).then_some(name)
-            })
-        });
         let packages: Vec<&str> = recipe
             .debian
             .iter()
             .flat_map(|d| &d.install)
             .map(|p| p.name.as_str())
-            .chain(
-                recipe
-                    .python
-                    .iter()
-                    .flat_map(|p| &p.install)
-                    .map(|r| r.value.as_str()),
-            )
-            .chain(python_names)
+            .chain(python_names.iter().map(String::as_str))
             .collect();
         if let Some(finding) = network_at_runtime(recipe, &env, &packages, copied) {
             out.push(finding);
