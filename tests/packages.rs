@@ -5,11 +5,18 @@
 use std::fs;
 
 use crate::util::apt::{AptRepo, Pkg};
-use crate::util::{TestDir, find_entry, layers, run, snapshot};
+use crate::util::{self, TestDir, find_entry, layers, run, snapshot};
 
 /// A repository exercising alternatives, virtual packages, versions,
 /// pre-depends, conflicts, merged-/usr paths, docs and setuid files.
 pub(crate) fn standard_repo(t: &TestDir) -> (AptRepo, String) {
+    let mut repo = published_standard_repo(t);
+    let url = repo.serve();
+    (repo, url)
+}
+
+/// The standard repository, published and its key exported, not served yet.
+fn published_standard_repo(t: &TestDir) -> AptRepo {
     let hello = fs::read(crate::util::repo_root().join("examples/hello/hello")).unwrap();
     let mut repo = AptRepo::new(t, "good");
     repo.add(&Pkg {
@@ -71,9 +78,8 @@ pub(crate) fn standard_repo(t: &TestDir) -> (AptRepo, String) {
         files: &[],
     });
     repo.publish("stable");
-    let url = repo.serve();
     repo.export_key(&t.join("image/keys/repo.gpg"));
-    (repo, url)
+    repo
 }
 
 pub(crate) fn recipe(t: &TestDir, url: &str, install: &str) -> std::path::PathBuf {
@@ -83,6 +89,89 @@ pub(crate) fn recipe(t: &TestDir, url: &str, install: &str) -> std::path::PathBu
             "name \"pkgs\"\nversion \"1\"\nbase \"scratch\"\nplatform \"linux/amd64\"\ndebian \"stable\" mirror=\"{url}\" updates=#false security=#false keyring=\"keys/repo.gpg\" {{\n    install {install}\n}}\nentrypoint \"/usr/bin/hello\"\n"
         ),
     )
+}
+
+/// A mirror behind a login: the login is sent, from the recipe's URL (as
+/// apt's sources.list allows) or from `STRATA_APT_CREDS`, and never lands
+/// in the lock, the layout, the SBOM, `--json` or `-vv` output, or errors.
+#[test]
+fn mirror_logins_are_sent_and_never_written() {
+    const PASSWORD: &str = "Pa55-w0rd-x";
+    let t = TestDir::new();
+    let mut repo = published_standard_repo(&t);
+    let url = repo.serve_with_login(&format!("mirror-user:{PASSWORD}"));
+    let with_login =
+        |password: &str| url.replacen("http://", &format!("http://mirror-user:{password}@"), 1);
+    let assert_no_password = |what: &str, text: &str| {
+        assert!(
+            !text.contains(PASSWORD),
+            "the password is in {what}:\n{text}"
+        );
+        assert!(
+            !text.contains("wrong-pw"),
+            "the password is in {what}:\n{text}"
+        );
+    };
+
+    let path = recipe(&t, &url, "\"app\"");
+    let err = t.build_fails(&path, &t.join("refused"));
+    assert!(err.contains("401"), "{err}");
+
+    let path = recipe(&t, &with_login("wrong-pw"), "\"app\"");
+    let err = t.build_fails(&path, &t.join("refused"));
+    assert!(err.contains("401"), "{err}");
+    assert_no_password("the error", &err);
+
+    let path = recipe(&t, &with_login(PASSWORD), "\"app\"");
+    let out = t.join("out");
+    let output = t
+        .build_cmd(&path, &out)
+        .args(["-vv", "--json"])
+        .output()
+        .unwrap();
+    util::assert_success(&output, "strata build with a login in the mirror URL");
+    let lock = fs::read_to_string(t.join("image/image.lock")).unwrap();
+    assert!(lock.contains(&format!("repository \"{url}\"")), "{lock}");
+    let sbom = t
+        .strata()
+        .arg("sbom")
+        .arg(format!("{}:1", out.display()))
+        .output()
+        .unwrap();
+    util::assert_success(&sbom, "strata sbom");
+    let sbom = util::text(&sbom.stdout);
+    assert!(
+        sbom.contains(&format!("\"downloadLocation\":\"{url}/pool/")),
+        "{sbom}"
+    );
+    for (what, text) in [
+        ("stdout", util::text(&output.stdout)),
+        ("stderr", util::text(&output.stderr)),
+        ("the lock", lock),
+        ("the SBOM", sbom),
+    ] {
+        assert_no_password(what, &text);
+    }
+    for (file, bytes) in snapshot(&out) {
+        assert_no_password(&file, &String::from_utf8_lossy(&bytes));
+    }
+    let image = util::tagged_digest(&out, "1");
+
+    // The same image with the login from the environment, from an empty
+    // cache and no lock.
+    fs::remove_file(t.join("image/image.lock")).unwrap();
+    let path = recipe(&t, &url, "\"app\"");
+    let output = t
+        .build_cmd(&path, &t.join("from-env"))
+        .env("STRATA_CACHE", t.join("cache-from-env"))
+        .env(
+            "STRATA_APT_CREDS",
+            format!("127.0.0.1=mirror-user:{PASSWORD}"),
+        )
+        .output()
+        .unwrap();
+    util::assert_success(&output, "strata build with STRATA_APT_CREDS");
+    assert_eq!(util::tagged_digest(&t.join("from-env"), "1"), image);
 }
 
 #[test]

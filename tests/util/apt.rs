@@ -148,14 +148,33 @@ impl AptRepo {
     /// Serves the repository on a free loopback port; returns its URL.
     pub fn serve(&mut self) -> String {
         let port = super::free_port();
+        let args = [
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ]
+        .map(String::from);
+        self.serve_with(port, &args)
+    }
+
+    /// Serves the repository behind an HTTP basic `login` (`USER:PASSWORD`),
+    /// as a private mirror is; returns its URL, without the login.
+    pub fn serve_with_login(&mut self, login: &str) -> String {
+        let port = super::free_port();
+        let script = super::repo_root().join("tests/util/login_server.py");
+        let args = [
+            script.display().to_string(),
+            port.to_string(),
+            login.to_owned(),
+        ];
+        self.serve_with(port, &args)
+    }
+
+    fn serve_with(&mut self, port: u16, args: &[String]) -> String {
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
+            .args(args)
             .current_dir(&self.root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -216,7 +216,7 @@ pub fn lock(
         return Ok(Some(lock));
     }
     let bases = bases(recipe, options, cache)?;
-    let fetcher = fetcher(cache, options)?;
+    let fetcher = fetcher(recipe, cache, options)?;
     let (mut lock, _) = current_lock(recipe, &bases, options, &fetcher, true)?;
     // Accounts are recorded by builds; a new lock keeps the old lock's.
     if let Some(old) = Lock::read(&options.lock_path)? {
@@ -226,10 +226,16 @@ pub fn lock(
     Ok(Some(lock))
 }
 
-/// The downloader for packages and indexes, with index credentials.
-fn fetcher(cache: &Cache, options: &BuildOptions) -> Result<Fetcher, BuildError> {
-    let credentials = strata_client::credentials::Credentials::from_env()
+/// The downloader for packages and indexes, with the credentials of
+/// mirrors and indexes behind a login.
+fn fetcher(recipe: &Recipe, cache: &Cache, options: &BuildOptions) -> Result<Fetcher, BuildError> {
+    let mut credentials = strata_client::credentials::Credentials::from_env()
         .map_err(assemble::python::PythonError::from)?;
+    let debian = recipe.debian.iter().flat_map(|d| &d.logins);
+    let python = recipe.python.iter().flat_map(|p| &p.logins);
+    for login in debian.chain(python) {
+        credentials.add_login(&login.url, login.basic.clone());
+    }
     Ok(Fetcher::new(cache.clone(), options.offline)
         .map_err(strata_debian::DebianError::from)?
         .with_credentials(credentials))
@@ -493,7 +499,7 @@ fn prepare(
     let bases = timings.time(Phase::Base, || bases(recipe, options, cache))?;
     let packages = if recipe.debian.is_some() || recipe.python.is_some() {
         Some(timings.time(Phase::Resolve, || {
-            let fetcher = fetcher(cache, options)?;
+            let fetcher = fetcher(recipe, cache, options)?;
             let lock = current_lock(recipe, &bases, options, &fetcher, force)?;
             Ok::<_, BuildError>((fetcher, lock))
         })?)

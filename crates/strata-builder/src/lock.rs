@@ -17,6 +17,7 @@ use kdl::KdlDocument;
 use miette::{NamedSource, SourceSpan};
 use serde::Serialize;
 
+use strata_client::credentials::split_login;
 use strata_debian::locked::{LockedPackage, LockedRepository};
 use strata_oci::digest::Digest;
 use strata_pypi::locked::LockedWheel;
@@ -322,7 +323,9 @@ impl Lock {
                 }
                 "inputs" => inputs = Some(src.digest(&reader.single_string("digest")?)?),
                 "repository" => repositories.push(LockedRepository {
-                    url: reader.single_string("URL")?.value,
+                    // Locks written before logins were taken out of URLs
+                    // may hold one: it is dropped, never carried on.
+                    url: split_login(&reader.single_string("URL")?.value).0,
                     suite: reader.required_prop_string("suite")?.value,
                     inrelease: src.digest(&reader.required_prop_string("inrelease")?)?,
                     date: reader.required_prop_string("date")?.value,
@@ -425,7 +428,7 @@ impl LockSource {
         Ok(LockedWheel {
             name: name.value,
             version: r.required_prop_string("version")?.value,
-            url: r.required_prop_string("url")?.value,
+            url: split_login(&r.required_prop_string("url")?.value).0,
             size,
             sha256: self.digest(&r.required_prop_string("sha256")?)?,
             tag: r.required_prop_string("tag")?.value,

@@ -246,12 +246,17 @@ fn dist_file(
     base: &Url,
     page_url: &str,
 ) -> Result<DistFile, IndexError> {
-    let url = base.join(&raw.url).map_err(|source| IndexError::FileUrl {
+    let mut url = base.join(&raw.url).map_err(|source| IndexError::FileUrl {
         page_url: page_url.to_owned(),
         filename: raw.filename.clone(),
         url: raw.url.clone(),
         source,
     })?;
+    // File URLs go into the lock: a login an index writes into them must
+    // not, and the user's own credentials for that host are sent instead.
+    // Both calls fail only for URLs that cannot have a login.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     if !matches!(url.scheme(), "http" | "https") {
         return Err(IndexError::FileScheme {
             page_url: page_url.to_owned(),

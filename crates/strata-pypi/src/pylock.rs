@@ -585,7 +585,8 @@ fn locked_wheel(
         })?;
     Ok(LockedWheel {
         name,
-        url,
+        // The URL goes into strata's lock and SBOM: a login in it must not.
+        url: strata_client::credentials::split_login(&url).0,
         size: fields.size,
         sha256,
     })

@@ -11,9 +11,11 @@ use miette::SourceSpan;
 
 use super::node::{Source, given_twice};
 use super::{
-    BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Metadata, NodeSpan, Op, Owner, PYPI,
-    PackageRequest, PythonSpec, Recipe, RecipeError, RecipeSource, Runtime, Spanned, UserSpec,
+    BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Login, Metadata, NodeSpan, Op, Owner,
+    PYPI, PackageRequest, PythonSpec, Recipe, RecipeError, RecipeSource, Runtime, Spanned,
+    UserSpec,
 };
+use strata_client::credentials::split_login;
 use strata_debian::repo::RepositorySpec;
 use strata_oci::platform::Platform;
 use strata_oci::reference::{TAG_RULE, Tag};
@@ -601,11 +603,12 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
             Some("write a codename such as `bookworm`".into()),
         ));
     }
-    let url = |name: &str, default: &str| -> Result<String> {
+    let mut logins = Vec::new();
+    let mut url = |name: &str, default: &str| -> Result<String> {
         let value = node.prop_string(name)?;
         match value {
             None => Ok(default.to_owned()),
-            Some(v) => check_url(node, &v),
+            Some(v) => source_url(node, &v, &mut logins),
         }
     };
     let mirror = url("mirror", DEBIAN_MIRROR)?;
@@ -645,7 +648,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         };
         match child.name() {
             "install" => decode_install(&child, &mut install)?,
-            "repository" => repositories.push(decode_repository(&child)?),
+            "repository" => repositories.push(decode_repository(&child, &mut logins)?),
             "keep-docs" => keep_docs = child.flag()?,
             "essential" => essential = child.flag()?,
             "bytecode" => bytecode = child.flag()?,
@@ -705,6 +708,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         span: node.node.span(),
         suite,
         repositories,
+        logins,
         install,
         keep_docs,
         essential,
@@ -731,6 +735,7 @@ fn decode_python(node: &Node) -> Result<PythonSpec> {
         install: Vec::new(),
         lock_file: None,
         indexes: Vec::new(),
+        logins: Vec::new(),
         venv: Some(ImagePath::from_relative("opt/venv").expect("a constant path")),
     };
     for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
@@ -780,7 +785,8 @@ fn decode_python(node: &Node) -> Result<PythonSpec> {
             "index" => {
                 child.no_props_or_children()?;
                 for url in child.string_args("index URL", 1)? {
-                    spec.indexes.push(check_index_url(&child, &url)?);
+                    spec.indexes
+                        .push(source_url(&child, &url, &mut spec.logins)?);
                 }
             }
             "venv" => {
@@ -827,24 +833,6 @@ fn decode_python(node: &Node) -> Result<PythonSpec> {
     Ok(spec)
 }
 
-/// An index URL: http(s), with no credentials in it (they would end up in
-/// the lock); they come from `~/.netrc` or `STRATA_PYPI_CREDS`.
-fn check_index_url(node: &Node, value: &Spanned<String>) -> Result<String> {
-    let url = check_url(node, value)?;
-    let authority = url
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
-    if authority.contains('@') {
-        return Err(node.src.error(
-            value.span,
-            "an index URL must not hold credentials",
-            "user and password here",
-            Some("put them in `~/.netrc` or `STRATA_PYPI_CREDS` (`HOST=USER:PASSWORD`): strata never writes them anywhere".into()),
-        ));
-    }
-    Ok(url)
-}
-
 /// `install "curl" "python3=3.11.2-1+b1"` inside `debian`.
 fn decode_install(child: &Node, install: &mut Vec<Spanned<PackageRequest>>) -> Result<()> {
     child.no_props_or_children()?;
@@ -875,10 +863,10 @@ fn decode_install(child: &Node, install: &mut Vec<Spanned<PackageRequest>>) -> R
 }
 
 /// `repository URL suite=… components=… keyring=…` inside `debian`.
-fn decode_repository(child: &Node) -> Result<RepositorySpec> {
+fn decode_repository(child: &Node, logins: &mut Vec<Login>) -> Result<RepositorySpec> {
     child.check_props(&["suite", "components", "keyring"])?;
     child.no_children()?;
-    let url = check_url(child, &child.single_string("repository URL")?)?;
+    let url = source_url(child, &child.single_string("repository URL")?, logins)?;
     let suite = child.prop_string("suite")?.ok_or_else(|| {
         child.err(
             "a repository needs a `suite`",
@@ -900,17 +888,27 @@ fn decode_repository(child: &Node) -> Result<RepositorySpec> {
     })
 }
 
-fn check_url(node: &Node, value: &Spanned<String>) -> Result<String> {
-    let ok = (value.starts_with("http://") || value.starts_with("https://")) && value.len() > 8;
+/// A package source's URL: http(s), with any login taken out into `logins`
+/// (see [`Login`]).
+fn source_url(node: &Node, value: &Spanned<String>, logins: &mut Vec<Login>) -> Result<String> {
+    let (url, login) = split_login(value);
+    let ok = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8;
     if !ok {
         return Err(node.src.error(
             value.span,
-            format!("`{}` is not an http(s) URL", value.value),
+            format!("`{url}` is not an http(s) URL"),
             "invalid URL",
             Some("write e.g. `http://deb.debian.org/debian`".into()),
         ));
     }
-    Ok(value.trim_end_matches('/').to_owned())
+    let url = url.trim_end_matches('/').to_owned();
+    if let Some(basic) = login {
+        logins.push(Login {
+            url: url.clone(),
+            basic,
+        });
+    }
+    Ok(url)
 }
 
 fn decode_layer(node: &Node) -> Result<LayerSpec> {

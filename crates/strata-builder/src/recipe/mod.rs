@@ -78,6 +78,8 @@ pub struct DebianSpec {
     /// The release codename (`bookworm`): names the default repositories.
     pub suite: Spanned<String>,
     pub repositories: Vec<RepositorySpec>,
+    /// Logins taken out of the repositories' URLs.
+    pub logins: Vec<Login>,
     pub install: Vec<Spanned<PackageRequest>>,
     pub keep_docs: bool,
     /// Whether the release's Essential packages are installed too (the
@@ -120,8 +122,19 @@ pub struct PythonSpec {
     pub lock_file: Option<Spanned<String>>,
     /// Simple-API index URLs, in order; PyPI's when the recipe names none.
     pub indexes: Vec<String>,
+    /// Logins taken out of the index URLs.
+    pub logins: Vec<Login>,
     /// The venv packages go into; `None`: the interpreter's own site-packages.
     pub venv: Option<ImagePath>,
+}
+
+/// A login a recipe wrote into a URL (`http://user:password@host/…`), as
+/// apt's sources.list allows. It is taken out when the recipe is read, so
+/// that the URL, which goes into the lock and the SBOM, never holds it.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub url: String,
+    pub basic: strata_client::credentials::Basic,
 }
 
 /// The index strata uses when a `python` block names none.
