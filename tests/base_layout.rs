@@ -152,3 +152,28 @@ fn a_non_root_base_user_is_kept_under_the_tre_preset() {
         String::from_utf8(find_entry(&layers(&t.join("out"), "2"), "etc/passwd").content).unwrap();
     assert!(!passwd.contains("nonroot"), "{passwd}");
 }
+
+/// A base whose `/etc/passwd` is larger than strata reads of such a file is
+/// refused with an error naming the layer and the file, before the file is
+/// read whole.
+#[test]
+fn a_base_account_file_past_the_bound_is_refused() {
+    let t = TestDir::new();
+    let line = "user:x:1000:1000::/home/user:/bin/sh\n";
+    t.write("base/passwd", &line.repeat((17 << 20) / line.len() + 1));
+    let base = t.write(
+        "base/image.kdl",
+        "name \"base\"\nversion \"1\"\nbase \"scratch\"\ntre #false\nlayer \"etc\" {\n    copy \"passwd\" \"/etc/passwd\"\n}\n",
+    );
+    t.build(&base, &t.join("base-out"));
+    let digest = tagged_digest(&t.join("base-out"), "1");
+    let child = t.write(
+        "child/image.kdl",
+        &format!(
+            "name \"child\"\nversion \"1\"\nbase \"oci:../base-out@{digest}\"\nuser \"builder\" uid=2000\n"
+        ),
+    );
+    let stderr = t.build_fails(&child, &t.join("out"));
+    assert!(stderr.contains("is not a readable tar"), "{stderr}");
+    assert!(stderr.contains("`/etc/passwd` takes more than the 16 MiB"), "{stderr}");
+}

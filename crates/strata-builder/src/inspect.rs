@@ -120,7 +120,7 @@ fn count_entries(layout: &Layout, desc: &Descriptor) -> io::Result<u64> {
     let count = {
         let decoder = strata_oci::compression::Compression::of_media_type(&media_type)
             .decoder(&mut reader)?;
-        let mut archive = tar::Archive::new(decoder);
+        let mut archive = strata_oci::tarball::Archive::new(decoder);
         let mut n = 0;
         for entry in archive.entries()? {
             entry?;

@@ -117,6 +117,16 @@ pub enum DebError {
         entry: String,
         reason: String,
     },
+    #[error("`{}` has a member in `{member}` whose tar headers are too large", deb.display())]
+    #[diagnostic(help(
+        "this package cannot be installed as it is: its archive is malformed or hostile; report it to its maintainer"
+    ))]
+    OversizedHeaders {
+        deb: PathBuf,
+        member: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write the data of `{}` to `{}`", deb.display(), dest.display())]
     #[diagnostic(help("check that the folder is writable and has free space"))]
     Write {
@@ -453,6 +463,13 @@ impl Ar {
         let value = match result {
             Ok(value) => value,
             Err(_) if self.short => return Err(self.truncated(member.place())),
+            Err(Fail::Io(source)) if strata_oci::tarball::is_headers_too_large(&source) => {
+                return Err(DebError::OversizedHeaders {
+                    deb: self.deb.clone(),
+                    member: member.name.clone(),
+                    source,
+                });
+            }
             Err(Fail::Io(source)) | Err(Fail::Write(source)) => {
                 return Err(DebError::Corrupt {
                     deb: self.deb.clone(),
@@ -550,7 +567,7 @@ fn parse_control(reader: &mut impl Read) -> Result<ControlFiles, Fail> {
         conffiles: None,
         maintainer_scripts: Vec::new(),
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = strata_oci::tarball::Archive::new(reader);
     for entry in archive.entries()? {
         let entry = entry?;
         let raw = entry.path_bytes();
@@ -595,7 +612,7 @@ fn index(reader: &mut impl Read) -> Result<Vec<DataEntry>, Fail> {
     let mut entries = Vec::new();
     // Files and hard links seen so far: what a hard link may point to.
     let mut linkable = HashSet::new();
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = strata_oci::tarball::Archive::new(reader);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw_path = entry.path_bytes().into_owned();
@@ -1363,6 +1380,32 @@ mod tests {
             (1_700_000_123, 5_000_000)
         );
         assert_eq!(read_at(&dest, entries[0].offset, entries[0].size), b"hello");
+    }
+
+    #[test]
+    fn refuses_headers_larger_than_the_bound_before_reading_them_whole() {
+        let dir = TempDir::new().unwrap();
+        // A GNU long name and a PAX header that claim 3 GiB: strata stops
+        // reading at 1 MiB (only 2 MiB follow, the archive need not be whole
+        // for that), and says the package is at fault, not the download.
+        let body = vec![b'a'; 2 << 20];
+        for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
+            let mut data = tar_header(b"././@LongLink", kind, 3 << 30).as_bytes().to_vec();
+            data.extend_from_slice(&body);
+            let deb = ar_archive(&[
+                ("debian-binary", b"2.0\n"),
+                ("control.tar", &control_tar()),
+                ("data.tar", &data),
+            ]);
+            let path = write(&dir, "huge-name.deb", &deb);
+            let err = unpack(&path, &dir.path().join("data.tar")).unwrap_err();
+            assert!(
+                matches!(err, DebError::OversizedHeaders { ref member, .. } if member == "data.tar"),
+                "{kind:?}: {err:?}"
+            );
+            let source = std::error::Error::source(&err).unwrap().to_string();
+            assert!(source.contains("more than 1 MiB"), "{source}");
+        }
     }
 
     #[test]

@@ -17,4 +17,5 @@ pub mod manifest;
 pub mod path;
 pub mod platform;
 pub mod reference;
+pub mod tarball;
 pub mod view;

@@ -37,7 +37,7 @@ pub fn unpack(recipe: &Recipe, path: &Path, cache: &Cache) -> Result<Layout, Bas
         message,
     };
     let mut index: Option<ImageIndex> = None;
-    let mut archive = tar::Archive::new(io::BufReader::new(file));
+    let mut archive = strata_oci::tarball::Archive::new(io::BufReader::new(file));
     for entry in archive.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
         let name = entry.path().map_err(io_err)?.to_string_lossy().into_owned();

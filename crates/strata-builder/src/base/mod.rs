@@ -299,11 +299,29 @@ fn read_layers(
     Ok((layers, lower))
 }
 
+/// The most strata reads of one account or dpkg status file from a base
+/// layer, and of all of them together: a dpkg status of 2,000 packages is
+/// about 5 MiB; a hostile layer's "status file" can be gigabytes.
+const MAX_TEXT_FILE: u64 = 16 << 20;
+const MAX_TEXT_FILES: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`/{path}` takes more than the {} MiB strata reads of a base's account and dpkg status files (or {} MiB of them together)",
+    MAX_TEXT_FILE >> 20,
+    MAX_TEXT_FILES >> 20
+)]
+struct TextFileTooLarge {
+    path: String,
+}
+
 fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = strata_oci::tarball::Archive::new(reader);
     let mut removals = Vec::new();
     let mut opaque = Vec::new();
     let mut additions = Vec::new();
+    // What earlier layers left of the files read: the total is capped.
+    let mut kept: u64 = lower.files.values().map(|t| t.len() as u64).sum();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.to_string_lossy().into_owned();
@@ -346,8 +364,18 @@ fn read_tar(reader: &mut impl Read, lower: &mut Lower) -> io::Result<()> {
         };
         if view_entry.kind == ViewKind::File && header.entry_type().is_file() && Lower::wants(&path)
         {
+            let cap = MAX_TEXT_FILE.min(MAX_TEXT_FILES.saturating_sub(kept));
             let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
+            (&mut entry).take(cap + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > cap {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    TextFileTooLarge {
+                        path: path.as_str().to_owned(),
+                    },
+                ));
+            }
+            kept += bytes.len() as u64;
             lower
                 .files
                 .insert(path.clone(), String::from_utf8_lossy(&bytes).into_owned());

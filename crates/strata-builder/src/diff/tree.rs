@@ -105,7 +105,7 @@ fn apply_layer(
     let mut reader = HashingReader::new(BufReader::new(file));
     {
         let media_type = desc.media_type().to_string();
-        let mut archive = tar::Archive::new(
+        let mut archive = strata_oci::tarball::Archive::new(
             Compression::of_media_type(&media_type)
                 .decoder(&mut reader)
                 .map_err(error)?,
