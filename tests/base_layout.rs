@@ -175,5 +175,95 @@ fn a_base_account_file_past_the_bound_is_refused() {
     );
     let stderr = t.build_fails(&child, &t.join("out"));
     assert!(stderr.contains("is not a readable tar"), "{stderr}");
-    assert!(stderr.contains("`/etc/passwd` takes more than the 16 MiB"), "{stderr}");
+    assert!(
+        stderr.contains("`/etc/passwd` takes more than the 16 MiB"),
+        "{stderr}"
+    );
+}
+
+/// `cmd`'s stderr, asserting it failed within a minute (a blob that is a FIFO
+/// once made the build wait forever).
+fn fails_in_time(mut cmd: std::process::Command) -> String {
+    use std::io::Read;
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("strata hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+/// Base blobs that are not regular files (a FIFO, a symlink to `/dev/zero`)
+/// and a huge sparse `index.json` are refused, without hanging or reading
+/// them whole.
+#[test]
+fn base_files_that_are_not_regular_or_too_large_are_refused() {
+    let t = TestDir::new();
+    let recipe = base_and_child(&t);
+    let blobs = t.join("base-out/blobs/sha256");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            blobs.join(tagged_digest(&t.join("base-out"), "1.0.0").trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = blobs.join(
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let saved = t.join("saved-layer");
+    fs::rename(&layer, &saved).unwrap();
+
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&layer)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stderr = fails_in_time(t.build_cmd(&recipe, &t.join("out")));
+    assert!(
+        stderr.contains("it is a FIFO, not a regular file"),
+        "{stderr}"
+    );
+
+    fs::remove_file(&layer).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &layer).unwrap();
+    let stderr = fails_in_time(t.build_cmd(&recipe, &t.join("out")));
+    assert!(
+        stderr.contains("it is a symlink, not a regular file"),
+        "{stderr}"
+    );
+
+    fs::remove_file(&layer).unwrap();
+    fs::rename(&saved, &layer).unwrap();
+    let index = fs::OpenOptions::new()
+        .write(true)
+        .open(t.join("base-out/index.json"))
+        .unwrap();
+    index.set_len(6 << 30).unwrap();
+    let stderr = fails_in_time(t.build_cmd(&recipe, &t.join("out")));
+    assert!(stderr.contains("larger than the 64 MiB"), "{stderr}");
 }

@@ -1390,7 +1390,9 @@ mod tests {
         // for that), and says the package is at fault, not the download.
         let body = vec![b'a'; 2 << 20];
         for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
-            let mut data = tar_header(b"././@LongLink", kind, 3 << 30).as_bytes().to_vec();
+            let mut data = tar_header(b"././@LongLink", kind, 3 << 30)
+                .as_bytes()
+                .to_vec();
             data.extend_from_slice(&body);
             let deb = ar_archive(&[
                 ("debian-binary", b"2.0\n"),

@@ -1,7 +1,7 @@
 //! Reading OCI image layouts: `index.json`, and blobs checked against their
 //! digests and sizes before anything trusts them (as strict as umoci).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,11 @@ pub struct Layout {
     pub index: ImageIndex,
 }
 
+/// The most strata reads of a JSON document of a layout (`index.json`, a
+/// manifest, a config, an SBOM) whole; registries refuse manifests over
+/// 4 MiB, and a sparse file or a lying descriptor could claim gigabytes.
+pub const MAX_DOCUMENT: u64 = 64 << 20;
+
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -73,7 +78,8 @@ impl Layout {
             });
         }
         let path = root.join("index.json");
-        let bytes = fs::read(&path).map_err(|source| LayoutError::Io { path, source })?;
+        let bytes = crate::regular::read_capped(&path, MAX_DOCUMENT)
+            .map_err(|source| LayoutError::Io { path, source })?;
         let index = serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
             layout: root.to_owned(),
             what: "index.json".into(),
@@ -135,7 +141,7 @@ impl Layout {
     /// Opens a blob after checking its size; callers stream it and check the digest.
     pub fn open_blob(&self, digest: &Digest, size: Option<u64>) -> Result<File> {
         let path = self.blob_path(digest);
-        let file = File::open(&path).map_err(|e| match e.kind() {
+        let file = crate::regular::open_regular(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => LayoutError::Missing {
                 layout: self.root.clone(),
                 digest: *digest,
@@ -162,10 +168,19 @@ impl Layout {
         Ok(file)
     }
 
-    /// Reads a small blob whole, verified.
-    pub fn read_blob(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+    /// Reads a document blob (at most [`MAX_DOCUMENT`]) whole, verified.
+    pub fn read_blob(&self, digest: &Digest, size: u64) -> Result<Vec<u8>> {
+        if size > MAX_DOCUMENT {
+            return Err(self.invalid(
+                "descriptor",
+                format!(
+                    "{digest} is said to be {size} bytes, more than the {} MiB strata reads of a manifest, config or SBOM",
+                    MAX_DOCUMENT >> 20
+                ),
+            ));
+        }
         let mut bytes = Vec::new();
-        self.open_blob(digest, size)?
+        self.open_blob(digest, Some(size))?
             .read_to_end(&mut bytes)
             .map_err(|source| LayoutError::Io {
                 path: self.blob_path(digest),
@@ -193,7 +208,7 @@ impl Layout {
         what: &str,
     ) -> Result<T> {
         let digest = descriptor_digest(desc).map_err(|message| self.invalid(what, message))?;
-        let bytes = self.read_blob(&digest, Some(desc.size()))?;
+        let bytes = self.read_blob(&digest, desc.size())?;
         serde_json::from_slice(&bytes).map_err(|e| self.invalid(what, e.to_string()))
     }
 

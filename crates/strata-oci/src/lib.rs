@@ -17,5 +17,6 @@ pub mod manifest;
 pub mod path;
 pub mod platform;
 pub mod reference;
+pub mod regular;
 pub mod tarball;
 pub mod view;

@@ -102,7 +102,9 @@ impl<'a, R: Read> Iterator for Entries<'a, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let skip_to = self.data_end.max(self.bounds.position.get());
-        self.bounds.limit.set(Some(skip_to.saturating_add(MAX_HEADERS)));
+        self.bounds
+            .limit
+            .set(Some(skip_to.saturating_add(MAX_HEADERS)));
         let next = self.entries.next();
         self.bounds.limit.set(None);
         if let Some(Ok(entry)) = &next {
@@ -122,7 +124,9 @@ pub fn is_headers_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         if let Some(io) = e.downcast_ref::<io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.is::<HeadersTooLarge>())
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<HeadersTooLarge>())
         {
             return true;
         }
@@ -162,12 +166,16 @@ mod tests {
             header.set_cksum();
             builder.append(&header, &b"abc"[..]).unwrap();
         } else {
-            builder.append_data(&mut header, &name, &b"abc"[..]).unwrap();
+            builder
+                .append_data(&mut header, &name, &b"abc"[..])
+                .unwrap();
         }
         let mut small = tar::Header::new_gnu();
         small.set_size(2);
         small.set_mode(0o644);
-        builder.append_data(&mut small, "small", &b"hi"[..]).unwrap();
+        builder
+            .append_data(&mut small, "small", &b"hi"[..])
+            .unwrap();
         builder.into_inner().unwrap()
     }
 

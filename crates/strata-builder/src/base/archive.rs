@@ -43,6 +43,15 @@ pub fn unpack(recipe: &Recipe, path: &Path, cache: &Cache) -> Result<Layout, Bas
         let name = entry.path().map_err(io_err)?.to_string_lossy().into_owned();
         let name = name.trim_start_matches("./");
         if name == "index.json" {
+            let cap = strata_oci::layout::MAX_DOCUMENT;
+            if entry.size() > cap {
+                return Err(invalid(format!(
+                    "its `index.json` is {} bytes, more than the {} MiB strata reads",
+                    entry.size(),
+                    cap >> 20
+                ))
+                .into());
+            }
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).map_err(io_err)?;
             index = Some(serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?);

@@ -107,7 +107,7 @@ pub fn find(
         if let Some(layer) = manifest.layers().first() {
             let digest = descriptor_digest(layer)
                 .map_err(|m| layout.invalid("SBOM artifact manifest", m))?;
-            return Ok(layout.read_blob(&digest, Some(layer.size()))?);
+            return Ok(layout.read_blob(&digest, layer.size())?);
         }
     }
     Err(FindError::None {
