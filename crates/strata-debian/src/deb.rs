@@ -616,7 +616,7 @@ fn index(reader: &mut impl Read) -> Result<Vec<DataEntry>, Fail> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        let shown = shown_path(&raw_path);
         let bad = |reason: &str| Fail::Entry {
             entry: shown.clone(),
             reason: reason.to_owned(),
@@ -716,6 +716,18 @@ fn pax_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<u64>> 
 }
 
 /// `./usr//bin/x/` → `usr/bin/x`; `./` → ``. Refuses `..`, NUL and non-UTF-8.
+/// A member's path as error messages show it: a hostile path can be a
+/// megabyte long, so only its start is shown.
+fn shown_path(raw: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(SHOWN)]).into_owned();
+    if raw.len() > SHOWN {
+        format!("{text}… ({} bytes)", raw.len())
+    } else {
+        text
+    }
+}
+
 fn normalise(raw: &[u8]) -> Result<String, &'static str> {
     let text = std::str::from_utf8(raw).map_err(|_| "its path is not UTF-8")?;
     if text.contains('\0') {
@@ -732,6 +744,9 @@ fn normalise(raw: &[u8]) -> Result<String, &'static str> {
                 }
                 out.push_str(part);
             }
+        }
+        if out.len() > strata_oci::path::MAX_PATH {
+            return Err("its path is longer than 4096 bytes (PATH_MAX)");
         }
     }
     Ok(out)
@@ -1408,6 +1423,29 @@ mod tests {
             let source = std::error::Error::source(&err).unwrap().to_string();
             assert!(source.contains("more than 1 MiB"), "{source}");
         }
+    }
+
+    #[test]
+    fn refuses_paths_longer_than_path_max() {
+        let dir = TempDir::new().unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        let deep = "d/".repeat(500_000) + "f";
+        builder.append_data(&mut header, &deep, &b"x"[..]).unwrap();
+        let deb = ar_archive(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar", &control_tar()),
+            ("data.tar", &builder.into_inner().unwrap()),
+        ]);
+        let path = write(&dir, "deep.deb", &deb);
+        let err = unpack(&path, &dir.path().join("data.tar")).unwrap_err();
+        assert!(
+            matches!(&err, DebError::BadEntry { reason, .. } if reason.contains("longer than 4096 bytes")),
+            "{err:?}"
+        );
+        assert!(err.to_string().len() < 500, "{err}");
     }
 
     #[test]
