@@ -12,6 +12,7 @@ mod compression;
 mod copy;
 mod debian_live;
 mod diff;
+mod dist;
 mod examples;
 mod fidelity;
 mod golden;
