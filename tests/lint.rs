@@ -312,6 +312,20 @@ fn str011_names_a_postinst_command_strata_cannot_reproduce() {
     // svc's `adduser --system` is reproduced, so there is nothing to report.
     let (json, _) = lint(&t, &recipe(&t, &with(&debian_block(&url, "svc")), &[]), &[]);
     assert!(!rules(&json).contains(&"STR011".to_owned()), "{json:#}");
+
+    // `-v` says that lint downloads packages, and where to.
+    let output = t
+        .strata()
+        .args(["lint", "-v"])
+        .arg(t.join("r/image.kdl"))
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    let cache = t.cache().display().to_string();
+    assert!(
+        stderr.contains(&format!("downloading those not yet in the cache at `{cache}`")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -591,6 +605,60 @@ fn sarif_output_validates_against_the_schema() {
         .as_array()
         .unwrap();
     assert_eq!(rules.len(), 17);
+}
+
+/// GitHub code scanning shows a SARIF result's message alone: each must say
+/// what is wrong in the words a reader scans for, once; and the help names
+/// exactly what is missing.
+#[test]
+fn sarif_messages_stand_alone_and_help_names_what_is_missing() {
+    let t = TestDir::new();
+    // Not a git checkout: only `revision` is missing (`created` comes from
+    // SOURCE_DATE_EPOCH).
+    t.write("plain/run.sh", "#!/bin/sh\n");
+    let path = t.write(
+        "plain/image.kdl",
+        &CLEAN.replace(
+            "base \"scratch\"",
+            "base \"docker.io/library/python:3.12-slim\"",
+        ),
+    );
+    let output = t
+        .strata()
+        .args(["lint", "--format", "sarif"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results = json["runs"][0]["results"].as_array().unwrap();
+    let message = |rule: &str| {
+        results.iter().find(|r| r["ruleId"] == rule).unwrap()["message"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        message("STR001").contains("not pinned by digest"),
+        "{}",
+        message("STR001")
+    );
+    let labels = message("STR005");
+    assert_eq!(labels.matches("revision").count(), 1, "{labels}");
+    assert!(!labels.contains("description"), "{labels}");
+
+    let (json, _) = lint(&t, &path, &[]);
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "STR005")
+        .unwrap()
+        .clone();
+    let fix = finding["fix"].as_str().unwrap();
+    assert_eq!(
+        fix, "build from a git checkout for `revision`",
+        "{finding:#}"
+    );
 }
 
 #[test]

@@ -75,6 +75,14 @@ fn lint_recipe(
         return Ok((recipe, findings));
     }
     let cache = Cache::from_env()?;
+    if recipe.debian.is_some() || recipe.python.is_some() {
+        // The image rules read the files packages install, so their packages
+        // are downloaded as a build would: say where they go.
+        tracing::info!(
+            "reading the recipe's packages, downloading those not yet in the cache at `{}` (`--static` checks the recipe alone)",
+            cache.root().display()
+        );
+    }
     let build_options = BuildOptions {
         offline: options.offline,
         ..BuildOptions::new(recipe_path, registry.clone())

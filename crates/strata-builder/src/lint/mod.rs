@@ -75,7 +75,7 @@ rules! {
         "remove `tre #false` unless the image is not meant for a TRE";
     MISSING_LABELS = "STR005" "missing-labels" Warning
         "recommended OCI labels are missing"
-        "add the missing nodes (`version`, `description`, `source`, `licenses`, `authors`); build from a git checkout or set SOURCE_DATE_EPOCH for `revision` and `created`";
+        "add the missing nodes (`version`, `description`, `source`, `licenses`, `authors`); build from a git checkout or set `SOURCE_DATE_EPOCH` for `revision` and `created`";
     DATA_IN_IMAGE = "STR006" "data-in-image" Warning
         "files copied into the image look like data"
         "leave it out of the image (`exclude=`) and read it from /safe_data; allow STR006 if it is reference data the code needs";
@@ -129,6 +129,9 @@ pub struct Finding {
     pub span: Option<SourceSpan>,
     /// Paths, variables or packages the finding is about.
     pub items: Vec<String>,
+    /// What to do about this finding, when it is more precise than the
+    /// rule's fix.
+    pub help: Option<String>,
 }
 
 impl Finding {
@@ -139,7 +142,13 @@ impl Finding {
             message: message.into(),
             span,
             items: Vec::new(),
+            help: None,
         }
+    }
+
+    fn help(mut self, help: String) -> Finding {
+        self.help = Some(help);
+        self
     }
 
     fn items(mut self, items: Vec<String>) -> Finding {

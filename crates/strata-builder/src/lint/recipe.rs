@@ -99,7 +99,9 @@ fn base(recipe: &Recipe, out: &mut Vec<Finding>) {
     if reference.digest.is_none() {
         out.push(Finding::new(
             BASE_NOT_PINNED,
-            format!("`{reference}` can point at another image tomorrow"),
+            format!(
+                "`{reference}` is not pinned by digest: it can point at another image tomorrow"
+            ),
             span,
         ));
     }
@@ -133,11 +135,17 @@ fn span_range(span: SourceSpan) -> std::ops::Range<usize> {
 
 fn labels(recipe: &Recipe, out: &mut Vec<Finding>) {
     let m = &recipe.metadata;
-    let mut missing = Vec::new();
-    match m.version.as_deref() {
-        None => missing.push("version (the image is tagged `latest`)".to_owned()),
-        Some("latest") => missing.push("version (`latest` is not a unique tag)".to_owned()),
-        Some(_) => {}
+    // What is missing, as the message names it, and the recipe nodes to add.
+    let mut missing: Vec<String> = Vec::new();
+    let mut nodes: Vec<&str> = Vec::new();
+    let version = match m.version.as_deref() {
+        None => Some("version (the image is tagged `latest`)"),
+        Some("latest") => Some("version (`latest` is not a unique tag)"),
+        Some(_) => None,
+    };
+    if let Some(version) = version {
+        missing.push(version.to_owned());
+        nodes.push("version");
     }
     for (value, node) in [
         (&m.description, "description"),
@@ -147,27 +155,31 @@ fn labels(recipe: &Recipe, out: &mut Vec<Finding>) {
     ] {
         if value.is_none() {
             missing.push(node.to_owned());
+            nodes.push(node);
         }
+    }
+    let mut fixes = Vec::new();
+    if !nodes.is_empty() {
+        let nodes: Vec<String> = nodes.iter().map(|n| format!("`{n}`")).collect();
+        fixes.push(format!("add {} to the recipe", nodes.join(", ")));
     }
     let revision = crate::provenance::revision(&recipe.context);
     if revision.is_none() {
         missing.push("revision (the recipe is not in a git checkout)".to_owned());
+        fixes.push("build from a git checkout for `revision`".to_owned());
         if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
             missing.push("created (no SOURCE_DATE_EPOCH and no git: it would be 1970)".to_owned());
+            fixes.push("set `SOURCE_DATE_EPOCH` (or use git) for `created`".to_owned());
         }
     }
     if !missing.is_empty() {
-        let names: Vec<&str> = missing
-            .iter()
-            .map(|m| m.split(' ').next().unwrap_or(m))
-            .collect();
         out.push(
             Finding::new(
                 MISSING_LABELS,
-                format!("missing labels: {}", names.join(", ")),
+                format!("missing OCI labels: {}", missing.join(", ")),
                 Some(recipe.name.span),
             )
-            .items(missing),
+            .help(fixes.join("; ")),
         );
     }
 }
@@ -178,7 +190,7 @@ fn environment(recipe: &Recipe, out: &mut Vec<Finding>) {
         if secret_name(name) && !value.is_empty() {
             out.push(Finding::new(
                 SECRET_IN_ENV,
-                format!("`{name}` is baked into the image config"),
+                format!("`{name}` looks like a secret and is baked into the image config"),
                 span,
             ));
         }

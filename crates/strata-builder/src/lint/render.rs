@@ -42,7 +42,9 @@ impl Diagnostic for Report<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        let mut text = self.finding.rule.fix.to_owned();
+        let mut text = (self.finding.help.as_deref())
+            .unwrap_or(self.finding.rule.fix)
+            .to_owned();
         for item in &self.finding.items {
             text.push_str("\n- ");
             text.push_str(item);
@@ -143,7 +145,7 @@ pub fn json(recipe: &Recipe, findings: &[Finding]) -> Value {
                 "line": f.span.map(|_| region["startLine"].clone()),
                 "column": f.span.map(|_| region["startColumn"].clone()),
                 "items": f.items,
-                "fix": f.rule.fix,
+                "fix": f.help.as_deref().unwrap_or(f.rule.fix),
             })
         })
         .collect();
