@@ -323,7 +323,9 @@ fn str011_names_a_postinst_command_strata_cannot_reproduce() {
     let stderr = text(&output.stderr);
     let cache = t.cache().display().to_string();
     assert!(
-        stderr.contains(&format!("downloading those not yet in the cache at `{cache}`")),
+        stderr.contains(&format!(
+            "downloading those not yet in the cache at `{cache}`"
+        )),
         "{stderr}"
     );
 }

@@ -175,9 +175,19 @@ fn the_sbom_is_an_artifact_about_the_image_and_reproducible() {
     );
     assert_eq!(main["checksums"][1]["checksumValue"], expected.as_str());
 
-    // index.json: the tagged image, then the untagged artifact about it.
+    // index.json: the tagged image alone, naming its referrers index, which
+    // lists the artifact about it as the referrers API would.
     let index: Value = serde_json::from_slice(&fs::read(a.join("index.json")).unwrap()).unwrap();
-    let artifact = &index["manifests"][1];
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index:#}");
+    let referrers = index["manifests"][0]["annotations"]["dev.strata.referrers"]
+        .as_str()
+        .unwrap();
+    let referrers = crate::util::json_blob(&a, referrers);
+    assert_eq!(
+        referrers["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let artifact = &referrers["manifests"][0];
     assert_eq!(artifact["artifactType"], "application/spdx+json");
     let digest = artifact["digest"]
         .as_str()
@@ -199,6 +209,7 @@ fn the_sbom_is_an_artifact_about_the_image_and_reproducible() {
     assert_eq!(tagged_digest(&none, "2.1.0"), tagged_digest(&a, "2.1.0"));
     let index: Value = serde_json::from_slice(&fs::read(none.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert!(index["manifests"][0]["annotations"]["dev.strata.referrers"].is_null());
 }
 
 #[test]

@@ -649,6 +649,11 @@ pub fn build(
             )
         })?);
     }
+    let referrers_index = (!referrers.is_empty()).then(|| {
+        let index = crate::sbom::artifact::referrers_index(&referrers);
+        blobs.insert(index.digest.hex(), Blob::json(&index));
+        index.digest
+    });
     // A fresh lock is written only once the whole build has succeeded; so
     // is a lock that lacks the ids system accounts got (unless `--locked`).
     let mut prepared_lock = prepared.lock;
@@ -668,6 +673,7 @@ pub fn build(
             tags,
             images,
             referrers,
+            referrers_index,
             epoch,
         },
         layers: reports,

@@ -6,7 +6,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration};
 use serde::Serialize;
 
 use strata_oci::layout::{
-    HashingReader, Layout, LayoutError, REF_NAME, descriptor_digest, is_artifact, is_index,
+    HashingReader, Layout, LayoutError, REF_NAME, descriptor_digest, is_index,
 };
 use strata_oci::platform::Platform;
 
@@ -89,7 +89,7 @@ pub fn inspect(layout: &Layout, tag: Option<&str>) -> Result<Inspection, LayoutE
         });
     }
     let mut referrers = Vec::new();
-    for d in layout.index.manifests().iter().filter(|d| is_artifact(d)) {
+    for d in &layout.artifacts(top)? {
         let manifest: oci_spec::image::ImageManifest = layout.read_json(d, "artifact manifest")?;
         if manifest.subject().as_ref().map(|s| s.digest()) == Some(top.digest()) {
             referrers.push(Referrer {

@@ -11,7 +11,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use crate::image::{Blob, BlobSource};
 use strata_oci::digest::Digest;
-use strata_oci::layout::{Layout, LayoutError, descriptor_digest, is_artifact, is_index};
+use strata_oci::layout::{Layout, LayoutError, descriptor_digest, is_index};
 use strata_oci::reference::Reference;
 use strata_registry::{BlobOutcome, Client, Payload, RegistryError};
 
@@ -82,16 +82,9 @@ struct Referrer {
 }
 
 impl Image {
-    /// The image `top` names in a layout, with the artifacts `index.json`
-    /// lists about it.
+    /// The image `top` names in a layout, with the artifacts about it.
     pub fn from_layout(layout: &Layout, top: &Descriptor) -> Result<Image, PushError> {
-        let artifacts: Vec<Descriptor> = layout
-            .index
-            .manifests()
-            .iter()
-            .filter(|d| is_artifact(d))
-            .cloned()
-            .collect();
+        let artifacts = layout.artifacts(top)?;
         Image::walk(top, &artifacts, |digest| {
             let path = layout.blob_path(digest);
             path.is_file().then_some(Payload::File(path))

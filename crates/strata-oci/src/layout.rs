@@ -67,6 +67,14 @@ pub struct Layout {
 /// 4 MiB, and a sparse file or a lying descriptor could claim gigabytes.
 pub const MAX_DOCUMENT: u64 = 64 << 20;
 
+/// The annotation on an image's descriptor in `index.json` that names the
+/// image's referrers index: an image index shaped as the distribution
+/// spec's referrers API answers, listing the artifacts about the image (its
+/// SBOM). Listing them there rather than in `index.json` leaves one image in
+/// `index.json`, which is what Syft, skopeo and umoci read without being told
+/// which entry to take.
+pub const REFERRERS: &str = "dev.strata.referrers";
+
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -168,26 +176,57 @@ impl Layout {
         Ok(file)
     }
 
-    /// Reads a document blob (at most [`MAX_DOCUMENT`]) whole, verified.
-    pub fn read_blob(&self, digest: &Digest, size: u64) -> Result<Vec<u8>> {
-        if size > MAX_DOCUMENT {
-            return Err(self.invalid(
+    /// Reads a document blob (at most [`MAX_DOCUMENT`]) whole, verified;
+    /// `size` is its descriptor's, when there is one.
+    pub fn read_blob(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let too_large = |size: u64| {
+            self.invalid(
                 "descriptor",
                 format!(
-                    "{digest} is said to be {size} bytes, more than the {} MiB strata reads of a manifest, config or SBOM",
+                    "{digest} is {size} bytes, more than the {} MiB strata reads of a manifest, config or SBOM",
                     MAX_DOCUMENT >> 20
                 ),
-            ));
+            )
+        };
+        if let Some(size) = size.filter(|s| *s > MAX_DOCUMENT) {
+            return Err(too_large(size));
         }
+        let file = self.open_blob(digest, size)?;
         let mut bytes = Vec::new();
-        self.open_blob(digest, Some(size))?
+        file.take(MAX_DOCUMENT + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| LayoutError::Io {
                 path: self.blob_path(digest),
                 source,
             })?;
+        if bytes.len() as u64 > MAX_DOCUMENT {
+            return Err(too_large(bytes.len() as u64));
+        }
         self.check_digest(digest, Digest::of(&bytes))?;
         Ok(bytes)
+    }
+
+    /// The artifact manifests that may be about `image` (a descriptor of
+    /// `index.json`): those its referrers index lists (see [`REFERRERS`]),
+    /// then those `index.json` lists itself, as ORAS and earlier strata builds
+    /// wrote them. Callers check each one's `subject`.
+    pub fn artifacts(&self, image: &Descriptor) -> Result<Vec<Descriptor>> {
+        let mut found = Vec::new();
+        if let Some(value) = image.annotations().as_ref().and_then(|a| a.get(REFERRERS)) {
+            let digest: Digest = value
+                .parse()
+                .map_err(|e| self.invalid("index.json", format!("`{REFERRERS}` `{value}`: {e}")))?;
+            let bytes = self.read_blob(&digest, None)?;
+            let index: ImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| self.invalid("referrers index", e.to_string()))?;
+            found.extend(index.manifests().iter().cloned());
+        }
+        for d in self.index.manifests().iter().filter(|d| is_artifact(d)) {
+            if !found.iter().any(|f| f.digest() == d.digest()) {
+                found.push(d.clone());
+            }
+        }
+        Ok(found)
     }
 
     pub fn check_digest(&self, expected: &Digest, actual: Digest) -> Result<()> {
@@ -208,7 +247,7 @@ impl Layout {
         what: &str,
     ) -> Result<T> {
         let digest = descriptor_digest(desc).map_err(|message| self.invalid(what, message))?;
-        let bytes = self.read_blob(&digest, desc.size())?;
+        let bytes = self.read_blob(&digest, Some(desc.size()))?;
         serde_json::from_slice(&bytes).map_err(|e| self.invalid(what, e.to_string()))
     }
 

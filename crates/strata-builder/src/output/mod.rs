@@ -26,9 +26,11 @@ pub struct Built {
     pub top: Descriptor,
     pub tags: Vec<String>,
     pub images: Vec<PlatformImage>,
-    /// Artifacts about the image (its SBOM), listed in `index.json` untagged
-    /// after the image's tags; their blobs are in `blobs`.
+    /// Artifacts about the image (its SBOM); their blobs are in `blobs`.
     pub referrers: Vec<Descriptor>,
+    /// The blob listing `referrers` that the image's tags in `index.json`
+    /// name (see [`strata_oci::layout::REFERRERS`]), when there are any.
+    pub referrers_index: Option<strata_oci::digest::Digest>,
     /// The SOURCE_DATE_EPOCH used for archive entries.
     pub epoch: u64,
 }
@@ -42,13 +44,14 @@ impl Built {
             .iter()
             .map(|tag| {
                 let mut d = self.top.clone();
-                d.set_annotations(Some(HashMap::from([(
-                    strata_oci::layout::REF_NAME.to_owned(),
-                    tag.clone(),
-                )])));
+                let mut annotations =
+                    HashMap::from([(strata_oci::layout::REF_NAME.to_owned(), tag.clone())]);
+                if let Some(index) = &self.referrers_index {
+                    annotations.insert(strata_oci::layout::REFERRERS.to_owned(), index.to_string());
+                }
+                d.set_annotations(Some(annotations));
                 d
             })
-            .chain(self.referrers.iter().cloned())
             .collect();
         let index = serde_json::json!({
             "schemaVersion": 2,

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::image::JsonBlob;
 use strata_oci::digest::Digest;
-use strata_oci::layout::{Layout, LayoutError, descriptor_digest, is_artifact};
+use strata_oci::layout::{Layout, LayoutError, descriptor_digest};
 
 pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_CONFIG: &[u8] = b"{}";
@@ -48,12 +48,24 @@ pub fn manifest(
         .expect("an artifact manifest always serialises")
 }
 
-/// The descriptor that lists an artifact manifest (in `index.json`, or in a
-/// referrers index): with its `artifactType`, as the referrers API gives it.
+/// The descriptor that lists an artifact manifest in a referrers index:
+/// with its `artifactType`, as the referrers API gives it.
 pub fn descriptor(manifest: &JsonBlob, artifact_type: &str) -> Descriptor {
     let mut d = manifest.descriptor();
     d.set_artifact_type(Some(MediaType::from(artifact_type)));
     d
+}
+
+/// The referrers index of a layout (see [`strata_oci::layout::REFERRERS`]):
+/// the artifacts about the image, as the referrers API would list them.
+pub fn referrers_index(referrers: &[Descriptor]) -> JsonBlob {
+    let value = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": referrers,
+    });
+    JsonBlob::new(MediaType::ImageIndex, "referrers index", &value)
+        .expect("a referrers index always serialises")
 }
 
 /// The tag the distribution spec's referrers tag schema uses for `subject`.
@@ -78,7 +90,7 @@ pub enum FindError {
 }
 
 /// The SBOM document attached to the image tagged `tag` in `layout`: the
-/// layer of an artifact in `index.json` whose `subject` is that image.
+/// layer of an artifact about that image whose `subject` is the image.
 pub fn find(
     layout: &Layout,
     tag: Option<&str>,
@@ -86,7 +98,7 @@ pub fn find(
 ) -> Result<Vec<u8>, FindError> {
     let image = layout.find(tag)?;
     let wanted = format.map(super::Format::media_type);
-    for d in layout.index.manifests().iter().filter(|d| is_artifact(d)) {
+    for d in &layout.artifacts(image)? {
         let artifact_type = d.artifact_type().as_ref().map(ToString::to_string);
         let is_sbom = match wanted {
             Some(w) => artifact_type.as_deref() == Some(w),
@@ -107,7 +119,7 @@ pub fn find(
         if let Some(layer) = manifest.layers().first() {
             let digest = descriptor_digest(layer)
                 .map_err(|m| layout.invalid("SBOM artifact manifest", m))?;
-            return Ok(layout.read_blob(&digest, layer.size())?);
+            return Ok(layout.read_blob(&digest, Some(layer.size()))?);
         }
     }
     Err(FindError::None {
