@@ -57,6 +57,19 @@ fn build_in(
     tagged_digest(&t.join(out), tag)
 }
 
+/// Builds `examples/hello` with the strata under test on the host and with
+/// the distribution binary at `strata` in the jail rooted at `rootfs`, and
+/// checks that both give the same image.
+fn builds_hello_as_the_host_does(t: &TestDir, rootfs: &Path, strata: &str, out: &str) {
+    let hello = t.example("hello");
+    let host = format!("host-{out}");
+    t.build(&hello, &t.join(&host));
+    assert_eq!(
+        build_in(t, rootfs, strata, &hello, out, "1.0.0"),
+        tagged_digest(&t.join(&host), "1.0.0")
+    );
+}
+
 /// A Debian-package image from the real mirror at `mirror`, in `dir`: GNU
 /// hello and what it needs, without the Essential set.
 fn debian_recipe(t: &TestDir, dir: &str, mirror: &str) -> PathBuf {
@@ -103,13 +116,7 @@ fn the_distribution_binary_builds_where_there_is_no_libc() {
     let root = bare_root(&t, "bare");
     add_file(&root, "etc/ssl/certs/ca-certificates.crt", HOST_ROOTS);
 
-    let hello = t.example("hello");
-    t.build(&hello, &t.join("host-hello"));
-    let expected = tagged_digest(&t.join("host-hello"), "1.0.0");
-    assert_eq!(
-        build_in(&t, &root, "/strata", &hello, "bare-hello", "1.0.0"),
-        expected
-    );
+    builds_hello_as_the_host_does(&t, &root, "/strata", "bare-hello");
 
     // Debian packages from the mirror, resolved by name from inside, with
     // the lock the host's build wrote, then pushed to a registry.
@@ -190,19 +197,7 @@ fn the_distribution_binary_runs_on_an_old_glibc() {
     fs::copy(dist(), rootfs.join("usr/local/bin/strata")).unwrap();
     fs::create_dir_all(rootfs.join("work")).unwrap();
 
-    let hello = t.example("hello");
-    t.build(&hello, &t.join("host-hello"));
-    assert_eq!(
-        build_in(
-            &t,
-            &rootfs,
-            "/usr/local/bin/strata",
-            &hello,
-            "old-hello",
-            "1.0.0"
-        ),
-        tagged_digest(&t.join("host-hello"), "1.0.0")
-    );
+    builds_hello_as_the_host_does(&t, &rootfs, "/usr/local/bin/strata", "old-hello");
 }
 
 /// strata's own image (`examples/strata`), built by strata, builds images.
@@ -220,17 +215,5 @@ fn strata_in_its_own_image_builds_the_same_image() {
     fs::write(rootfs.join("etc/resolv.conf"), "").unwrap();
     assert!(rootfs.join("etc/ssl/certs/ca-certificates.crt").is_file());
 
-    let hello = t.example("hello");
-    t.build(&hello, &t.join("host-hello"));
-    assert_eq!(
-        build_in(
-            &t,
-            &rootfs,
-            "/usr/local/bin/strata",
-            &hello,
-            "own-hello",
-            "1.0.0"
-        ),
-        tagged_digest(&t.join("host-hello"), "1.0.0")
-    );
+    builds_hello_as_the_host_does(&t, &rootfs, "/usr/local/bin/strata", "own-hello");
 }

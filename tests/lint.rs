@@ -581,21 +581,27 @@ fn warnings_fail_only_with_strict() {
     assert_eq!(code, 1);
 }
 
+/// `strata lint --format sarif` on `path`, validated against the SARIF
+/// schema.
+fn sarif(t: &TestDir, path: &Path) -> Value {
+    let output = t
+        .strata()
+        .args(["lint", "--format", "sarif"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let file = t.join("lint.sarif");
+    std::fs::write(&file, &output.stdout).unwrap();
+    validate("sarif-2.1.0.schema.json", &file);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn sarif_output_validates_against_the_schema() {
     let t = TestDir::new();
     let bad = with("tre #false\nenv \"API_TOKEN\" \"x\"");
     let path = recipe(&t, &bad, &[]);
-    let output = t
-        .strata()
-        .args(["lint", "--format", "sarif"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let sarif = t.join("lint.sarif");
-    std::fs::write(&sarif, &output.stdout).unwrap();
-    validate("sarif-2.1.0.schema.json", &sarif);
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = sarif(&t, &path);
     let results = json["runs"][0]["results"].as_array().unwrap();
     let secret = results.iter().find(|r| r["ruleId"] == "STR010").unwrap();
     assert_eq!(secret["level"], "error");
@@ -625,13 +631,7 @@ fn sarif_messages_stand_alone_and_help_names_what_is_missing() {
             "base \"docker.io/library/python:3.12-slim\"",
         ),
     );
-    let output = t
-        .strata()
-        .args(["lint", "--format", "sarif"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = sarif(&t, &path);
     let results = json["runs"][0]["results"].as_array().unwrap();
     let message = |rule: &str| {
         results.iter().find(|r| r["ruleId"] == rule).unwrap()["message"]["text"]
