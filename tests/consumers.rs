@@ -167,20 +167,13 @@ fn every_consumer_reads_the_default_layout_unchanged() {
         digest.as_str()
     );
     let storage = t.join("charliecloud");
-    let charliecloud = |program: &str| {
-        let mut cmd = Command::new(program);
-        cmd.env("USER", "strata-test")
-            .env("CH_IMAGE_STORAGE", &storage)
-            .env("REQUESTS_CA_BUNDLE", registry.ca())
-            .env("CH_IMAGE_USERNAME", "strata")
-            .env("CH_IMAGE_PASSWORD", "s3cret-pw");
-        cmd
-    };
-    run(charliecloud("/usr/bin/python3")
-        .args(["/usr/bin/ch-image", "--no-cache", "--auth", "pull"])
+    run(registry
+        .charliecloud(&storage, "ch-image")
+        .arg("pull")
         .arg(format!("{}/tre/python:3.11", registry.addr)));
     let name = format!("{}%tre%python+3.11", registry.addr.replace(':', "+"));
-    let printed = run(charliecloud("ch-run")
+    let printed = run(registry
+        .charliecloud(&storage, "ch-run")
         .arg("-s")
         .arg(&storage)
         .args(["--cd", "/opt/app"])

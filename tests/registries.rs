@@ -509,21 +509,10 @@ fn charliecloud_pulls_over_tls_and_runs_the_entrypoint() {
     let tls = Registry::start_tls(USER, PASSWORD);
     tls.build_push_read_back(&t, &t.example("hello"), "hpc/hello:1.0.0");
 
-    // ch-image speaks HTTPS only; it trusts the test CA through requests.
     let storage = t.join("charliecloud");
-    let charliecloud = |program: &str| {
-        let mut cmd = Command::new(program);
-        cmd.env("USER", "strata-test")
-            .env("CH_IMAGE_STORAGE", &storage)
-            .env("REQUESTS_CA_BUNDLE", tls.ca())
-            .env("CH_IMAGE_USERNAME", USER)
-            .env("CH_IMAGE_PASSWORD", PASSWORD);
-        cmd
-    };
-    // Debian's python3, which has the lark and requests ch-image needs.
-    run(charliecloud("/usr/bin/python3")
-        // No build cache: ch-image keeps it in git, which wants an identity.
-        .args(["/usr/bin/ch-image", "--no-cache", "--auth", "pull"])
+    run(tls
+        .charliecloud(&storage, "ch-image")
+        .arg("pull")
         .arg(format!("{}/hpc/hello:1.0.0", tls.addr)));
     let name = format!("{}%hpc%hello+1.0.0", tls.addr.replace(':', "+"));
     let config: serde_json::Value = serde_json::from_slice(
@@ -539,7 +528,8 @@ fn charliecloud_pulls_over_tls_and_runs_the_entrypoint() {
     // ch-run has no entrypoint of its own: run the one the image declares.
     let entrypoint: Vec<String> =
         serde_json::from_value(config["config"]["Entrypoint"].clone()).unwrap();
-    let printed = run(charliecloud("ch-run")
+    let printed = run(tls
+        .charliecloud(&storage, "ch-run")
         .arg("-s")
         .arg(&storage)
         .arg(&name)

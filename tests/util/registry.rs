@@ -212,6 +212,33 @@ impl Registry {
         flags
     }
 
+    /// A Charliecloud `program` (`ch-image` through Debian's python3, which
+    /// has the lark and requests it needs; or `ch-run`) with its storage in
+    /// `storage`, trusting this TLS registry's CA and logging in to it.
+    /// ch-image speaks HTTPS only.
+    pub fn charliecloud(&self, storage: &Path, program: &str) -> Command {
+        let (user, password) = self
+            .creds
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+            .expect("a TLS registry with credentials");
+        let mut cmd = match program {
+            "ch-image" => {
+                let mut cmd = Command::new("/usr/bin/python3");
+                // No build cache: ch-image keeps it in git, which wants an identity.
+                cmd.args(["/usr/bin/ch-image", "--no-cache", "--auth"]);
+                cmd
+            }
+            other => Command::new(other),
+        };
+        cmd.env("USER", "strata-test")
+            .env("CH_IMAGE_STORAGE", storage)
+            .env("REQUESTS_CA_BUNDLE", self.ca())
+            .env("CH_IMAGE_USERNAME", user)
+            .env("CH_IMAGE_PASSWORD", password);
+        cmd
+    }
+
     /// `skopeo inspect docker://ADDR/NAME`: digest, labels, layers.
     pub fn inspect(&self, name: &str) -> Value {
         self.skopeo_inspect(&[], name)
