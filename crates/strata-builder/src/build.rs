@@ -230,9 +230,11 @@ pub fn lock(
 fn fetcher(cache: &Cache, options: &BuildOptions) -> Result<Fetcher, BuildError> {
     let credentials = strata_client::credentials::Credentials::from_env()
         .map_err(assemble::python::PythonError::from)?;
-    Ok(Fetcher::new(cache.clone(), options.offline)
-        .map_err(strata_debian::DebianError::from)?
-        .with_credentials(credentials))
+    Ok(
+        Fetcher::new(cache.clone(), options.offline, options.registry.timeouts)
+            .map_err(strata_debian::DebianError::from)?
+            .with_credentials(credentials),
+    )
 }
 
 /// What planning decided for the lock, per platform: the system accounts
