@@ -3,7 +3,7 @@
 //! error messages in their one style (what happened, where, what to do).
 //! Any change to them shows up as a snapshot diff to review.
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use crate::util::TestDir;
 use crate::util::snapshot::{redact, redact_json};
@@ -113,4 +113,48 @@ fn error_messages() {
         all.push_str(&format!("--- {name}\n{stderr}\n"));
     }
     insta::assert_snapshot!("errors", all);
+}
+
+#[test]
+fn a_full_disk_names_the_output_not_the_cache() {
+    let t = TestDir::new();
+    std::fs::create_dir_all(t.join("big")).unwrap();
+    std::fs::write(t.join("big/noise.bin"), crate::util::noise(1 << 20)).unwrap();
+    let recipe = t.write(
+        "big/image.kdl",
+        "name \"big\"\nversion \"1\"\nbase \"scratch\"\nlayer \"noise\" {\n    copy \"noise.bin\" \"/opt/noise.bin\"\n}\n",
+    );
+    // Fills the cache, so that the next build only writes its output.
+    t.build_with(&recipe, &t.join("warm"), &["--sbom", "none"]);
+    // The output on another filesystem than the cache (blobs are copied,
+    // not linked), under a file size limit: the 1 MiB layer does not fit,
+    // as on a full disk.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let out = shm.path().join("out");
+    let build = t.build_cmd(&recipe, &out);
+    let mut limited = Command::new("sh");
+    limited
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"")
+        .arg(build.get_program())
+        .args(build.get_args())
+        .args(["--sbom", "none"])
+        .current_dir(t.path());
+    for (key, value) in build.get_envs() {
+        if let Some(value) = value {
+            limited.env(key, value);
+        }
+    }
+    let output = limited.output().unwrap();
+    let stderr = crate::util::text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot write `{}/blobs/sha256/", out.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(
+        !stderr.contains(&t.cache().display().to_string()),
+        "{stderr}"
+    );
 }

@@ -259,6 +259,31 @@ fn pins_and_missing_packages() {
     );
 }
 
+#[test]
+fn a_broken_package_is_named_not_its_cached_file() {
+    let t = TestDir::new();
+    let mut repo = AptRepo::new(&t, "broken");
+    let pkg = Pkg {
+        name: "broken",
+        version: "1.0",
+        arch: "amd64",
+        fields: &[],
+        files: &[],
+    };
+    let control = "Package: broken\nVersion: 1.0\nArchitecture: amd64\nDescription: an empty ar\n";
+    repo.add_deb(&pkg, control.to_owned(), b"!<arch>\n");
+    repo.publish("stable");
+    let url = repo.serve();
+    repo.export_key(&t.join("image/keys/repo.gpg"));
+    let stderr = t.build_fails(&recipe(&t, &url, "\"broken\""), &t.join("out"));
+    assert!(
+        stderr
+            .contains("the package `broken 1.0` is not a Debian package: no `control.tar` member"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("blobs"), "{stderr}");
+}
+
 /// Builds after `tamper` changed the served repository; returns stderr and
 /// checks that neither the output nor the lock appeared.
 fn fails_after(tamper: impl FnOnce(&TestDir, &AptRepo), expected: &[&str]) {

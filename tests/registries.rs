@@ -121,7 +121,28 @@ fn wrong_password_names_the_registry_and_the_source() {
     let stderr = text(&failed.stderr);
     assert!(
         stderr.contains(&format!(
-            "the registry `{}` refused the credentials from --creds",
+            "the registry `{}` refused the credentials from `--creds`",
+            tls.addr
+        )),
+        "{stderr}"
+    );
+    // From the variable, the variable is named.
+    let failed = t
+        .strata()
+        .env("STRATA_CREDS", format!("{USER}:wrong"))
+        .args([
+            "push",
+            &format!("{}:1.0.0", out.display()),
+            &dest,
+            "--ca-file",
+        ])
+        .arg(tls.ca())
+        .output()
+        .unwrap();
+    let stderr = text(&failed.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the registry `{}` refused the credentials from `STRATA_CREDS`",
             tls.addr
         )),
         "{stderr}"
@@ -437,16 +458,8 @@ fn a_push_survives_a_registry_restart() {
     let t = TestDir::new();
     let mut registry = Registry::start();
     // A layer large enough to be uploaded in chunks, and incompressible.
-    let mut noise = vec![0u8; 80 << 20];
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for chunk in noise.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
     fs::create_dir_all(t.join("big")).unwrap();
-    fs::write(t.join("big/noise.bin"), &noise).unwrap();
+    fs::write(t.join("big/noise.bin"), util::noise(80 << 20)).unwrap();
     let recipe = t.write(
         "big/image.kdl",
         "name \"big\"\nversion \"1\"\nbase \"scratch\"\nlayer \"noise\" {\n    copy \"noise.bin\" \"/opt/noise.bin\"\n}\n",
@@ -481,6 +494,50 @@ fn a_push_survives_a_registry_restart() {
     let output = pushing.wait_with_output().unwrap();
     assert_success(&output, "strata push across a restart");
 
+    registry.read_back(&t, "big/noise:1", &out, "1");
+}
+
+/// A process stopped by PID when dropped.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_chunked_push_resumes_through_a_flaky_network() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    // Three chunks (two PATCHes and the PUT), incompressible.
+    fs::create_dir_all(t.join("big")).unwrap();
+    fs::write(t.join("big/noise.bin"), util::noise(70 << 20)).unwrap();
+    let recipe = t.write(
+        "big/image.kdl",
+        "name \"big\"\nversion \"1\"\nbase \"scratch\"\nlayer \"noise\" {\n    copy \"noise.bin\" \"/opt/noise.bin\"\n}\n",
+    );
+    let out = t.join("out");
+    t.build_with(&recipe, &out, &["--compression", "zstd", "--sbom", "none"]);
+    // One request in three answered 503 without reaching the registry: an
+    // upload that started again from its first byte would never finish.
+    let port = util::free_port();
+    let _proxy = Stopped(
+        Command::new("python3")
+            .arg(util::repo_root().join("tests/util/fault_proxy.py"))
+            .args([&port.to_string(), &registry.addr, "3"])
+            .spawn()
+            .unwrap(),
+    );
+    util::wait_for_port(&format!("127.0.0.1:{port}"), "the fault proxy");
+    let pushed = t
+        .strata()
+        .args(["push", &format!("{}:1", out.display())])
+        .arg(format!("127.0.0.1:{port}/big/noise:1"))
+        .output()
+        .unwrap();
+    assert_success(&pushed, "strata push through a flaky network");
     registry.read_back(&t, "big/noise:1", &out, "1");
 }
 
@@ -595,7 +652,7 @@ fn bearer_tokens_from_the_registry_token_service() {
     // The token service refuses a wrong password, and grants nothing anonymously.
     let wrong = push(&t, &[&image, &dest, "--creds", &format!("{USER}:wrong")]);
     assert!(
-        text(&wrong.stderr).contains("refused the credentials from --creds"),
+        text(&wrong.stderr).contains("refused the credentials from `--creds`"),
         "{}",
         text(&wrong.stderr)
     );

@@ -217,13 +217,8 @@ pub enum Command {
 /// Registry access, as skopeo names the flags.
 #[derive(clap::Args)]
 pub struct RegistryArgs {
-    /// Credentials for every registry, instead of the auth files
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        env = "STRATA_CREDS",
-        hide_env_values = true
-    )]
+    /// Credentials for every registry, instead of the auth files [env: STRATA_CREDS]
+    #[arg(long, value_name = "USER:PASSWORD")]
     creds: Option<String>,
     #[command(flatten)]
     tls: TlsArgs,
@@ -244,30 +239,39 @@ pub struct TlsArgs {
 
 impl RegistryArgs {
     pub fn options(self) -> Result<registry::Options, Report> {
-        let credentials = match self.creds {
-            Some(text) => Some(Credential::parse_flag(&text).ok_or_else(|| {
+        // Read here rather than by clap, so that errors name where the
+        // credentials came from.
+        let given = match self.creds {
+            Some(text) => Some((text, "`--creds`")),
+            None => std::env::var("STRATA_CREDS")
+                .ok()
+                .map(|text| (text, "`STRATA_CREDS`")),
+        };
+        let credentials = match given {
+            Some((text, source)) => Some(Credential::parse(&text, source).ok_or_else(|| {
                 miette::miette!(
-                    help = "write `--creds USER:PASSWORD`",
-                    "`--creds` must be `USER:PASSWORD`"
+                    help = "write `USER:PASSWORD`",
+                    "{source} must be `USER:PASSWORD`"
                 )
             })?),
             None => None,
         };
         Ok(registry::Options {
             credentials,
-            ..self.tls.options()
+            ..self.tls.options()?
         })
     }
 }
 
 impl TlsArgs {
-    pub fn options(self) -> registry::Options {
-        registry::Options {
+    pub fn options(self) -> Result<registry::Options, Report> {
+        Ok(registry::Options {
             credentials: None,
             ca_files: self.ca_file,
             cert_dir: self.cert_dir,
             insecure: self.insecure,
-        }
+            timeouts: registry::Timeouts::from_env()?,
+        })
     }
 }
 

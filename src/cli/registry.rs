@@ -120,7 +120,7 @@ pub fn login_command(
             "no place for the auth file: none of REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, XDG_CONFIG_HOME or HOME is set"
         )
     })?;
-    Client::new(tls.options())?.check_login(registry, credential.clone())?;
+    Client::new(tls.options()?)?.check_login(registry, credential.clone())?;
     registry::auth::save(&file, registry, &credential)?;
     say(format!(
         "login to {registry} succeeded; saved in {}",

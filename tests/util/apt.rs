@@ -105,18 +105,25 @@ impl AptRepo {
             ));
         }
         fs::write(tree.join("DEBIAN/md5sums"), md5sums).unwrap();
-        let rel = format!("pool/main/{}_{}_{}.deb", pkg.name, pkg.version, pkg.arch);
-        let deb = self.root.join(&rel);
-        fs::create_dir_all(deb.parent().unwrap()).unwrap();
+        let deb = self.work.join(format!("{}_{}.deb", pkg.name, pkg.version));
         run(Command::new("dpkg-deb")
             .args(["--root-owner-group", "-Zgzip", "--build"])
             .arg(&tree)
             .arg(&deb));
-        let bytes = fs::read(&deb).unwrap();
+        self.add_deb(pkg, control, &fs::read(&deb).unwrap());
+    }
+
+    /// Lists `bytes` as the `.deb` of `pkg`, whatever they hold, under the
+    /// `control` paragraph: the index vouches for them as for any package.
+    pub fn add_deb(&mut self, pkg: &Pkg, mut control: String, bytes: &[u8]) {
+        let rel = format!("pool/main/{}_{}_{}.deb", pkg.name, pkg.version, pkg.arch);
+        let deb = self.root.join(&rel);
+        fs::create_dir_all(deb.parent().unwrap()).unwrap();
+        fs::write(&deb, bytes).unwrap();
         control.push_str(&format!(
             "Filename: {rel}\nSize: {}\nSHA256: {}\n",
             bytes.len(),
-            hex::encode(sha2::Sha256::digest(&bytes))
+            hex::encode(sha2::Sha256::digest(bytes))
         ));
         self.paragraphs.push(control);
     }

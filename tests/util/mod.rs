@@ -109,6 +109,19 @@ impl TestDir {
     }
 }
 
+/// `len` bytes that no compressor shrinks (xorshift), the same every run.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut noise = vec![0u8; len];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    noise
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

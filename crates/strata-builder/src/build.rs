@@ -236,9 +236,11 @@ fn fetcher(recipe: &Recipe, cache: &Cache, options: &BuildOptions) -> Result<Fet
     for login in debian.chain(python) {
         credentials.add_login(&login.url, login.basic.clone());
     }
-    Ok(Fetcher::new(cache.clone(), options.offline)
-        .map_err(strata_debian::DebianError::from)?
-        .with_credentials(credentials))
+    Ok(
+        Fetcher::new(cache.clone(), options.offline, options.registry.timeouts)
+            .map_err(strata_debian::DebianError::from)?
+            .with_credentials(credentials),
+    )
 }
 
 /// What planning decided for the lock, per platform: the system accounts

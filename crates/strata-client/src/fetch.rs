@@ -5,10 +5,10 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
+use crate::body::{Body, BodyError, Timeouts};
 use crate::credentials::Credentials;
 use crate::retry::{Backoff, Transient};
 use strata_cache::{Cache, CacheError};
@@ -17,11 +17,12 @@ use strata_oci::digest::{Digest, HashingWriter};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum FetchError {
     #[error("cannot download `{url}`")]
-    #[diagnostic(help("check the URL and the network; strata tried 4 times"))]
+    #[diagnostic(help("check the URL and the network{}", crate::retry::tries_note(*tries)))]
     Http {
         url: String,
         #[source]
-        source: reqwest::Error,
+        source: BodyError,
+        tries: u32,
     },
     #[error(
         "`{url}` does not match its expected sha256: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
@@ -84,6 +85,7 @@ const PARALLEL: usize = 8;
 
 pub struct Fetcher {
     client: reqwest::Client,
+    timeouts: Timeouts,
     runtime: tokio::runtime::Runtime,
     cache: Cache,
     offline: bool,
@@ -96,20 +98,16 @@ pub struct Fetcher {
 const DEFAULT_CAP: u64 = 64 << 20;
 
 impl Fetcher {
-    pub fn new(cache: Cache, offline: bool) -> Result<Fetcher, FetchError> {
+    pub fn new(cache: Cache, offline: bool, timeouts: Timeouts) -> Result<Fetcher, FetchError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(FetchError::Runtime)?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(20))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(FetchError::Client)?;
+        let client = timeouts.client().build().map_err(FetchError::Client)?;
         Ok(Fetcher {
             client,
+            timeouts,
             runtime,
             cache,
             offline,
@@ -203,7 +201,7 @@ impl Fetcher {
             ) {
                 return Ok(None);
             }
-            let mut response = response.error_for_status()?;
+            let mut response = Body::new(response.error_for_status()?, self.timeouts);
             // Read in chunks against the cap: a server may send without end.
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await? {
@@ -266,9 +264,9 @@ impl Fetcher {
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
         let request = self.request(&d.url);
-        let (cache, d) = (self.cache.clone(), d.clone());
+        let (cache, d, timeouts) = (self.cache.clone(), d.clone(), self.timeouts);
         self.runtime.spawn(async move {
-            let result = stream_into_cache(request, &cache, &d, &tx).await;
+            let result = stream_into_cache(request, timeouts, &cache, &d, &tx).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(std::io::Error::other(e))).await;
             }
@@ -294,7 +292,8 @@ impl Fetcher {
         };
         let (digest, size) = with_retries(&d.url, || async {
             step.set_position(0);
-            let mut response = self.request(&d.url).send().await?.error_for_status()?;
+            let response = self.request(&d.url).send().await?.error_for_status()?;
+            let mut response = Body::new(response, self.timeouts);
             let file = tmp.reopen().map_err(io)?;
             file.set_len(0).map_err(io)?;
             let mut sink = HashingWriter::new(std::io::BufWriter::new(file));
@@ -338,13 +337,16 @@ fn request(
 
 async fn stream_into_cache(
     request: reqwest::RequestBuilder,
+    timeouts: Timeouts,
     cache: &Cache,
     d: &Download,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
 ) -> Result<(), FetchError> {
+    // Streams are not retried: one try.
     let http = |source| FetchError::Http {
         url: d.url.clone(),
         source,
+        tries: 1,
     };
     let tmp = cache.temp_file()?;
     let io = |source| CacheError::Io {
@@ -357,11 +359,12 @@ async fn stream_into_cache(
     if let Some(size) = d.size {
         step.set_length(size);
     }
-    let mut response = request
+    let response = request
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(http)?;
+        .map_err(|e| http(e.into()))?;
+    let mut response = Body::new(response, timeouts);
     while let Some(chunk) = response.chunk().await.map_err(http)? {
         sink.write_all(&chunk).map_err(io)?;
         step.inc(chunk.len() as u64);
@@ -400,7 +403,7 @@ impl Read for ChannelReader {
 
 /// Why one attempt failed; `retry` decides whether to try again.
 enum Failure {
-    Http(reqwest::Error),
+    Http(BodyError, u32),
     /// A document past its cap: the same bytes would come again.
     TooLarge(u64),
     /// Writing to the cache: no use trying again.
@@ -409,15 +412,27 @@ enum Failure {
 
 impl From<reqwest::Error> for Failure {
     fn from(e: reqwest::Error) -> Self {
-        Failure::Http(e)
+        Failure::Http(e.into(), 1)
+    }
+}
+
+impl From<BodyError> for Failure {
+    fn from(e: BodyError) -> Self {
+        Failure::Http(e, 1)
     }
 }
 
 impl Transient for Failure {
     fn transient(&self) -> bool {
         match self {
-            Failure::Http(e) => crate::retry::is_transient(e),
+            Failure::Http(e, _) => crate::retry::is_transient(e),
             Failure::TooLarge(_) | Failure::Cache(_) => false,
+        }
+    }
+
+    fn tried(&mut self, tries: u32) {
+        if let Failure::Http(_, n) = self {
+            *n = tries;
         }
     }
 }
@@ -430,9 +445,10 @@ where
     crate::retry::retry(Backoff::DOWNLOAD, attempt)
         .await
         .map_err(|failure| match failure {
-            Failure::Http(source) => FetchError::Http {
+            Failure::Http(source, tries) => FetchError::Http {
                 url: url.to_owned(),
                 source,
+                tries,
             },
             Failure::TooLarge(cap) => FetchError::TooLarge {
                 url: url.to_owned(),
@@ -440,4 +456,130 @@ where
             },
             Failure::Cache(e) => FetchError::Cache(e),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A loopback HTTP server that reads each request and hands the
+    /// connection to `respond`, one thread per connection; also gives how
+    /// many requests came.
+    fn serve(respond: fn(&mut TcpStream)) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/dists/stable/InRelease",
+            listener.local_addr().unwrap()
+        );
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut request = [0; 4096];
+                    let _ = stream.read(&mut request);
+                    respond(&mut stream);
+                });
+            }
+        });
+        (url, count)
+    }
+
+    fn fetcher(window: Duration) -> (tempfile::TempDir, Fetcher) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_owned()).unwrap();
+        let fetcher = Fetcher::new(cache, false, Timeouts { window }).unwrap();
+        (dir, fetcher)
+    }
+
+    #[test]
+    fn an_endless_document_stops_at_its_cap() {
+        let (url, count) = serve(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
+            let block = vec![b'x'; 1 << 16];
+            while stream.write_all(&block).is_ok() {}
+        });
+        let (_dir, fetcher) = fetcher(Duration::from_secs(30));
+        let err = fetcher.get(&url).unwrap_err();
+        assert!(
+            matches!(&err, FetchError::TooLarge { cap, .. } if *cap == DEFAULT_CAP),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("`{url}` is larger than the {DEFAULT_CAP} bytes strata reads from such a file")
+        );
+        // The same bytes would come again: not retried.
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_trickling_server_fails_after_the_retries() {
+        // A byte every 100 ms: never silent for a whole window, as reqwest's
+        // read timeout would need, yet far too slow.
+        let (url, count) = serve(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+            while stream.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let (_dir, fetcher) = fetcher(Duration::from_secs(1));
+        let err = fetcher.get(&url).unwrap_err();
+        let FetchError::Http { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            matches!(source, BodyError::Stalled { window, .. } if window.as_secs() == 1),
+            "{source:?}"
+        );
+        assert!(
+            source.to_string().starts_with("the server sent "),
+            "{source}"
+        );
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            Backoff::DOWNLOAD.tries as usize
+        );
+    }
+
+    #[test]
+    fn the_help_counts_the_tries_made() {
+        use miette::Diagnostic;
+        let (url, count) = serve(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+        });
+        let (_dir, fetcher) = fetcher(Duration::from_secs(30));
+        let download = Download {
+            url: url.clone(),
+            sha256: Digest::of(b"x"),
+            size: None,
+        };
+        let err = fetcher.fetch_all(&[download]).unwrap_err();
+        assert!(matches!(err, FetchError::Http { tries: 1, .. }), "{err:?}");
+        assert_eq!(
+            err.help().unwrap().to_string(),
+            "check the URL and the network"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+
+        let (url, count) = serve(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n");
+        });
+        let download = Download {
+            url,
+            sha256: Digest::of(b"x"),
+            size: None,
+        };
+        let err = fetcher.fetch_all(&[download]).unwrap_err();
+        assert_eq!(
+            err.help().unwrap().to_string(),
+            "check the URL and the network; strata tried 4 times"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 4);
+    }
 }

@@ -2,6 +2,7 @@
 //! and size while they stream, and the retry policy shared with the registry
 //! client.
 
+pub mod body;
 pub mod credentials;
 pub mod fetch;
 pub mod retry;

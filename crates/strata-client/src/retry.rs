@@ -6,9 +6,25 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use crate::body::BodyError;
+
 /// Whether a failed attempt may succeed if tried again.
 pub trait Transient {
     fn transient(&self) -> bool;
+
+    /// Told how many tries were made when this error ends them, for errors
+    /// that say so: counted here, so that no message guesses.
+    fn tried(&mut self, _tries: u32) {}
+}
+
+/// What a help adds about tries: nothing after one, since a second try was
+/// not worth it.
+pub fn tries_note(tries: u32) -> String {
+    if tries > 1 {
+        format!("; strata tried {tries} times")
+    } else {
+        String::new()
+    }
 }
 
 /// How many times to try, and how long to wait before the second try; the
@@ -47,7 +63,11 @@ where
                 delay *= 2;
                 tries += 1;
             }
-            result => return result,
+            Err(mut e) => {
+                e.tried(tries);
+                return Err(e);
+            }
+            ok => return ok,
         }
     }
 }
@@ -61,6 +81,13 @@ pub fn is_transient(err: &(dyn Error + 'static)) -> bool {
     while let Some(e) = next {
         if let Some(e) = e.downcast_ref::<reqwest::Error>() {
             return transient_reqwest(e);
+        }
+        if let Some(e) = e.downcast_ref::<BodyError>() {
+            return match e {
+                BodyError::Http(e) => transient_reqwest(e),
+                // A server may stall for a while and recover.
+                BodyError::Stalled { .. } => true,
+            };
         }
         if let Some(e) = e.downcast_ref::<io::Error>() {
             if transient_kind(e.kind()) {
@@ -81,9 +108,11 @@ fn transient_reqwest(e: &reqwest::Error) -> bool {
     if e.is_timeout() {
         return true;
     }
-    // Builder, redirect and decode errors come out the same on every try;
-    // connect, request and body errors are judged by what broke beneath.
-    if !(e.is_connect() || e.is_request() || e.is_body()) {
+    // Builder and redirect errors come out the same on every try; connect,
+    // request, body and decode errors are judged by what broke beneath: a
+    // body cut short comes out of reqwest as a decode error over hyper's
+    // incomplete message, while bad gzip is an `InvalidData` beneath it.
+    if !(e.is_connect() || e.is_request() || e.is_body() || e.is_decode()) {
         return false;
     }
     let mut next = e.source();
@@ -253,6 +282,61 @@ mod tests {
     fn status_errors_from_a_real_server() {
         assert!(!is_transient(&status_error(404)));
         assert!(is_transient(&Wrapped(Box::new(status_error(503)))));
+    }
+
+    #[test]
+    fn a_body_cut_short_is_transient() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0; 4096];
+                let _ = stream.read(&mut buf);
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly this");
+            }
+        });
+        let e = runtime().block_on(async {
+            let response = reqwest::Client::new().get(&url).send().await.unwrap();
+            response.bytes().await.expect_err("the body is cut short")
+        });
+        assert!(is_transient(&e), "{e:?}");
+        assert!(is_transient(&Wrapped(Box::new(BodyError::Http(e)))));
+    }
+
+    #[test]
+    fn tries_are_counted() {
+        #[derive(Debug)]
+        struct Failed {
+            transient: bool,
+            tries: u32,
+        }
+        impl Transient for Failed {
+            fn transient(&self) -> bool {
+                self.transient
+            }
+            fn tried(&mut self, tries: u32) {
+                self.tries = tries;
+            }
+        }
+        let backoff = Backoff {
+            tries: 3,
+            first: Duration::from_millis(1),
+        };
+        for (transient, tries) in [(false, 1), (true, 3)] {
+            let e = runtime()
+                .block_on(retry(backoff, || async {
+                    Err::<(), _>(Failed {
+                        transient,
+                        tries: 0,
+                    })
+                }))
+                .unwrap_err();
+            assert_eq!(e.tries, tries);
+        }
+        assert_eq!(tries_note(1), "");
+        assert_eq!(tries_note(3), "; strata tried 3 times");
     }
 
     #[test]

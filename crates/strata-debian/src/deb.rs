@@ -83,54 +83,56 @@ pub struct Unpacked {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DebError {
-    #[error("cannot read `{}`", deb.display())]
+    // `deb` is how the package is named: its path in backticks, or the
+    // package's name and version when it is read from the cache.
+    #[error("cannot read {deb}")]
     #[diagnostic(help("check that the file exists and is readable"))]
     Read {
-        deb: PathBuf,
+        deb: String,
         #[source]
         source: io::Error,
     },
-    #[error("`{}` is not a Debian package: {reason}", deb.display())]
+    #[error("{deb} is not a Debian package: {reason}")]
     #[diagnostic(help("give a `.deb` file as Debian mirrors and `dpkg-deb --build` make them"))]
-    NotDeb { deb: PathBuf, reason: String },
-    #[error("unsupported compression `{member}` in `{}`", deb.display())]
+    NotDeb { deb: String, reason: String },
+    #[error("unsupported compression `{member}` in {deb}")]
     #[diagnostic(help(
         "only `gz`, `xz`, `zst` and uncompressed members can be read; repack the package with `dpkg-deb -Zxz --build`"
     ))]
-    Compression { deb: PathBuf, member: String },
-    #[error("`{}` is truncated: it ends inside {place}", deb.display())]
+    Compression { deb: String, member: String },
+    #[error("{deb} is truncated: it ends inside {place}")]
     #[diagnostic(help("delete the file and download it again"))]
-    Truncated { deb: PathBuf, place: String },
-    #[error("`{}` is damaged: cannot read {place}", deb.display())]
+    Truncated { deb: String, place: String },
+    #[error("{deb} is damaged: cannot read {place}")]
     #[diagnostic(help("delete the file and download it again"))]
     Corrupt {
-        deb: PathBuf,
+        deb: String,
         place: String,
         #[source]
         source: io::Error,
     },
-    #[error("`{}` has an unusable entry `{entry}` in `{member}`: {reason}", deb.display())]
+    #[error("{deb} has an unusable entry `{entry}` in `{member}`: {reason}")]
     #[diagnostic(help("this package cannot be installed as it is; report it to its maintainer"))]
     BadEntry {
-        deb: PathBuf,
+        deb: String,
         member: String,
         entry: String,
         reason: String,
     },
-    #[error("`{}` has a member in `{member}` whose tar headers are too large", deb.display())]
+    #[error("{deb} has a member in `{member}` whose tar headers are too large")]
     #[diagnostic(help(
         "this package cannot be installed as it is: its archive is malformed or hostile; report it to its maintainer"
     ))]
     OversizedHeaders {
-        deb: PathBuf,
+        deb: String,
         member: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot write the data of `{}` to `{}`", deb.display(), dest.display())]
+    #[error("cannot write the data of {deb} to `{}`", dest.display())]
     #[diagnostic(help("check that the folder is writable and has free space"))]
     Write {
-        deb: PathBuf,
+        deb: String,
         dest: PathBuf,
         #[source]
         source: io::Error,
@@ -141,7 +143,13 @@ pub enum DebError {
 /// temporary file in the same folder and a rename, so a crash never leaves a
 /// partial file), and returns the control metadata and the entry index.
 pub fn unpack(deb: &Path, data_tar_dest: &Path) -> Result<Unpacked, DebError> {
-    let mut ar = Ar::open(deb)?;
+    unpack_as(deb, &format!("`{}`", deb.display()), data_tar_dest)
+}
+
+/// As [`unpack`], with errors naming the package as `name` says (a cached
+/// copy's path means nothing to the reader).
+pub fn unpack_as(deb: &Path, name: &str, data_tar_dest: &Path) -> Result<Unpacked, DebError> {
+    let mut ar = Ar::open(deb, name)?;
     let mut control = None;
     let mut entries = None;
     while control.is_none() || entries.is_none() {
@@ -175,7 +183,7 @@ pub fn unpack(deb: &Path, data_tar_dest: &Path) -> Result<Unpacked, DebError> {
 
 /// Reads only the control part of `deb`, stopping before its data tar.
 pub fn read_control(deb: &Path) -> Result<Control, DebError> {
-    let mut ar = Ar::open(deb)?;
+    let mut ar = Ar::open(deb, &format!("`{}`", deb.display()))?;
     while let Some(member) = ar.next_member()? {
         if member.part() == Some(Part::Control) {
             return ar.read_control(&member);
@@ -251,7 +259,8 @@ impl From<io::Error> for Fail {
 
 /// The outer `ar` archive. As a reader, it yields the current member's bytes.
 struct Ar {
-    deb: PathBuf,
+    /// How errors name the package.
+    deb: String,
     inner: BufReader<File>,
     /// Bytes of the file consumed so far.
     pos: u64,
@@ -281,13 +290,13 @@ impl Read for Ar {
 }
 
 impl Ar {
-    fn open(deb: &Path) -> Result<Ar, DebError> {
+    fn open(deb: &Path, name: &str) -> Result<Ar, DebError> {
         let file = File::open(deb).map_err(|source| DebError::Read {
-            deb: deb.to_path_buf(),
+            deb: name.to_owned(),
             source,
         })?;
         let mut ar = Ar {
-            deb: deb.to_path_buf(),
+            deb: name.to_owned(),
             inner: BufReader::with_capacity(64 << 10, file),
             pos: 0,
             end: 8,
@@ -621,7 +630,7 @@ fn index(reader: &mut impl Read) -> Result<Vec<DataEntry>, Fail> {
             entry: shown.clone(),
             reason: reason.to_owned(),
         };
-        let path = normalise(&raw_path).map_err(bad)?;
+        let path = normalise(&raw_path).map_err(|e| bad(&e.of("its path")))?;
         let link = || -> Result<String, Fail> {
             let target = entry
                 .link_name_bytes()
@@ -641,7 +650,8 @@ fn index(reader: &mut impl Read) -> Result<Vec<DataEntry>, Fail> {
             tar::EntryType::Symlink => DataKind::Symlink(link()?),
             tar::EntryType::Link => {
                 let target = link()?;
-                let target = normalise(target.as_bytes()).map_err(bad)?;
+                let target =
+                    normalise(target.as_bytes()).map_err(|e| bad(&e.of("its link target")))?;
                 if !linkable.contains(&target) {
                     return Err(bad(&format!(
                         "it is a hard link to `{target}`, which is not an earlier file of the archive"
@@ -715,7 +725,27 @@ fn pax_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<u64>> 
     Ok(None)
 }
 
-/// `./usr//bin/x/` → `usr/bin/x`; `./` → ``. Refuses `..`, NUL and non-UTF-8.
+/// Why a path in a tar cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadPath {
+    NotUtf8,
+    Nul,
+    DotDot,
+    TooLong,
+}
+
+impl BadPath {
+    /// The reason, said of `what` (`its path`, `its link target`).
+    fn of(self, what: &str) -> String {
+        match self {
+            BadPath::NotUtf8 => format!("{what} is not UTF-8"),
+            BadPath::Nul => format!("{what} contains a NUL byte"),
+            BadPath::DotDot => format!("{what} contains `..`"),
+            BadPath::TooLong => format!("{what} is longer than 4096 bytes (PATH_MAX)"),
+        }
+    }
+}
+
 /// A member's path as error messages show it: a hostile path can be a
 /// megabyte long, so only its start is shown.
 fn shown_path(raw: &[u8]) -> String {
@@ -728,16 +758,18 @@ fn shown_path(raw: &[u8]) -> String {
     }
 }
 
-fn normalise(raw: &[u8]) -> Result<String, &'static str> {
-    let text = std::str::from_utf8(raw).map_err(|_| "its path is not UTF-8")?;
+/// `./usr//bin/x/` → `usr/bin/x`; `./` → ``. Refuses `..`, NUL, non-UTF-8
+/// and paths longer than PATH_MAX.
+fn normalise(raw: &[u8]) -> Result<String, BadPath> {
+    let text = std::str::from_utf8(raw).map_err(|_| BadPath::NotUtf8)?;
     if text.contains('\0') {
-        return Err("its path contains a NUL byte");
+        return Err(BadPath::Nul);
     }
     let mut out = String::with_capacity(text.len());
     for part in text.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err("its path contains `..`"),
+            ".." => return Err(BadPath::DotDot),
             part => {
                 if !out.is_empty() {
                     out.push('/');
@@ -746,7 +778,7 @@ fn normalise(raw: &[u8]) -> Result<String, &'static str> {
             }
         }
         if out.len() > strata_oci::path::MAX_PATH {
-            return Err("its path is longer than 4096 bytes (PATH_MAX)");
+            return Err(BadPath::TooLong);
         }
     }
     Ok(out)
@@ -1451,7 +1483,20 @@ mod tests {
     #[test]
     fn refuses_unsafe_entries() {
         let dir = TempDir::new().unwrap();
-        let cases: [(&[TarEntry<'_>], &str, &str); 3] = [
+        let cases: [(&[TarEntry<'_>], &str, &str); 4] = [
+            (
+                &[
+                    ("./usr/a", tar::EntryType::Regular, "", b"x"),
+                    (
+                        "./usr/b",
+                        tar::EntryType::Link,
+                        "./usr/../../etc/passwd",
+                        b"",
+                    ),
+                ],
+                "./usr/b",
+                "its link target contains `..`",
+            ),
             (
                 &[("./../etc/passwd", tar::EntryType::Regular, "", b"x")],
                 "./../etc/passwd",

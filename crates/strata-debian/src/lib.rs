@@ -360,7 +360,8 @@ fn unpack_cached(
     let record = match cached {
         Some(record) => record,
         None => {
-            let unpacked = deb::unpack(&cache.blob_path(&locked.sha256), &tar)?;
+            let name = format!("the package `{} {}`", locked.name, locked.version);
+            let unpacked = deb::unpack_as(&cache.blob_path(&locked.sha256), &name, &tar)?;
             let record = UnpackRecord {
                 format: UNPACK_FORMAT,
                 control: unpacked.control,

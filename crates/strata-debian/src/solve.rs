@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use resolvo::utils::Pool;
 use resolvo::{
@@ -35,6 +36,11 @@ pub enum SolveError {
         "pin other versions with `name=version`, or drop one of the packages named above"
     ))]
     Unsolvable { explanation: String },
+    #[error("the solver stopped after {steps} steps without finding a set of packages that fits")]
+    #[diagnostic(help(
+        "the requests leave too many alternatives open: pin versions with `name=version`, or request one of the alternatives (`a | b`, virtual packages) by name"
+    ))]
+    TooHard { steps: u64 },
     #[error("no repository has a package `{name}`{}", version.as_ref().map(|v| format!(" at version `{v}`")).unwrap_or_default())]
     #[diagnostic(help(
         "check the spelling and the `debian` suite; `apt-cache policy {name}` on a Debian host shows what exists"
@@ -163,11 +169,22 @@ pub struct Request {
 /// Solves the requests; returns the packages to install (not those the base
 /// already has), sorted by name.
 pub fn solve(universe: &Universe, requests: &[Request]) -> Result<Vec<Arc<Package>>, SolveError> {
+    solve_within(universe, requests, STEPS)
+}
+
+/// [`solve`], stopping after `budget` steps.
+fn solve_within(
+    universe: &Universe,
+    requests: &[Request],
+    budget: u64,
+) -> Result<Vec<Arc<Package>>, SolveError> {
     let provider = Provider {
         pool: Pool::default(),
         universe,
         solvables: Default::default(),
         relation_error: Default::default(),
+        steps: Default::default(),
+        budget,
     };
     let mut requirements = Vec::new();
     for request in requests {
@@ -203,6 +220,9 @@ pub fn solve(universe: &Universe, requests: &[Request]) -> Result<Vec<Arc<Packag
             return Err(SolveError::Unsolvable {
                 explanation: conflict.display_user_friendly(&solver).to_string(),
             });
+        }
+        Err(UnsolvableOrCancelled::Cancelled(value)) if value.is::<BudgetSpent>() => {
+            return Err(SolveError::TooHard { steps: budget });
         }
         Err(UnsolvableOrCancelled::Cancelled(_)) => {
             let error = solver
@@ -270,7 +290,22 @@ struct Provider<'a> {
     solvables: std::sync::Mutex<HashMap<Candidate, SolvableId>>,
     /// A relationship that failed to parse, reported after cancelling.
     relation_error: std::sync::Mutex<Option<SolveError>>,
+    /// How many times the solver has asked whether to go on: once per
+    /// propagation, so about once per decision.
+    steps: AtomicU64,
+    /// How many steps it may take.
+    budget: u64,
 }
+
+/// The solver's budget, in steps. Real requests (a desktop's worth of
+/// packages from a full Debian index) take a few thousand; an index shaped
+/// like a pigeonhole problem takes exponentially many, and would otherwise
+/// run for hours. Counted rather than timed, so that a build fails or
+/// succeeds the same way on every machine.
+const STEPS: u64 = 200_000;
+
+/// The cancel value that says the budget is spent.
+struct BudgetSpent;
 
 impl Provider<'_> {
     fn solvable(&self, c: Candidate) -> SolvableId {
@@ -520,6 +555,9 @@ impl DependencyProvider for Provider<'_> {
     }
 
     fn should_cancel_with_value(&self) -> Option<Box<dyn std::any::Any>> {
+        if self.steps.fetch_add(1, Ordering::Relaxed) >= self.budget {
+            return Some(Box::new(BudgetSpent));
+        }
         let failed = self
             .relation_error
             .lock()
@@ -650,5 +688,51 @@ mod tests {
         assert!(err.contains("d"), "{err}");
         let err = solve(&u, &[req("nope")]).unwrap_err().to_string();
         assert_eq!(err, "no repository has a package `nope`");
+    }
+
+    /// `holes + 1` pigeons, each requested and each needing one of its
+    /// `pigeon-in-hole` packages, which conflict with every other pigeon's
+    /// package for the same hole: unsolvable, and exponentially hard for a
+    /// solver that learns clauses one conflict at a time.
+    fn pigeonhole(holes: usize) -> (Universe, Vec<Request>) {
+        let mut packages = Vec::new();
+        let pigeons = holes + 1;
+        for p in 0..pigeons {
+            let seats: Vec<String> = (0..holes).map(|h| format!("p{p}-h{h}")).collect();
+            packages.push(pkg(
+                &format!("p{p}"),
+                "1",
+                &[("Depends", &seats.join(" | "))],
+            ));
+            for h in 0..holes {
+                let others: Vec<String> = (0..pigeons)
+                    .filter(|o| *o != p)
+                    .map(|o| format!("p{o}-h{h}"))
+                    .collect();
+                packages.push(pkg(
+                    &format!("p{p}-h{h}"),
+                    "1",
+                    &[("Conflicts", &others.join(", "))],
+                ));
+            }
+        }
+        let requests = (0..pigeons).map(|p| req(&format!("p{p}"))).collect();
+        (Universe::new(packages, vec![]).unwrap(), requests)
+    }
+
+    #[test]
+    fn a_pigeonhole_index_stops_at_the_budget() {
+        let (u, requests) = pigeonhole(5);
+        let err = solve(&u, &requests).unwrap_err();
+        assert!(matches!(err, SolveError::Unsolvable { .. }), "{err}");
+        // 14 holes (210 packages) ran for minutes without a budget; a
+        // small one keeps the test quick, the default works the same way.
+        let (u, requests) = pigeonhole(14);
+        let err = solve_within(&u, &requests, 5_000).unwrap_err();
+        assert!(matches!(err, SolveError::TooHard { steps: 5_000 }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "the solver stopped after 5000 steps without finding a set of packages that fits"
+        );
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use resolvo::utils::Pool;
@@ -49,6 +50,11 @@ pub enum ResolveError {
         "relax a pin named above, or pick versions that agree; `uv pip compile` shows the same conflict"
     ))]
     Unsolvable { explanation: String },
+    #[error("the solver stopped after {steps} steps without finding versions that fit together")]
+    #[diagnostic(help(
+        "the requirements leave too many versions open: pin the packages named in the recipe (`name==version`), or add a constraints file with the versions `uv pip compile` picks"
+    ))]
+    TooHard { steps: u64 },
     #[error(
         "`{name}` has no wheel for this image ({target}); it is required by {chain}\n{found}\nstrata looked for these tags, best first: {tags}"
     )]
@@ -215,6 +221,7 @@ pub fn resolve(
         no_wheel: Mutex::default(),
         parents: Mutex::default(),
         failure: Mutex::default(),
+        steps: AtomicU64::default(),
     };
     // A hash pin that matches no usable wheel is named before solving: the
     // solver would only say that no version fits.
@@ -256,6 +263,9 @@ pub fn resolve(
                 .provider()
                 .no_wheel_error(&explanation)
                 .unwrap_or(ResolveError::Unsolvable { explanation }));
+        }
+        Err(UnsolvableOrCancelled::Cancelled(value)) if value.is::<BudgetSpent>() => {
+            return Err(ResolveError::TooHard { steps: STEPS });
         }
         Err(UnsolvableOrCancelled::Cancelled(_)) => {
             let failure = solver
@@ -363,7 +373,19 @@ struct Provider<'a> {
     parents: Mutex<HashMap<String, String>>,
     /// An error that stopped the solver (reported after it cancels).
     failure: Mutex<Option<ResolveError>>,
+    /// How many times the solver has asked whether to go on: once per
+    /// propagation, so about once per decision.
+    steps: AtomicU64,
 }
+
+/// The solver's budget, in steps, as for Debian packages: real requirement
+/// sets take a few thousand; ones shaped like a pigeonhole problem take
+/// exponentially many. Counted rather than timed, so that a build fails or
+/// succeeds the same way on every machine.
+const STEPS: u64 = 200_000;
+
+/// The cancel value that says the budget is spent.
+struct BudgetSpent;
 
 /// A project's versions, sorted best first: usable ones with their wheel,
 /// and unusable ones with why.
@@ -746,6 +768,9 @@ impl DependencyProvider for Provider<'_> {
     }
 
     fn should_cancel_with_value(&self) -> Option<Box<dyn std::any::Any>> {
+        if self.steps.fetch_add(1, Ordering::Relaxed) >= STEPS {
+            return Some(Box::new(BudgetSpent));
+        }
         let failed = self.failure.lock().map(|e| e.is_some()).unwrap_or(false);
         failed.then(|| Box::new(()) as Box<dyn std::any::Any>)
     }

@@ -21,13 +21,14 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// `user:password`, as `--creds` takes it.
-    pub fn parse_flag(text: &str) -> Option<Credential> {
+    /// `user:password`, as `--creds` takes it, from `source` (the flag or
+    /// the variable, as errors name it).
+    pub fn parse(text: &str, source: &str) -> Option<Credential> {
         let (username, secret) = text.split_once(':')?;
         (!username.is_empty()).then(|| Credential {
             username: username.to_owned(),
             secret: secret.to_owned(),
-            source: "--creds".to_owned(),
+            source: source.to_owned(),
         })
     }
 

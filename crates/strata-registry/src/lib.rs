@@ -11,12 +11,14 @@ mod repository;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub use repository::{BlobOutcome, Payload, Repository};
+pub use strata_client::body::Timeouts;
 
 use auth::Credential;
 use strata_cache::CacheError;
+use strata_client::body::{Body, BodyError};
+use strata_client::retry::tries_note;
 use strata_oci::digest::Digest;
 use strata_oci::reference::Reference;
 
@@ -28,10 +30,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum RegistryError {
     #[error("cannot reach the registry `{registry}`")]
     #[diagnostic(help(
-        "check the address and the network; strata tried several times. A registry that speaks plain HTTP away from loopback needs `--insecure`; one with a private CA needs `--ca-file` or `--cert-dir`"
+        "check the address and the network{}. A registry that speaks plain HTTP away from loopback needs `--insecure`; one with a private CA needs `--ca-file` or `--cert-dir`",
+        tries_note(*tries)
     ))]
     Unreachable {
         registry: String,
+        tries: u32,
         /// How the first scheme tried failed.
         #[source]
         source: Box<Ping>,
@@ -68,17 +72,19 @@ pub enum RegistryError {
         message: String,
     },
     #[error("{what}: the request failed")]
-    #[diagnostic(help("strata tried several times; check the registry and the network"))]
+    #[diagnostic(help("check the registry and the network{}", tries_note(*tries)))]
     Transfer {
         what: String,
+        tries: u32,
         #[source]
-        source: reqwest::Error,
+        source: BodyError,
     },
     /// A step of an upload session that the registry refused.
     #[error("{what}: the registry answered {status}: {message}")]
-    #[diagnostic(help("strata tried several times; check the registry and the network"))]
+    #[diagnostic(help("check the registry and the network{}", tries_note(*tries)))]
     Upload {
         what: String,
+        tries: u32,
         status: u16,
         message: String,
     },
@@ -157,6 +163,15 @@ impl strata_client::retry::Transient for RegistryError {
             _ => false,
         }
     }
+
+    fn tried(&mut self, n: u32) {
+        if let RegistryError::Unreachable { tries, .. }
+        | RegistryError::Transfer { tries, .. }
+        | RegistryError::Upload { tries, .. } = self
+        {
+            *tries = n;
+        }
+    }
 }
 
 /// How one way of reaching a registry's `/v2/` (HTTPS, or plain HTTP) failed.
@@ -212,6 +227,8 @@ pub struct Options {
     pub cert_dir: Option<PathBuf>,
     /// Allow plain HTTP and unverified TLS for every registry, not only loopback.
     pub insecure: bool,
+    /// How long the network may stall; package downloads use the same.
+    pub timeouts: Timeouts,
 }
 
 /// Where a registry answers, once found.
@@ -285,7 +302,14 @@ impl Client {
                 .filter(|r| **r != reference.repository)
                 .map(|r| format!("repository:{r}:pull")),
         );
-        let repo = Repository::new(http, endpoint.base, reference.clone(), credential, scopes);
+        let repo = Repository::new(
+            http,
+            self.options.timeouts,
+            endpoint.base,
+            reference.clone(),
+            credential,
+            scopes,
+        );
         if let Some(challenge) = &endpoint.challenge {
             // Answered before the first real request, so that uploads are
             // not sent twice.
@@ -315,8 +339,14 @@ impl Client {
         self.block_on(async {
             let http = self.http(reference.api_host())?;
             let endpoint = self.endpoint(reference.api_host()).await?;
-            let repo =
-                Repository::new(http, endpoint.base, reference, Some(credential), Vec::new());
+            let repo = Repository::new(
+                http,
+                self.options.timeouts,
+                endpoint.base,
+                reference,
+                Some(credential),
+                Vec::new(),
+            );
             repo.check_credentials().await
         })
     }
@@ -376,10 +406,14 @@ impl Client {
                         Err(e) => failures.push(Ping::Failed(e)),
                     }
                 }
+                // A scheme that answered over HTTP says more than a TLS
+                // handshake the other failed: it comes first.
+                failures.sort_by_key(|f| matches!(f, Ping::Failed(_)));
                 let mut failures = failures.into_iter();
                 match failures.next() {
                     Some(source) => Err(RegistryError::Unreachable {
                         registry: host.to_owned(),
+                        tries: 1,
                         source: Box::new(source),
                         others: failures.collect(),
                     }),
@@ -400,10 +434,9 @@ impl Client {
 
 /// The HTTP client for every registry, trusting the extra CA certificates.
 fn http_client(options: &Options) -> Result<reqwest::Client, TlsError> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(20))
-        .read_timeout(Duration::from_secs(120))
+    let mut builder = options
+        .timeouts
+        .client()
         .danger_accept_invalid_certs(options.insecure);
     for path in ca_certificates(options)? {
         let certificate = |source: BoxError| TlsError::Certificate {
@@ -457,9 +490,11 @@ fn crt_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// size no verified digest vouches for is never read whole. `Ok(None)` when
 /// the body is longer.
 pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
+    timeouts: Timeouts,
     cap: usize,
-) -> Result<Option<Vec<u8>>, reqwest::Error> {
+) -> Result<Option<Vec<u8>>, BodyError> {
+    let mut response = Body::new(response, timeouts);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > cap {
@@ -475,8 +510,8 @@ const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 /// The error message a registry put in its body (`{"errors":[{"message":…}]}`),
 /// or the body itself.
-async fn error_message(response: reqwest::Response) -> String {
-    let text = match read_capped(response, ERROR_BODY_LIMIT).await {
+async fn error_message(response: reqwest::Response, timeouts: Timeouts) -> String {
+    let text = match read_capped(response, timeouts, ERROR_BODY_LIMIT).await {
         Ok(Some(body)) => String::from_utf8_lossy(&body).into_owned(),
         _ => String::new(),
     };
@@ -510,6 +545,7 @@ async fn error_message(response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use strata_client::retry::Transient;
 
     fn reference(text: &str) -> Reference {
@@ -574,7 +610,10 @@ mod tests {
         })
         .unwrap();
         let err = client
-            .check_login("registry.invalid", Credential::parse_flag("u:p").unwrap())
+            .check_login(
+                "registry.invalid",
+                Credential::parse("u:p", "`--creds`").unwrap(),
+            )
             .unwrap_err();
         let lines = chain(&err);
         assert_eq!(
@@ -596,6 +635,198 @@ mod tests {
             .unwrap_err()
     }
 
+    /// A loopback server that hands each plain HTTP GET's path, its whole
+    /// request and the connection to `respond`, one thread per connection,
+    /// and counts them; the TLS handshake tried first gets the connection
+    /// closed.
+    fn serve(
+        respond: fn(&str, &str, &mut std::net::TcpStream),
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::Read;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&count);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let counted = std::sync::Arc::clone(&counted);
+                std::thread::spawn(move || {
+                    let mut request = [0; 4096];
+                    let n = stream.read(&mut request).unwrap_or(0);
+                    let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                    if let Some(path) = request
+                        .strip_prefix("GET ")
+                        .and_then(|r| r.split(' ').next())
+                    {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        respond(path, &request, &mut stream);
+                    }
+                });
+            }
+        });
+        (host, count)
+    }
+
+    /// A registry's `/v2/` answer; false for other paths.
+    fn answer_ping(path: &str, stream: &mut std::net::TcpStream) -> bool {
+        use std::io::Write;
+        if path != "/v2/" {
+            return false;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        true
+    }
+
+    fn client(window: u64) -> Client {
+        Client::new(Options {
+            timeouts: Timeouts {
+                window: Duration::from_secs(window),
+            },
+            ..Options::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_huge_manifest_stops_at_the_limit() {
+        use std::io::Write;
+        let (host, _) = serve(|path, _, stream| {
+            if answer_ping(path, stream) {
+                return;
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: 200000000\r\n\r\n",
+            );
+            let block = vec![b' '; 1 << 16];
+            while stream.write_all(&block).is_ok() {}
+        });
+        let err = client(30)
+            .resolve(&reference(&format!("{host}/app:1")))
+            .unwrap_err();
+        assert!(matches!(&err, RegistryError::Invalid { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the manifest {host}/app@1 is not valid: more than 4194304 bytes is too large for a manifest"
+            )
+        );
+    }
+
+    #[test]
+    fn a_trickling_blob_fails_after_the_retries() {
+        use std::io::Write;
+        let (host, count) = serve(|path, _, stream| {
+            if answer_ping(path, stream) {
+                return;
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+            while stream.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let client = client(1);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = strata_cache::Cache::at(dir.path().to_owned()).unwrap();
+        let digest = Digest::of(b"never sent");
+        let err = client
+            .block_on(async {
+                let repo = client
+                    .repository(&reference(&format!("{host}/app:1")), "pull", &[])
+                    .await?;
+                repo.fetch_blob(&cache, &digest, 100_000).await
+            })
+            .unwrap_err();
+        let RegistryError::Transfer { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(matches!(source, BodyError::Stalled { .. }), "{source:?}");
+        // The ping, then every try of the blob.
+        let tries = strata_client::retry::Backoff::REGISTRY.tries as usize;
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1 + tries);
+    }
+
+    /// What the resuming test's registry serves as its blob.
+    fn blob() -> Vec<u8> {
+        (0..100_000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_download_cut_short_resumes_with_range() {
+        use std::io::Write;
+        // Without `Range`, the body is always cut in the middle.
+        let (host, count) = serve(|path, request, stream| {
+            if answer_ping(path, stream) {
+                return;
+            }
+            let blob = blob();
+            let range = request
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("range: bytes=")
+                        .map(str::to_owned)
+                })
+                .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+            match range {
+                Some(from) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {from}-{}/{}\r\n\r\n",
+                        blob.len() - from,
+                        blob.len() - 1,
+                        blob.len()
+                    );
+                    let _ = stream.write_all(&blob[from..]);
+                }
+                None => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                        blob.len()
+                    );
+                    let _ = stream.write_all(&blob[..blob.len() / 2]);
+                }
+            }
+        });
+        let client = client(30);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = strata_cache::Cache::at(dir.path().to_owned()).unwrap();
+        let digest = Digest::of(&blob());
+        let path = client
+            .block_on(async {
+                let repo = client
+                    .repository(&reference(&format!("{host}/app:1")), "pull", &[])
+                    .await?;
+                repo.fetch_blob(&cache, &digest, 100_000).await
+            })
+            .unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), blob());
+        // The ping, the cut try, the resumed one.
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_failing_ping_is_retried_and_reported_without_the_tls_failure() {
+        use std::io::Write;
+        let (host, count) = serve(|_, _, stream| {
+            let _ = stream
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+        });
+        let err = client(30)
+            .resolve(&reference(&format!("{host}/app:1")))
+            .unwrap_err();
+        let lines = chain(&err);
+        assert_eq!(lines[0], format!("cannot reach the registry `{host}`"));
+        assert_eq!(
+            lines[1],
+            format!("`http://{host}/v2/` answered 500 Internal Server Error")
+        );
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let tries = strata_client::retry::Backoff::REGISTRY.tries as usize;
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), tries);
+    }
+
     #[test]
     fn unreachable_is_retried_on_a_refused_connection_only() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -605,6 +836,7 @@ mod tests {
             .port();
         let unreachable = |source, others| RegistryError::Unreachable {
             registry: format!("127.0.0.1:{port}"),
+            tries: 1,
             source: Box::new(source),
             others,
         };

@@ -7,13 +7,14 @@ use std::sync::Mutex;
 
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue,
-    LOCATION, WWW_AUTHENTICATE,
+    LOCATION, RANGE, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode, Url};
 
 use crate::auth::{Challenge, Credential};
 use crate::{RegistryError, error_message};
 use strata_cache::{Cache, CacheError};
+use strata_client::body::{Body, BodyError, Timeouts};
 use strata_client::retry::Backoff;
 use strata_oci::digest::{Digest, HashingWriter};
 use strata_oci::reference::Reference;
@@ -93,6 +94,7 @@ impl Payload {
 
 pub struct Repository<'c> {
     http: &'c reqwest::Client,
+    timeouts: Timeouts,
     base: Url,
     pub reference: Reference,
     credential: Option<Credential>,
@@ -103,6 +105,7 @@ pub struct Repository<'c> {
 impl<'c> Repository<'c> {
     pub(super) fn new(
         http: &'c reqwest::Client,
+        timeouts: Timeouts,
         base: Url,
         reference: Reference,
         credential: Option<Credential>,
@@ -110,6 +113,7 @@ impl<'c> Repository<'c> {
     ) -> Repository<'c> {
         Repository {
             http,
+            timeouts,
             base,
             reference,
             credential,
@@ -211,7 +215,7 @@ impl<'c> Repository<'c> {
             }
             other => other?,
         };
-        let body = crate::read_capped(response, TOKEN_LIMIT)
+        let body = crate::read_capped(response, self.timeouts, TOKEN_LIMIT)
             .await
             .map_err(|e| self.transfer(&what, e))?
             .ok_or_else(|| RegistryError::Invalid {
@@ -243,10 +247,11 @@ impl<'c> Repository<'c> {
         }
     }
 
-    fn transfer(&self, what: &str, source: reqwest::Error) -> RegistryError {
+    fn transfer(&self, what: &str, source: impl Into<BodyError>) -> RegistryError {
         RegistryError::Transfer {
             what: what.to_owned(),
-            source,
+            tries: 1,
+            source: source.into(),
         }
     }
 
@@ -262,7 +267,7 @@ impl<'c> Repository<'c> {
             return Err(RegistryError::Status {
                 what: what.to_owned(),
                 status: status.as_u16(),
-                message: error_message(response).await,
+                message: error_message(response, self.timeouts).await,
             });
         }
         Ok(response)
@@ -332,14 +337,15 @@ impl<'c> Repository<'c> {
         let status = response.status().as_u16();
         RegistryError::Upload {
             what: what.to_owned(),
+            tries: 1,
             status,
-            message: error_message(response).await,
+            message: error_message(response, self.timeouts).await,
         }
     }
 
     async fn fail(&self, what: &str, response: Response) -> RegistryError {
         let status = response.status().as_u16();
-        let message = error_message(response).await;
+        let message = error_message(response, self.timeouts).await;
         if status == 404 {
             RegistryError::NotFound {
                 what: what.to_owned(),
@@ -384,7 +390,7 @@ impl<'c> Repository<'c> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let Some(bytes) = crate::read_capped(response, MANIFEST_LIMIT)
+        let Some(bytes) = crate::read_capped(response, self.timeouts, MANIFEST_LIMIT)
             .await
             .map_err(|e| self.transfer(&what, e))?
         else {
@@ -448,40 +454,30 @@ impl<'c> Repository<'c> {
         tracing::debug!(%url, size, "pull blob");
         let step = strata_progress::get().step("download", self.blob_label(digest));
         step.set_length(size);
-        let (tmp, actual, actual_size) = strata_client::retry::retry(Backoff::REGISTRY, || async {
-            step.set_position(0);
-            let mut response = self
-                .attempt(&what, Method::GET, &url, HeaderMap::new(), None, None)
-                .await?;
-            if !response.status().is_success() {
-                return Err(self.fail(&what, response).await);
-            }
-            let tmp = cache.temp_file()?;
-            let io = |source| {
-                RegistryError::Cache(CacheError::Io {
-                    path: tmp.path().to_owned(),
-                    source,
-                })
-            };
-            let mut sink = HashingWriter::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| self.transfer(&what, e))?
-            {
-                sink.write_all(&chunk).map_err(io)?;
-                step.inc(chunk.len() as u64);
-                // A registry that sends more than the descriptor says is
-                // wrong whatever it sends next.
-                if sink.written() > size {
-                    break;
-                }
-            }
-            let (mut writer, actual, actual_size) = sink.finish();
-            writer.flush().map_err(io)?;
-            Ok((tmp, actual, actual_size))
+        // What earlier tries received stays, so that a later one asks for
+        // the rest with `Range` (a registry that ignores it sends it all).
+        let partial: Mutex<Option<Partial>> = Mutex::new(None);
+        strata_client::retry::retry(Backoff::REGISTRY, || async {
+            let mut held = partial.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let result = self
+                .fetch_blob_try(&what, &url, cache, size, &mut held, &step)
+                .await;
+            *partial.lock().unwrap_or_else(|e| e.into_inner()) = held;
+            result
         })
         .await?;
+        let Partial { tmp, sink } = partial
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or_else(|| RegistryError::Invalid {
+                what: what.clone(),
+                message: "the registry sent nothing".to_owned(),
+            })?;
+        let (mut writer, actual, actual_size) = sink.finish();
+        writer.flush().map_err(|source| CacheError::Io {
+            path: tmp.path().to_owned(),
+            source,
+        })?;
         if actual != *digest || actual_size != size {
             return Err(RegistryError::Mismatch {
                 what,
@@ -494,6 +490,65 @@ impl<'c> Repository<'c> {
         let path = cache.commit_blob(tmp, digest)?;
         step.finish("");
         Ok(path)
+    }
+
+    /// One try of [`Repository::fetch_blob`]: asks for what `held` lacks
+    /// and appends it there.
+    async fn fetch_blob_try(
+        &self,
+        what: &str,
+        url: &Url,
+        cache: &Cache,
+        size: u64,
+        held: &mut Option<Partial>,
+        step: &Step,
+    ) -> Result<(), RegistryError> {
+        let offset = held.as_ref().map_or(0, |p| p.sink.written());
+        if offset >= size && offset > 0 {
+            // All of it came before the last try failed: the digest decides.
+            return Ok(());
+        }
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            headers.insert(
+                RANGE,
+                HeaderValue::from_str(&format!("bytes={offset}-"))
+                    .expect("digits are a valid header"),
+            );
+        }
+        let response = self
+            .attempt(what, Method::GET, url, headers, None, None)
+            .await?;
+        let resumed = offset > 0
+            && response.status() == StatusCode::PARTIAL_CONTENT
+            && response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(&format!("bytes {offset}-")));
+        if !resumed {
+            if response.status() != StatusCode::OK {
+                return Err(self.fail(what, response).await);
+            }
+            *held = None;
+        }
+        let partial = match held.take() {
+            Some(partial) => partial,
+            None => Partial::new(cache)?,
+        };
+        step.set_position(partial.sink.written());
+        let mut body = Body::new(response, self.timeouts);
+        let partial = held.insert(partial);
+        while let Some(chunk) = body.chunk().await.map_err(|e| self.transfer(what, e))? {
+            partial.sink.write_all(&chunk).map_err(|e| partial.io(e))?;
+            step.inc(chunk.len() as u64);
+            // A registry that sends more than the descriptor says is
+            // wrong whatever it sends next.
+            if partial.sink.written() > size {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// A blob as its bar names it: a short digest and where it goes or comes from.
@@ -525,20 +580,38 @@ impl<'c> Repository<'c> {
                 .append_pair("mount", &digest.to_string())
                 .append_pair("from", from);
         }
-        // The whole upload is one attempt: after a failure midway the session
-        // may be gone (a restarted registry), so start again from the POST.
+        // The session's last `Location`, kept across tries: after a failure
+        // midway, the registry says how much it has (`Range`) and the upload
+        // goes on from there; a session it no longer knows (a restarted
+        // registry) starts again from the POST.
+        let session: Mutex<Option<Url>> = Mutex::new(None);
+        let keep = |location: &Url| {
+            *session.lock().unwrap_or_else(|e| e.into_inner()) = Some(location.clone());
+        };
         let outcome = strata_client::retry::retry(Backoff::REGISTRY, || async {
-            step.set_position(0);
-            let response = self
-                .attempt(&what, Method::POST, &start, HeaderMap::new(), None, None)
-                .await?;
-            match response.status() {
-                StatusCode::CREATED if mount_from.is_some() => return Ok(BlobOutcome::Mounted),
-                StatusCode::ACCEPTED => {}
-                _ => return Err(self.fail(&what, response).await),
-            }
-            let mut location = self.location(&what, &response)?;
-            let mut offset = 0;
+            let last = session.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let resumed = match last {
+                Some(location) => self.upload_status(&what, &location).await?,
+                None => None,
+            };
+            let (mut location, mut offset) = match resumed {
+                Some(found) => found,
+                None => {
+                    let response = self
+                        .attempt(&what, Method::POST, &start, HeaderMap::new(), None, None)
+                        .await?;
+                    match response.status() {
+                        StatusCode::CREATED if mount_from.is_some() => {
+                            return Ok(BlobOutcome::Mounted);
+                        }
+                        StatusCode::ACCEPTED => {}
+                        _ => return Err(self.fail(&what, response).await),
+                    }
+                    (self.location(&what, &response)?, 0)
+                }
+            };
+            keep(&location);
+            step.set_position(offset);
             while size - offset > CHUNK {
                 let mut headers = octet_stream();
                 headers.insert(
@@ -557,10 +630,15 @@ impl<'c> Repository<'c> {
                     )
                     .await?;
                 if response.status() != StatusCode::ACCEPTED {
+                    if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                        // The registry disagrees on the offset: start over.
+                        session.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    }
                     return Err(self.upload_failed(&what, response).await);
                 }
                 location = self.location(&what, &response)?;
                 offset += CHUNK;
+                keep(&location);
                 step.set_position(offset);
             }
             location
@@ -591,6 +669,42 @@ impl<'c> Repository<'c> {
             ""
         });
         Ok(outcome)
+    }
+
+    /// Where an upload session stands (`GET` on its `Location`): the
+    /// location to go on with and the offset the registry has, or `None`
+    /// when the registry no longer knows the session.
+    async fn upload_status(
+        &self,
+        what: &str,
+        location: &Url,
+    ) -> Result<Option<(Url, u64)>, RegistryError> {
+        let response = self
+            .attempt(what, Method::GET, location, HeaderMap::new(), None, None)
+            .await?;
+        match response.status() {
+            StatusCode::NO_CONTENT => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(self.upload_failed(what, response).await),
+        }
+        // `Range: 0-LAST`; the reference registry also says `0-0` when it
+        // has nothing, and chunks are never a single byte.
+        let last = response
+            .headers()
+            .get(RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("0-"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| RegistryError::Invalid {
+                what: what.to_owned(),
+                message: "the registry gave no `Range` for the upload session".to_owned(),
+            })?;
+        let offset = if last == 0 { 0 } else { last + 1 };
+        let location = match response.headers().get(LOCATION) {
+            Some(_) => self.location(what, &response)?,
+            None => location.clone(),
+        };
+        Ok(Some((location, offset)))
     }
 
     /// The manifest `reference` names, or `None` when the repository has none.
@@ -686,6 +800,34 @@ impl<'c> Repository<'c> {
                 ),
             }),
         }
+    }
+}
+
+/// A blob download in progress: its temporary file in the cache, and the
+/// hash of what it holds so far.
+struct Partial {
+    tmp: tempfile::NamedTempFile,
+    sink: HashingWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Partial {
+    fn new(cache: &Cache) -> Result<Partial, RegistryError> {
+        let tmp = cache.temp_file()?;
+        let file = tmp.reopen().map_err(|source| CacheError::Io {
+            path: tmp.path().to_owned(),
+            source,
+        })?;
+        Ok(Partial {
+            sink: HashingWriter::new(std::io::BufWriter::new(file)),
+            tmp,
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> RegistryError {
+        RegistryError::Cache(CacheError::Io {
+            path: self.tmp.path().to_owned(),
+            source,
+        })
     }
 }
 

@@ -98,7 +98,9 @@ fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
         BlobSource::File(src) => {
             // A hard link shares the cache's verified bytes without copying them.
             if fs::hard_link(src, &tmp).is_err() {
-                fs::copy(src, &tmp).map_err(io_at(src))?;
+                // What fails while copying is the output's disk (full, or
+                // a size limit): the error names the blob being written.
+                fs::copy(src, &tmp).map_err(io_at(&dest))?;
             }
         }
         BlobSource::Bytes(bytes) => write_synced(&tmp, bytes)?,
