@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::recipe::Runtime;
 use crate::tre;
-use strata_oci::digest::Digest;
+use strata_oci::digest::{CheckedReader, Digest};
 use strata_oci::json::to_canonical_vec;
 pub use strata_oci::manifest::ManifestLayer;
 use strata_oci::platform::Platform;
@@ -356,10 +356,14 @@ impl Blob {
         }
     }
 
+    /// The blob's bytes, checked against its digest and size as they are
+    /// read: a file changed since it was verified (a cache blob, a base
+    /// layout's blob) fails the read instead of reaching an output.
     pub fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(match &self.source {
+        let reader: Box<dyn Read + Send + '_> = match &self.source {
             BlobSource::File(path) => Box::new(File::open(path)?),
             BlobSource::Bytes(bytes) => Box::new(&bytes[..]),
-        })
+        };
+        Ok(Box::new(CheckedReader::new(reader, self.digest, self.size)))
     }
 }
