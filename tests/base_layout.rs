@@ -267,3 +267,76 @@ fn base_files_that_are_not_regular_or_too_large_are_refused() {
     let stderr = fails_in_time(t.build_cmd(&recipe, &t.join("out")));
     assert!(stderr.contains("larger than the 64 MiB"), "{stderr}");
 }
+
+/// A base layout's blobs are read, never changed: a read-only blob keeps its
+/// mode, and a symlinked one is never followed nor copied as a link, its
+/// target untouched.
+#[test]
+fn base_blobs_are_never_changed_or_linked() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = TestDir::new();
+    let recipe = base_and_child(&t);
+    let blobs = t.join("base-out/blobs/sha256");
+    let mut names: Vec<_> = fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for blob in &names {
+        fs::set_permissions(blob, fs::Permissions::from_mode(0o400)).unwrap();
+    }
+    // The largest blob is a layer: moved out of the layout, linked back in.
+    let layer = names
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    let elsewhere = t.join("elsewhere.blob");
+    fs::rename(&layer, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &layer).unwrap();
+    let target_before = fs::read(&elsewhere).unwrap();
+
+    let out = t.join("out");
+    // The layer is read from the cache the base's own build filled, or, if
+    // it were read from the layout, refused as a symlink: either way the
+    // output holds no symlink.
+    let output = t.build_cmd(&recipe, &out).output().unwrap();
+    if output.status.success() {
+        crate::util::verify_layout(&out, "0.1");
+    } else {
+        let stderr = crate::util::text(&output.stderr);
+        assert!(
+            stderr.contains("it is a symlink, not a regular file"),
+            "{stderr}"
+        );
+    }
+    for blob in names.iter().filter(|b| **b != layer) {
+        let mode = fs::metadata(blob).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o400, "{blob:?} changed mode");
+    }
+    let target = fs::metadata(&elsewhere).unwrap();
+    assert_eq!(target.permissions().mode() & 0o777, 0o400);
+    assert!(fs::read(&elsewhere).unwrap() == target_before);
+    assert!(
+        fs::symlink_metadata(&layer)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // Back as a read-only regular file: the build copies every base blob,
+    // leaving the base's modes alone and sharing no file with it.
+    fs::remove_file(&layer).unwrap();
+    fs::rename(&elsewhere, &layer).unwrap();
+    t.build(&recipe, &out);
+    crate::util::verify_layout(&out, "0.1");
+    for entry in fs::read_dir(out.join("blobs/sha256")).unwrap() {
+        let meta = fs::symlink_metadata(entry.unwrap().path()).unwrap();
+        assert!(meta.is_file(), "a symlink in the output layout");
+        assert_eq!(meta.nlink(), 1, "an output blob shares its file");
+    }
+    for blob in &names {
+        let mode = fs::metadata(blob).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o400, "{blob:?} changed mode");
+    }
+}

@@ -9,6 +9,7 @@ mod base_layout;
 mod cache;
 mod cli;
 mod compression;
+mod concurrent;
 mod consumers;
 mod copy;
 mod debian_live;

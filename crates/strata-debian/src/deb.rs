@@ -24,6 +24,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use strata_oci::compression::Compression;
+use strata_oci::digest::{Digest, HashingWriter};
 
 /// The control part of a package (`control.tar`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,6 +80,8 @@ pub struct Unpacked {
     pub entries: Vec<DataEntry>,
     /// The uncompressed data tar.
     pub data_tar: PathBuf,
+    /// The digest of `data_tar`, for readers to check the copy against.
+    pub data_tar_digest: Digest,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -173,11 +176,12 @@ pub fn unpack_as(deb: &Path, name: &str, data_tar_dest: &Path) -> Result<Unpacke
         }
     }
     let control = control.ok_or_else(|| ar.not_deb("no `control.tar` member"))?;
-    let entries = entries.ok_or_else(|| ar.not_deb("no `data.tar` member"))?;
+    let (entries, data_tar_digest) = entries.ok_or_else(|| ar.not_deb("no `data.tar` member"))?;
     Ok(Unpacked {
         control,
         entries,
         data_tar: data_tar_dest.to_path_buf(),
+        data_tar_digest,
     })
 }
 
@@ -415,7 +419,13 @@ impl Ar {
         })
     }
 
-    fn copy_data(&mut self, member: &Member, dest: &Path) -> Result<Vec<DataEntry>, DebError> {
+    /// Copies the data member, uncompressed, to `dest`; its entries and the
+    /// digest of the copy.
+    fn copy_data(
+        &mut self,
+        member: &Member,
+        dest: &Path,
+    ) -> Result<(Vec<DataEntry>, Digest), DebError> {
         let compression = self.compression(member)?;
         let deb = self.deb.clone();
         let write_error = |source| DebError::Write {
@@ -439,31 +449,30 @@ impl Ar {
             .and_then(|reader| {
                 let mut tee = Tee {
                     reader: BufReader::with_capacity(64 << 10, reader),
-                    writer: BufWriter::with_capacity(256 << 10, tmp.as_file()),
+                    writer: BufWriter::with_capacity(256 << 10, HashingWriter::new(tmp.as_file())),
                     write_error: None,
                 };
-                let mut result = index(&mut tee).and_then(|entries| {
+                let result = index(&mut tee).and_then(|entries| {
                     // The end-of-archive blocks and anything after them, so the
                     // copy is exact and the decoder checks its checksum.
                     io::copy(&mut tee, &mut io::sink())?;
                     Ok(entries)
                 });
-                if result.is_ok()
-                    && let Err(e) = tee.writer.flush()
-                {
-                    tee.write_error = Some(e);
-                }
                 if let Some(e) = tee.write_error.take() {
-                    result = Err(Fail::Write(e));
+                    return Err(Fail::Write(e));
                 }
-                result
+                let entries = result?;
+                match tee.writer.into_inner() {
+                    Ok(hashing) => Ok((entries, hashing.finish().1)),
+                    Err(e) => Err(Fail::Write(e.into_error())),
+                }
             });
-        let entries = match result {
+        let (entries, digest) = match result {
             Err(Fail::Write(source)) => return Err(write_error(source)),
             other => self.settle(member, other)?,
         };
         tmp.persist(dest).map_err(|e| write_error(e.error))?;
-        Ok(entries)
+        Ok((entries, digest))
     }
 
     /// Turns the outcome of reading a member into the error that explains it

@@ -293,6 +293,9 @@ struct UnpackRecord {
     format: u32,
     control: deb::Control,
     entries: Vec<deb::DataEntry>,
+    /// The digest of the data tar the entries' offsets point into: the copy
+    /// is checked against it before it is used.
+    data_tar: Digest,
 }
 
 /// A package ready to install: its lock entry, control data and its files,
@@ -335,19 +338,26 @@ pub fn unpack(packages: &[LockedPackage], fetcher: &Fetcher) -> Result<Vec<Unpac
 
 /// The cache folder of unpacked packages: `<sha256>.tar` and its record.
 const UNPACKED: &str = "debs";
-/// What an unpack record holds changed: 2 keeps debconf `templates`.
-const UNPACK_FORMAT: u32 = 2;
+/// What an unpack record holds changed: 2 keeps debconf `templates`, 3 the
+/// digest of the data tar.
+const UNPACK_FORMAT: u32 = 3;
 
 fn tar_path(dir: &Path, locked: &LockedPackage) -> PathBuf {
     dir.join(format!("{}.tar", locked.sha256.hex()))
 }
 
-/// The unpack record of a package whose tar is in place (a record is written
-/// only after its tar is complete).
+/// The unpack record of a package whose tar is in place and has the digest
+/// the record gives. A copy damaged since it was unpacked is removed, and the
+/// package is unpacked again from its `.deb`, downloaded again if needed.
 fn cached_record(cache: &Cache, dir: &Path, locked: &LockedPackage) -> Option<UnpackRecord> {
     cache
         .read_record::<UnpackRecord>(UNPACKED, &locked.sha256)
-        .filter(|r| r.format == UNPACK_FORMAT && tar_path(dir, locked).is_file())
+        .filter(|r| {
+            r.format == UNPACK_FORMAT
+                && cache
+                    .verified_file(&tar_path(dir, locked), &r.data_tar)
+                    .is_some()
+        })
 }
 
 fn unpack_cached(
@@ -360,12 +370,24 @@ fn unpack_cached(
     let record = match cached {
         Some(record) => record,
         None => {
+            // Unpacked in this process's own temporary folder (removed when
+            // it dies) and moved into place whole.
+            let work = cache.temp_dir()?;
             let name = format!("the package `{} {}`", locked.name, locked.version);
-            let unpacked = deb::unpack_as(&cache.blob_path(&locked.sha256), &name, &tar)?;
+            let unpacked = deb::unpack_as(
+                &cache.blob_path(&locked.sha256),
+                &name,
+                &work.path().join("data.tar"),
+            )?;
+            std::fs::rename(&unpacked.data_tar, &tar).map_err(|source| CacheError::Io {
+                path: tar.clone(),
+                source,
+            })?;
             let record = UnpackRecord {
                 format: UNPACK_FORMAT,
                 control: unpacked.control,
                 entries: unpacked.entries,
+                data_tar: unpacked.data_tar_digest,
             };
             // Written after the tar: a record means the tar is complete.
             cache.write_record(UNPACKED, &locked.sha256, &record)?;

@@ -165,3 +165,100 @@ mod tests {
         assert!(d.to_string().to_uppercase().parse::<Digest>().is_err());
     }
 }
+
+/// What a [`CheckedReader`] read was not the blob it was asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("expected `{expected}` ({expected_size} bytes), read `{actual}` ({actual_size} bytes)")]
+pub struct Mismatch {
+    pub expected: Digest,
+    pub expected_size: u64,
+    pub actual: Digest,
+    pub actual_size: u64,
+}
+
+/// A reader that ends only when what it read has the expected digest and
+/// size, and fails otherwise (an [`io::ErrorKind::InvalidData`] error whose
+/// inner error is a [`Mismatch`]): a copy made through it is right or is an
+/// error, never silently another blob.
+pub struct CheckedReader<R> {
+    inner: R,
+    expected: Digest,
+    size: u64,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> CheckedReader<R> {
+    pub fn new(inner: R, expected: Digest, size: u64) -> Self {
+        CheckedReader {
+            inner,
+            expected,
+            size,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    fn mismatch(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            Mismatch {
+                expected: self.expected,
+                expected_size: self.size,
+                actual: Digest(self.hasher.clone().finalize().into()),
+                actual_size: self.count,
+            },
+        )
+    }
+}
+
+impl<R: Read> Read for CheckedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Never more than one byte past the expected size: a longer source
+        // fails without being read to its end.
+        let left = usize::try_from(self.size.saturating_add(1).saturating_sub(self.count))
+            .unwrap_or(usize::MAX);
+        let limit = buf.len().min(left);
+        let n = self.inner.read(&mut buf[..limit])?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        let at_end = n == 0 && limit > 0;
+        if self.count > self.size
+            || (at_end
+                && (self.count != self.size
+                    || Digest(self.hasher.clone().finalize().into()) != self.expected))
+        {
+            return Err(self.mismatch());
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod checked_tests {
+    use super::*;
+
+    fn copy(bytes: &[u8], expected: Digest, size: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        io::copy(&mut CheckedReader::new(bytes, expected, size), &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn passes_the_right_bytes_and_fails_on_any_other() {
+        let good = b"layer bytes".as_slice();
+        let digest = Digest::of(good);
+        assert_eq!(copy(good, digest, 11).unwrap(), good);
+        for (bytes, size) in [
+            (b"layer bytez".as_slice(), 11),
+            (b"layer byte".as_slice(), 11),
+            (b"layer bytes and more".as_slice(), 11),
+            (good, 10),
+            (good, 12),
+        ] {
+            let err = copy(bytes, digest, size).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert!(err.get_ref().is_some_and(|e| e.is::<Mismatch>()));
+        }
+    }
+}

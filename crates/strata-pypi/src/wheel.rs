@@ -351,17 +351,19 @@ const BUFFER: usize = 256 << 10;
 /// if there is one: the wheel itself is not needed then, so a warm build
 /// reads no wheel at all.
 ///
-/// The record is written only after every member matched RECORD, and the
-/// blob is trusted when it has the length the record says, as the Debian
-/// source trusts its unpacked tars: re-hashing every unpacked wheel on every
-/// build (a torch blob is 2 GB) would cost seconds that a no-op rebuild must
-/// not spend. A blob damaged in place after that is not detected here.
+/// The record is written only after every member matched RECORD; the blob
+/// is checked against the digest the record names (and a damaged one
+/// removed, so the wheel is unpacked again), as every copy in the cache is
+/// before it reaches an image.
 pub fn cached(cache: &Cache, wheel_sha256: &Digest, limits: &Limits) -> Option<Unpacked> {
     let cached = cache.read_record::<CachedUnpack>(RECORD_KIND, wheel_sha256)?;
     let length: u64 = cached.unpacked.members.iter().map(|m| m.size).sum();
-    let on_disk = std::fs::metadata(cache.blob_path(&cached.unpacked.blob)).ok()?;
-    (cached.format == FORMAT && cached.limits == *limits && on_disk.len() == length)
-        .then_some(cached.unpacked)
+    (cached.format == FORMAT
+        && cached.limits == *limits
+        && cache.verified_blob(&cached.unpacked.blob).is_some()
+        && std::fs::metadata(cache.blob_path(&cached.unpacked.blob))
+            .is_ok_and(|m| m.len() == length))
+    .then_some(cached.unpacked)
 }
 
 /// Unpacks the wheel at `wheel` (already verified against the index's sha256

@@ -222,11 +222,7 @@ fn compile(
     version: &str,
     sources: &[(&ImagePath, &Content)],
 ) -> Result<Record, BytecodeError> {
-    let tmp_root = cache.dir("tmp")?;
-    let dir = tempfile::tempdir_in(&tmp_root).map_err(|source| BytecodeError::Io {
-        path: tmp_root.clone(),
-        source,
-    })?;
+    let dir = cache.temp_dir()?;
     let root = dir.path();
     let write = |path: &str, content: &Content| -> Result<(), BytecodeError> {
         let target = root.join(path);

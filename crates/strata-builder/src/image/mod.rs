@@ -3,7 +3,7 @@
 pub mod labels;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::recipe::Runtime;
 use crate::tre;
-use strata_oci::digest::Digest;
+use strata_oci::digest::{CheckedReader, Digest};
 use strata_oci::json::to_canonical_vec;
 pub use strata_oci::manifest::ManifestLayer;
 use strata_oci::platform::Platform;
@@ -356,10 +356,14 @@ impl Blob {
         }
     }
 
+    /// The blob's bytes, checked against its digest and size as they are
+    /// read: a file changed since it was verified (a cache blob, a base
+    /// layout's blob) fails the read instead of reaching an output.
     pub fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(match &self.source {
-            BlobSource::File(path) => Box::new(File::open(path)?),
+        let reader: Box<dyn Read + Send + '_> = match &self.source {
+            BlobSource::File(path) => Box::new(strata_oci::regular::open_regular(path)?),
             BlobSource::Bytes(bytes) => Box::new(&bytes[..]),
-        })
+        };
+        Ok(Box::new(CheckedReader::new(reader, self.digest, self.size)))
     }
 }

@@ -59,8 +59,11 @@ const RECORDS: &str = "layers";
 /// Returns the layer's blob from the cache, building it first if needed.
 pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<Built, LayerError> {
     let key = key(plan, compression);
+    // The record's own digest ties it to this key (`Cache::read_record`); the
+    // blob it names is checked against its digest and size here.
     if let Some(blob) = cache.read_record::<LayerBlob>(RECORDS, &key)
         && let Some(path) = cache.verified_blob(&blob.digest)
+        && std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.size)
     {
         return Ok(Built {
             blob,

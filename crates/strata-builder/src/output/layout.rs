@@ -16,13 +16,23 @@ use tempfile::TempDir;
 
 use super::{Built, OCI_LAYOUT};
 use crate::image::{Blob, BlobSource};
-use strata_oci::digest::Digest;
+use strata_oci::digest::{Digest, Mismatch};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum WriteError {
     #[error("`{}` is not empty and is not an OCI layout", path.display())]
     #[diagnostic(help("choose an empty or new folder with `-o`, or remove this one"))]
     NotALayout { path: PathBuf },
+    #[error("cannot copy the blob `{digest}` from `{}`", path.display())]
+    #[diagnostic(help(
+        "the file changed after strata checked it: make sure nothing else writes the cache or the base layout, then build again"
+    ))]
+    Changed {
+        digest: Digest,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write `{}`", path.display())]
     Io {
         path: PathBuf,
@@ -42,6 +52,7 @@ fn io_at(path: &Path) -> impl Fn(io::Error) -> WriteError + '_ {
 
 /// Writes `built` as an OCI layout at `root`.
 pub fn write(root: &Path, built: &Built) -> Result<()> {
+    let _lock = lock(root)?;
     prepare(root)?;
     let blobs_dir = root.join("blobs/sha256");
     fs::create_dir_all(&blobs_dir).map_err(io_at(&blobs_dir))?;
@@ -59,13 +70,32 @@ pub fn write(root: &Path, built: &Built) -> Result<()> {
     Ok(())
 }
 
-/// Checks the target is new, empty or a layout, and clears leftovers of
+/// Takes the layout folder (created when missing) for this process alone
+/// until the returned handle drops: two builds writing one layout take turns,
+/// the second waiting for the first, so neither sees the other's half-written
+/// layout nor loses its image. The lock is on the folder itself (`flock`), so
+/// nothing is added to the user's folder and a killed build's lock goes with
+/// it.
+fn lock(root: &Path) -> Result<File> {
+    fs::create_dir_all(root).map_err(io_at(root))?;
+    let folder = File::open(root).map_err(io_at(root))?;
+    match folder.try_lock() {
+        Ok(()) => return Ok(folder),
+        Err(fs::TryLockError::WouldBlock) => {}
+        Err(fs::TryLockError::Error(e)) => return Err(io_at(root)(e)),
+    }
+    strata_progress::get().println(format!(
+        "waiting for another strata writing `{}`",
+        root.display()
+    ));
+    folder.lock().map_err(io_at(root))?;
+    Ok(folder)
+}
+
+/// Checks the target is empty or a layout, and clears leftovers of
 /// interrupted writes.
 fn prepare(root: &Path) -> Result<()> {
     match fs::read_dir(root) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(root).map_err(io_at(root))
-        }
         Err(e) => Err(io_at(root)(e)),
         Ok(entries) => {
             let mut names = Vec::new();
@@ -80,7 +110,12 @@ fn prepare(root: &Path) -> Result<()> {
             for name in names {
                 if name.to_string_lossy().starts_with(".strata-staging-") {
                     let path = root.join(&name);
-                    fs::remove_dir_all(&path).map_err(io_at(&path))?;
+                    match fs::remove_dir_all(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                            return Err(io_at(&path)(e));
+                        }
+                        _ => {}
+                    }
                 }
             }
             Ok(())
@@ -88,40 +123,52 @@ fn prepare(root: &Path) -> Result<()> {
     }
 }
 
+/// Puts a copy of the blob in the layout. Never a hard link or a symlink: an
+/// output must not change when a cache blob or a base layout's blob is later
+/// edited, and a base layout's files must never be changed through it (its
+/// mode included). The copy goes through `Blob::open`, which checks the bytes
+/// against the digest, so a source changed since it was verified fails the
+/// write rather than landing under another blob's name.
 fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
     let dest = blobs_dir.join(blob.digest.hex());
-    if is_same_file(&blob.source, &dest) || is_intact(&dest, &blob.digest, blob.size) {
+    if is_intact(&dest, &blob.digest, blob.size) {
         return Ok(());
     }
     let tmp = staging.path().join(blob.digest.hex());
-    match &blob.source {
-        BlobSource::File(src) => {
-            // A hard link shares the cache's verified bytes without copying them.
-            if fs::hard_link(src, &tmp).is_err() {
-                // What fails while copying is the output's disk (full, or
-                // a size limit): the error names the blob being written.
-                fs::copy(src, &tmp).map_err(io_at(&dest))?;
+    let mut file = File::create(&tmp).map_err(io_at(&tmp))?;
+    let mut source = blob.open().map_err(io_at(&source_path(blob)))?;
+    io::copy(&mut source, &mut file).map_err(|e| {
+        if e.get_ref().is_some_and(|inner| inner.is::<Mismatch>()) {
+            WriteError::Changed {
+                digest: blob.digest,
+                path: source_path(blob),
+                source: e,
             }
+        } else {
+            io_at(&tmp)(e)
         }
-        BlobSource::Bytes(bytes) => write_synced(&tmp, bytes)?,
-    }
+    })?;
+    file.sync_all().map_err(io_at(&tmp))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_at(&tmp))?;
     fs::rename(&tmp, &dest).map_err(io_at(&dest))
 }
 
-/// A blob hard-linked from the cache was verified when the cache handed it out.
-fn is_same_file(source: &BlobSource, dest: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let BlobSource::File(src) = source else {
-        return false;
-    };
-    match (fs::metadata(src), fs::metadata(dest)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
+fn source_path(blob: &Blob) -> PathBuf {
+    match &blob.source {
+        BlobSource::File(path) => path.clone(),
+        BlobSource::Bytes(_) => PathBuf::new(),
     }
 }
 
+/// A blob already in the layout is kept when it is a regular file of its
+/// own (not a symlink, not a hard link shared with a file elsewhere) whose
+/// bytes match.
 fn is_intact(path: &Path, digest: &Digest, size: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.nlink() == 1 && meta.len() == size => {}
+        _ => return false,
+    }
     let Ok(file) = File::open(path) else {
         return false;
     };
@@ -147,7 +194,11 @@ fn remove_unreferenced(blobs_dir: &Path, keep: &HashSet<String>) -> Result<()> {
         let entry = entry.map_err(io_at(blobs_dir))?;
         if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
             let path = entry.path();
-            fs::remove_file(&path).map_err(io_at(&path))?;
+            match fs::remove_file(&path) {
+                // Already gone (removed by hand, or by another tool): done.
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+                _ => {}
+            }
         }
     }
     Ok(())
