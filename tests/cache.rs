@@ -145,9 +145,9 @@ fn damaged_layer_records_never_change_the_image() {
             "{pattern} changed"
         );
     }
+    let diff_id = regex::Regex::new(r#""diff_id":"sha256:([0-9a-f]{64})""#).unwrap();
     for record in cache_files(&t, "layers", ".json") {
         let text = fs::read_to_string(&record).unwrap();
-        let diff_id = regex::Regex::new(r#""diff_id":"sha256:([0-9a-f]{64})""#).unwrap();
         let hex = diff_id.captures(&text).unwrap()[1].to_owned();
         fs::write(&record, text.replace(&hex, &"0".repeat(64))).unwrap();
     }
