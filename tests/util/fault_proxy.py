@@ -33,7 +33,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(message)))
             self.end_headers()
-            self.wfile.write(message)
+            # A HEAD answer has no body: one would be read as the next answer.
+            if self.command != "HEAD":
+                self.wfile.write(message)
             return
         connection = http.client.HTTPConnection(upstream)
         headers = {k: v for k, v in self.headers.items()}

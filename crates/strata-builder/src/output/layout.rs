@@ -145,10 +145,12 @@ fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
                 source: e,
             }
         } else {
-            io_at(&tmp)(e)
+            // What fails here is the output's disk (full, or a size
+            // limit): the error names the blob being written.
+            io_at(&dest)(e)
         }
     })?;
-    file.sync_all().map_err(io_at(&tmp))?;
+    file.sync_all().map_err(io_at(&dest))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_at(&tmp))?;
     fs::rename(&tmp, &dest).map_err(io_at(&dest))
 }
