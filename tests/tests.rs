@@ -14,6 +14,7 @@ mod debian_live;
 mod diff;
 mod examples;
 mod fidelity;
+mod fuzz;
 mod golden;
 mod inspect;
 mod interrupted;
