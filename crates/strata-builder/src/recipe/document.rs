@@ -51,6 +51,22 @@ pub fn parse<S: Source>(src: &S, text: &str) -> Result<KdlDocument, S::Error> {
                 "nothing to close",
                 "remove it, or add the `{` it should close".to_owned(),
             ),
+            Deep::Glued => (
+                format!(
+                    "the {} is not valid KDL: a string must be followed by a space",
+                    S::NAME
+                ),
+                "expected a space",
+                "separate the values with a space, or quote the whole text".to_owned(),
+            ),
+            Deep::Equals => (
+                format!(
+                    "the {} is not valid KDL: `=` twice in one property",
+                    S::NAME
+                ),
+                "second `=`",
+                "write properties as `key=value`, separated by spaces".to_owned(),
+            ),
             Deep::Nested => (
                 format!(
                     "the {} nests blocks, comments and `/-` more than {MAX_NESTING} deep",
@@ -105,6 +121,11 @@ enum Deep {
     Unopened,
     /// More than `MAX_NESTING` levels.
     Nested,
+    /// A string with something other than a space or a delimiter after it.
+    Glued,
+    /// A second `=` in one property (`a=b=c`), which the parser follows
+    /// recursively.
+    Equals,
 }
 
 /// Follows KDL's lexical structure just enough to count nesting: strings
@@ -115,6 +136,8 @@ fn check_nesting(text: &str) -> Result<(), TooDeep> {
     let mut blocks = 0usize;
     // Consecutive `/-` not yet followed by what they comment out.
     let mut slashdashes = 0usize;
+    // Whether the text since the last space holds an `=`.
+    let mut property = false;
     let mut i = 0;
     let deeper = |at: usize, len: usize, depth: usize| {
         if depth > MAX_NESTING {
@@ -133,6 +156,7 @@ fn check_nesting(text: &str) -> Result<(), TooDeep> {
                 i = find(bytes, i, b"\n").unwrap_or(bytes.len());
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                property = false;
                 i = skip_comment(bytes, i, blocks + slashdashes)?;
             }
             b'/' if bytes.get(i + 1) == Some(&b'-') => {
@@ -141,12 +165,14 @@ fn check_nesting(text: &str) -> Result<(), TooDeep> {
                 i += 2;
             }
             b'{' => {
+                property = false;
                 blocks += 1;
                 slashdashes = 0;
                 deeper(i, 1, blocks)?;
                 i += 1;
             }
             b'}' => {
+                property = false;
                 blocks = blocks.checked_sub(1).ok_or(TooDeep {
                     at: i,
                     len: 1,
@@ -157,9 +183,36 @@ fn check_nesting(text: &str) -> Result<(), TooDeep> {
             }
             b'"' | b'#' => {
                 slashdashes = 0;
+                let string = bytes[i..].iter().find(|&&b| b != b'#') == Some(&b'"');
                 i = skip_string(bytes, i);
+                // KDL wants a space or a delimiter after a string. Without
+                // one the parser's error recovery reads the rest differently
+                // from this scan (a `{` inside the next string opens a
+                // block), so stop here, where the text stops being KDL.
+                if string && !bytes.get(i).is_none_or(|&b| ends_string(b)) {
+                    return Err(TooDeep {
+                        at: i,
+                        len: 1,
+                        kind: Deep::Glued,
+                    });
+                }
             }
-            b if b.is_ascii_whitespace() || b == b'\\' || b == b';' => i += 1,
+            b'=' => {
+                if property {
+                    return Err(TooDeep {
+                        at: i,
+                        len: 1,
+                        kind: Deep::Equals,
+                    });
+                }
+                property = true;
+                slashdashes = 0;
+                i += 1;
+            }
+            b if b.is_ascii_whitespace() || b == b'\\' || b == b';' => {
+                property = false;
+                i += 1;
+            }
             _ => {
                 slashdashes = 0;
                 i += 1;
@@ -167,6 +220,12 @@ fn check_nesting(text: &str) -> Result<(), TooDeep> {
         }
     }
     Ok(())
+}
+
+/// Whether `b` may follow a string: whitespace, a delimiter, or any
+/// non-ASCII byte (KDL's other whitespace characters).
+fn ends_string(b: u8) -> bool {
+    b.is_ascii_whitespace() || b"{}();=/\\".contains(&b) || !b.is_ascii()
 }
 
 /// The offset just past the block comment opening at `start`, which nests
@@ -278,6 +337,23 @@ mod tests {
         // Levels of different kinds add up.
         let mixed = "a {".repeat(MAX_NESTING) + "/*";
         assert_eq!(deep(&mixed), Some((3 * MAX_NESTING, Deep::Nested)));
+    }
+
+    #[test]
+    fn a_string_glued_to_what_follows_stops_the_scan() {
+        // Read as KDL's error recovery would, the `{` in the strings nest.
+        let text = "a x=\"b\"c".to_owned() + &"\" {d".repeat(3 * MAX_NESTING);
+        assert_eq!(deep(&text), Some((7, Deep::Glued)));
+        assert_eq!(deep("a \"b\"=\"c\";\"d\"{}\n(\"t\")\"e\"\n"), None);
+    }
+
+    #[test]
+    fn a_second_equals_sign_in_a_property_stops_the_scan() {
+        assert_eq!(
+            deep(&("a ".to_owned() + &"x=".repeat(1000))),
+            Some((4, Deep::Equals))
+        );
+        assert_eq!(deep("a x=1 \"y\"=\"=\" z=#\"=\"#\nb k=v"), None);
     }
 
     #[test]
