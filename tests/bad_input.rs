@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use crate::util::{TestDir, snapshot};
+use crate::util::{TestDir, snapshot, text};
 
 /// A folder with a good build in `out`, ready for a bad recipe to fail against.
 fn with_previous_build() -> TestDir {
@@ -228,4 +228,139 @@ fn a_file_over_a_lower_folder() {
         ),
         &["`/opt/x` is a folder with contents in a lower layer"],
     );
+}
+
+/// Builds and lints `recipe` (written as `bad/image.kdl`, bytes as they are)
+/// and checks that both fail with exit code 1, not a crash, mentioning each
+/// of `expected`, and that `out` did not change.
+fn hostile(t: &TestDir, recipe: &[u8], expected: &[&str]) {
+    let path = t.join("bad/image.kdl");
+    fs::create_dir_all(t.join("bad")).unwrap();
+    fs::write(&path, recipe).unwrap();
+    let before = snapshot(&t.join("out"));
+    let build = t.build_fails(&path, &t.join("out"));
+    assert_eq!(snapshot(&t.join("out")), before, "the output changed");
+    let lint = t
+        .strata()
+        .args(["lint", "--static"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint.stderr));
+    for stderr in [build, text(&lint.stderr)] {
+        for needle in expected {
+            assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
+        }
+    }
+}
+
+#[test]
+fn blocks_nested_too_deep() {
+    let t = with_previous_build();
+    let recipe = format!("{HEAD}{}{}\n", "a {".repeat(1300), "}".repeat(1300));
+    hostile(
+        &t,
+        recipe.as_bytes(),
+        &[
+            "the recipe nests blocks, comments and `/-` more than 64 deep",
+            "image.kdl:3:195",
+        ],
+    );
+}
+
+#[test]
+fn comments_nested_too_deep() {
+    let t = with_previous_build();
+    let recipe = format!("{HEAD}{}{}\n", "/*".repeat(3000), "*/".repeat(3000));
+    hostile(
+        &t,
+        recipe.as_bytes(),
+        &["more than 64 deep", "image.kdl:3:129"],
+    );
+}
+
+#[test]
+fn slashdashes_in_a_row() {
+    let t = with_previous_build();
+    let recipe = format!("{HEAD}a {}b\n", "/- ".repeat(20000));
+    hostile(
+        &t,
+        recipe.as_bytes(),
+        &["more than 64 deep", "image.kdl:3:195"],
+    );
+}
+
+#[test]
+fn stray_closing_braces() {
+    let t = with_previous_build();
+    let recipe = format!("{HEAD}{}\n", "}".repeat(20000));
+    hostile(
+        &t,
+        recipe.as_bytes(),
+        &["`}` closes no block", "image.kdl:3:1"],
+    );
+}
+
+#[test]
+fn an_error_far_along_a_line_shows_a_window_of_it() {
+    let t = with_previous_build();
+    let recipe = format!("{HEAD}{}nope 1\n", " ".repeat(70000));
+    hostile(
+        &t,
+        recipe.as_bytes(),
+        &["unknown top-level node `nope`", "image.kdl:3:70001"],
+    );
+    // The window, not the line: a screenful, not 70,000 spaces.
+    let stderr = t.build_fails(&t.join("bad/image.kdl"), &t.join("out"));
+    assert!(stderr.len() < 2000, "{stderr}");
+}
+
+#[test]
+fn a_recipe_that_is_not_utf8() {
+    let t = with_previous_build();
+    hostile(
+        &t,
+        b"name \"bad\"\nbase \"scratch\"\nlabel \"a\" \"\xff\xfe\"\n",
+        &[
+            "the recipe is not UTF-8: byte `0xff` at line 3, column 12",
+            "save the recipe as UTF-8",
+            "image.kdl:3:12",
+        ],
+    );
+}
+
+/// The lock is read through the same checks as the recipe.
+#[test]
+fn a_lock_that_is_not_utf8_or_nested_too_deep() {
+    let t = TestDir::new();
+    let recipe = t.write(
+        "image.kdl",
+        &format!("{HEAD}python {{\n    install \"six\"\n}}\n"),
+    );
+    let deep = format!("{}{}\n", "a {".repeat(5000), "}".repeat(5000));
+    for (lock, expected) in [
+        (
+            b"lock-version 1\ninputs \"\xc3\x28\"\n".to_vec(),
+            "the lock is not UTF-8: byte `0xc3` at line 2, column 9",
+        ),
+        (deep.into_bytes(), "the lock nests blocks"),
+        (
+            format!("lock-version 1\n{}nope\n", " ".repeat(70000)).into_bytes(),
+            "the lock is invalid: unknown node `nope`",
+        ),
+    ] {
+        fs::write(t.join("image.lock"), lock).unwrap();
+        let output = t
+            .build_cmd(&recipe, &t.join("out"))
+            .arg("--offline")
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+        assert!(stderr.contains("image.lock:"), "{stderr}");
+    }
 }

@@ -17,6 +17,7 @@ mod diff;
 mod dist;
 mod examples;
 mod fidelity;
+mod fuzz;
 mod golden;
 mod inspect;
 mod interrupted;

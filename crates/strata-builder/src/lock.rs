@@ -13,8 +13,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kdl::KdlDocument;
-use miette::{NamedSource, SourceSpan};
+use miette::SourceSpan;
 use serde::Serialize;
 
 use strata_client::credentials::split_login;
@@ -22,8 +21,9 @@ use strata_debian::locked::{LockedPackage, LockedRepository};
 use strata_oci::digest::Digest;
 use strata_pypi::locked::LockedWheel;
 
+use crate::recipe::document;
 use crate::recipe::node::{Node, Source};
-use crate::recipe::{Recipe, Spanned};
+use crate::recipe::{Excerpt, Recipe, Spanned};
 
 pub const LOCK_VERSION: i128 = 1;
 
@@ -70,7 +70,7 @@ pub enum LockError {
     Invalid {
         message: String,
         #[source_code]
-        src: NamedSource<Arc<String>>,
+        src: Excerpt,
         #[label("here")]
         span: SourceSpan,
     },
@@ -282,27 +282,23 @@ impl Lock {
 
     /// Reads the lock at `path`, or `None` when there is none.
     pub fn read(path: &Path) -> Result<Option<Lock>, LockError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => Arc::new(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(LockError::Read {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        let src = LockSource {
+        match std::fs::read(path) {
+            Ok(bytes) => Lock::decode(path, bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LockError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Decodes `bytes` as the lock at `path`.
+    pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<Lock, LockError> {
+        let src = document::text(bytes, |text| LockSource {
             path: path.to_owned(),
-            text: text.clone(),
-        };
-        let doc = KdlDocument::parse_v2(&text).map_err(|e| {
-            let span = e
-                .diagnostics
-                .first()
-                .map_or(SourceSpan::from(0..0), |d| d.span);
-            src.invalid("not valid KDL".into(), span)
+            text,
         })?;
+        let doc = document::parse(&src, &src.text)?;
         let mut inputs = None;
         let mut repositories = Vec::new();
         let mut platforms = BTreeMap::new();
@@ -360,14 +356,14 @@ impl Lock {
                 }
             }
         }
-        Ok(Some(Lock {
+        Ok(Lock {
             inputs: inputs
                 .ok_or_else(|| src.invalid("no `inputs` line".into(), SourceSpan::from(0..0)))?,
             repositories,
             platforms,
             accounts,
             wheels,
-        }))
+        })
     }
 }
 
@@ -379,11 +375,8 @@ struct LockSource {
 
 impl LockSource {
     fn invalid(&self, message: String, span: SourceSpan) -> LockError {
-        LockError::Invalid {
-            message,
-            src: NamedSource::new(self.path.display().to_string(), self.text.clone()),
-            span,
-        }
+        let (src, span) = Excerpt::new(self.path.display().to_string(), self.text.clone(), span);
+        LockError::Invalid { message, src, span }
     }
 
     fn digest(&self, value: &Spanned<String>) -> Result<Digest, LockError> {
@@ -466,6 +459,7 @@ impl LockSource {
 /// reader's label and help lines are not kept.
 impl Source for LockSource {
     type Error = LockError;
+    const NAME: &str = "lock";
 
     fn error(
         &self,

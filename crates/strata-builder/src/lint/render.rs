@@ -2,21 +2,21 @@
 //! JSON, and as SARIF 2.1.0 for GitHub code scanning.
 
 use std::fmt;
-use std::sync::Arc;
 
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, Severity, SourceSpan,
 };
 use serde_json::{Value, json};
 
 use super::{Finding, Level, RULES};
-use crate::recipe::Recipe;
+use crate::recipe::{Excerpt, Recipe};
 
 /// One finding as a miette diagnostic, pointing into the recipe.
 #[derive(Debug)]
 struct Report<'a> {
     finding: &'a Finding,
-    source: NamedSource<Arc<String>>,
+    /// The recipe around the finding, and the finding's span in it.
+    source: Option<(Excerpt, SourceSpan)>,
 }
 
 impl fmt::Display for Report<'_> {
@@ -53,13 +53,14 @@ impl Diagnostic for Report<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.finding
-            .span
-            .map(|_| &self.source as &dyn miette::SourceCode)
+        self.source
+            .as_ref()
+            .map(|(excerpt, _)| excerpt as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.finding.span?;
+        let (_, span) = self.source.as_ref()?;
+        let span = *span;
         let label = LabeledSpan::new_with_span(Some(self.finding.rule.summary.to_owned()), span);
         Some(Box::new(std::iter::once(label)))
     }
@@ -73,16 +74,14 @@ pub fn human(recipe: &Recipe, findings: &[Finding], color: bool) -> String {
         GraphicalTheme::unicode_nocolor()
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
-    let source = NamedSource::new(
-        recipe.source.path.display().to_string(),
-        recipe.source.text.clone(),
-    )
-    .with_language("kdl");
+    let name = recipe.source.path.display().to_string();
     let mut out = String::new();
     for finding in findings {
         let report = Report {
             finding,
-            source: source.clone(),
+            source: finding
+                .span
+                .map(|span| Excerpt::new(name.clone(), recipe.source.text.clone(), span)),
         };
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, &report);

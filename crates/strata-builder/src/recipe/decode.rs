@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use kdl::KdlDocument;
 use miette::SourceSpan;
 
+use super::document;
 use super::node::{Source, given_twice};
 use super::{
     BaseRef, CopyDest, DebianSpec, ImagePath, LayerSpec, Login, Metadata, NodeSpan, Op, Owner,
@@ -46,25 +46,7 @@ const RESERVED_LABELS: &[(&str, &str)] = &[
 ];
 
 pub(super) fn decode(source: RecipeSource, context: PathBuf) -> Result<Recipe> {
-    let doc = KdlDocument::parse_v2(&source.text).map_err(|e| {
-        let first = e.diagnostics.first();
-        let span = first.map_or(SourceSpan::from(0..0), |d| d.span);
-        let detail = first
-            .and_then(|d| d.message.clone())
-            .unwrap_or_else(|| "syntax error".to_owned());
-        let label = first
-            .and_then(|d| d.label.clone())
-            .unwrap_or_else(|| "here".to_owned());
-        let help = first.and_then(|d| d.help.clone()).or_else(|| {
-            Some("recipes are KDL 2.0: strings are quoted, booleans are `#true`/`#false`".into())
-        });
-        source.error(
-            span,
-            format!("the recipe is not valid KDL: {detail}"),
-            label,
-            help,
-        )
-    })?;
+    let doc = document::parse(&source, &source.text)?;
     let mut decoder = Decoder {
         src: &source,
         seen: Vec::new(),

@@ -3,14 +3,14 @@
 
 mod decode;
 mod diagnostic;
+pub(crate) mod document;
 pub(crate) mod node;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use self::node::Source;
 pub(crate) use diagnostic::position;
-pub use diagnostic::{Invalid, RecipeError, RecipeSource};
+pub use diagnostic::{Excerpt, Invalid, RecipeError, RecipeSource};
 use miette::SourceSpan;
 use strata_debian::repo::RepositorySpec;
 use strata_oci::digest::Digest;
@@ -264,19 +264,25 @@ pub struct Runtime {
 impl Recipe {
     /// Reads and decodes the recipe at `path`.
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+        let bytes = std::fs::read(path).map_err(|source| RecipeError::Read {
             path: path.to_owned(),
             source,
+        })?;
+        Recipe::decode(path, bytes)
+    }
+
+    /// Decodes `bytes` as the recipe at `path` (whose folder host paths are
+    /// relative to).
+    pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<Recipe, RecipeError> {
+        let source = document::text(bytes, |text| RecipeSource {
+            path: path.to_owned(),
+            text,
         })?;
         let context = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_owned();
-        let source = RecipeSource {
-            path: path.to_owned(),
-            text: Arc::new(text),
-        };
         decode::decode(source, context)
     }
 

@@ -9,6 +9,8 @@ use super::Spanned;
 /// A document's text that errors can point into.
 pub trait Source {
     type Error;
+    /// What the document is, for messages: `recipe`, `lock`.
+    const NAME: &str;
 
     /// An error at `span`: the message, a short label for the underlined
     /// part, and a help line.
