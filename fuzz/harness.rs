@@ -13,8 +13,11 @@ use std::path::Path;
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
 
+/// A target's function: the input's bytes in, what a user would see out.
+pub type Target = fn(&[u8]) -> String;
+
 /// Every target: its name (the folder of its inputs) and its function.
-pub const TARGETS: &[(&str, fn(&[u8]) -> String)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("recipe", recipe),
     ("lock", lock),
     ("deb", deb),

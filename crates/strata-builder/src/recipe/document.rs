@@ -351,7 +351,7 @@ mod tests {
     fn a_second_equals_sign_in_a_property_stops_the_scan() {
         assert_eq!(
             deep(&("a ".to_owned() + &"x=".repeat(1000))),
-            Some((4, Deep::Equals))
+            Some((5, Deep::Equals))
         );
         assert_eq!(deep("a x=1 \"y\"=\"=\" z=#\"=\"#\nb k=v"), None);
     }
