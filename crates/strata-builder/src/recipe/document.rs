@@ -59,6 +59,15 @@ pub fn parse<S: Source>(src: &S, text: &str) -> Result<KdlDocument, S::Error> {
                 "expected a space",
                 "separate the values with a space, or quote the whole text".to_owned(),
             ),
+            Deep::Disallowed(c) => (
+                format!(
+                    "the {} is not valid KDL: it holds the character U+{:04X}, which KDL does not allow",
+                    S::NAME,
+                    u32::from(c)
+                ),
+                "not allowed",
+                "remove it: KDL allows no control or text-direction characters".to_owned(),
+            ),
             Deep::Equals => (
                 format!(
                     "the {} is not valid KDL: `=` twice in one property",
@@ -126,12 +135,22 @@ enum Deep {
     /// A second `=` in one property (`a=b=c`), which the parser follows
     /// recursively.
     Equals,
+    /// A character KDL allows nowhere; the parser's error recovery then
+    /// reads `/*` in the string it sits in as nested comments.
+    Disallowed(char),
 }
 
 /// Follows KDL's lexical structure just enough to count nesting: strings
 /// (quoted, multi-line, raw with any number of `#`), line comments and block
 /// comments (which nest) are skipped, so a `{` inside them counts for nothing.
 fn check_nesting(text: &str) -> Result<(), TooDeep> {
+    if let Some((at, c)) = text.char_indices().find(|&(at, c)| disallowed(at, c)) {
+        return Err(TooDeep {
+            at,
+            len: c.len_utf8(),
+            kind: Deep::Disallowed(c),
+        });
+    }
     let bytes = text.as_bytes();
     let mut blocks = 0usize;
     // Consecutive `/-` not yet followed by what they comment out.
@@ -220,6 +239,15 @@ fn check_nesting(text: &str) -> Result<(), TooDeep> {
         }
     }
     Ok(())
+}
+
+/// KDL 2.0's disallowed code points: control characters other than
+/// whitespace and newlines, text-direction marks, and a byte-order mark
+/// anywhere but at the start.
+fn disallowed(at: usize, c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{E}'..='\u{1F}' | '\u{7F}')
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || (c == '\u{FEFF}' && at > 0)
 }
 
 /// Whether `b` may follow a string: whitespace, a delimiter, or any
@@ -354,6 +382,16 @@ mod tests {
             Some((5, Deep::Equals))
         );
         assert_eq!(deep("a x=1 \"y\"=\"=\" z=#\"=\"#\nb k=v"), None);
+    }
+
+    #[test]
+    fn a_disallowed_character_stops_the_scan() {
+        let path = "/*".repeat(5000);
+        assert_eq!(
+            deep(&format!("entrypoint \"/usr/\u{f}{path}\"")),
+            Some((17, Deep::Disallowed('\u{f}')))
+        );
+        assert_eq!(deep("\u{feff}name \"x\"\tversion \"1\"\r\n"), None);
     }
 
     #[test]
