@@ -215,7 +215,11 @@ fn solve_within(
     let mut solver = Solver::new(provider);
     let problem = Problem::new().requirements(requirements);
     let solution = match solver.solve(problem) {
-        Ok(solution) => solution,
+        Ok(solution) => {
+            let steps = solver.provider().steps.load(Ordering::Relaxed);
+            tracing::debug!("solved in {steps} of the solver's {budget} steps");
+            solution
+        }
         Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
             return Err(SolveError::Unsolvable {
                 explanation: conflict.display_user_friendly(&solver).to_string(),

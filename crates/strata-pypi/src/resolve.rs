@@ -256,7 +256,11 @@ pub fn resolve(
         .requirements(requirements)
         .constraints(constrains);
     let solution = match solver.solve(problem) {
-        Ok(solution) => solution,
+        Ok(solution) => {
+            let steps = solver.provider().steps.load(Ordering::Relaxed);
+            tracing::debug!("resolved in {steps} of the solver's {STEPS} steps");
+            solution
+        }
         Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
             let explanation = conflict.display_user_friendly(&solver).to_string();
             return Err(solver
