@@ -90,7 +90,12 @@ pub fn control(data: &[u8]) -> String {
             paragraph.get("Package"),
             paragraph.text().len()
         );
-        out.truncate(64);
+        // Keep the summary short, cut on a character boundary.
+        let cut = (0..=out.len().min(64))
+            .rev()
+            .find(|&i| out.is_char_boundary(i))
+            .unwrap_or(0);
+        out.truncate(cut);
         Ok(())
     });
     match read {
