@@ -277,8 +277,9 @@ fn a_broken_package_is_named_not_its_cached_file() {
     repo.export_key(&t.join("image/keys/repo.gpg"));
     let stderr = t.build_fails(&recipe(&t, &url, "\"broken\""), &t.join("out"));
     assert!(
-        stderr
-            .contains("the package `broken 1.0` is not a Debian package: no `debian-binary` member"),
+        stderr.contains(
+            "the package `broken 1.0` is not a Debian package: no `debian-binary` member"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("blobs"), "{stderr}");
