@@ -126,20 +126,26 @@ fn wrong_password_names_the_registry_and_the_source() {
         )),
         "{stderr}"
     );
+    // A failed push trusting the CA, with credentials from the variable
+    // `key` only.
+    let push_with = |key: &str, value: &std::ffi::OsStr| {
+        let failed = t
+            .strata()
+            .env(key, value)
+            .args([
+                "push",
+                &format!("{}:1.0.0", out.display()),
+                &dest,
+                "--ca-file",
+            ])
+            .arg(tls.ca())
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        text(&failed.stderr)
+    };
     // From the variable, the variable is named.
-    let failed = t
-        .strata()
-        .env("STRATA_CREDS", format!("{USER}:wrong"))
-        .args([
-            "push",
-            &format!("{}:1.0.0", out.display()),
-            &dest,
-            "--ca-file",
-        ])
-        .arg(tls.ca())
-        .output()
-        .unwrap();
-    let stderr = text(&failed.stderr);
+    let stderr = push_with("STRATA_CREDS", format!("{USER}:wrong").as_ref());
     assert!(
         stderr.contains(&format!(
             "the registry `{}` refused the credentials from `STRATA_CREDS`",
@@ -158,23 +164,8 @@ fn wrong_password_names_the_registry_and_the_source() {
         ),
     )
     .unwrap();
-    // A push trusting the CA, with credentials from `auth_file` only.
-    let push_with_auth_file = |auth_file: &Path| {
-        let failed = t
-            .strata()
-            .env("REGISTRY_AUTH_FILE", auth_file)
-            .args([
-                "push",
-                &format!("{}:1.0.0", out.display()),
-                &dest,
-                "--ca-file",
-            ])
-            .arg(tls.ca())
-            .output()
-            .unwrap();
-        assert!(!failed.status.success());
-        text(&failed.stderr)
-    };
+    let push_with_auth_file =
+        |auth_file: &Path| push_with("REGISTRY_AUTH_FILE", auth_file.as_ref());
     let stderr = push_with_auth_file(&auth);
     assert!(stderr.contains(&auth.display().to_string()), "{stderr}");
     // No credentials at all: say where strata looked.
