@@ -91,11 +91,7 @@ pub fn control(data: &[u8]) -> String {
             paragraph.text().len()
         );
         // Keep the summary short, cut on a character boundary.
-        let cut = (0..=out.len().min(64))
-            .rev()
-            .find(|&i| out.is_char_boundary(i))
-            .unwrap_or(0);
-        out.truncate(cut);
+        out.truncate(out.floor_char_boundary(64));
         Ok(())
     });
     match read {
