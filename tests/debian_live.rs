@@ -155,17 +155,21 @@ fn two_architectures_from_one_recipe_without_emulation() {
         .zip(["x86_64-linux-gnu", "aarch64-linux-gnu"])
     {
         let manifest = crate::util::json_blob(&out, m["digest"].as_str().unwrap());
-        let hex = manifest["layers"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:");
-        let file = fs::File::open(out.join("blobs/sha256").join(hex)).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        let paths: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let mut paths: Vec<String> = Vec::new();
+        for layer in manifest["layers"].as_array().unwrap() {
+            let hex = layer["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:");
+            let file = fs::File::open(out.join("blobs/sha256").join(hex)).unwrap();
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+            paths.extend(
+                archive
+                    .entries()
+                    .unwrap()
+                    .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()),
+            );
+        }
         assert!(
             paths
                 .iter()

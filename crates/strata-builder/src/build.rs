@@ -390,13 +390,15 @@ fn plan_platform(
             assemble::debian::layer(recipe, lock, platform, &lower, fetcher, epoch)
         })?;
         if let Some(installed) = installed {
-            lower.view.apply(&installed.plan);
+            for plan in &installed.plans {
+                lower.view.apply(plan);
+            }
             for (path, text) in installed.accounts {
                 if let Ok(path) = ImagePath::from_relative(&path) {
                     lower.files.insert(path, text);
                 }
             }
-            plans.push(installed.plan);
+            plans.extend(installed.plans);
             facts = installed.packages;
             unevaluated = installed.unevaluated;
             created_accounts = installed.created;

@@ -84,14 +84,15 @@ struct RecordFile {
     size: u64,
 }
 
-/// The `.pyc` entries for every Python module of the package layer.
+/// The `.pyc` entries for every Python module of the package layer, each
+/// with the module it was compiled from.
 pub(super) fn bytecode(
     layer: &Layer,
     view: &View,
     architecture: &str,
     cache: &Cache,
     mtime: u64,
-) -> Result<Vec<Entry>, BytecodeError> {
+) -> Result<Vec<(Entry, ImagePath)>, BytecodeError> {
     let mut out = Vec::new();
     for (version, interpreter) in interpreters(layer) {
         let sources = sources(layer, view, &version);
@@ -118,21 +119,41 @@ pub(super) fn bytecode(
             let Ok(path) = ImagePath::from_relative(&file.path) else {
                 continue;
             };
-            out.push(Entry {
-                path,
-                kind: Kind::File(Content {
-                    source: Source::Host(cache.blob_path(&file.digest)),
-                    size: file.size,
-                    fingerprint: Fingerprint::Digest(file.digest),
-                }),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime,
-            });
+            let Some(module) = module_of(&path) else {
+                continue;
+            };
+            out.push((
+                Entry {
+                    path,
+                    kind: Kind::File(Content {
+                        source: Source::Host(cache.blob_path(&file.digest)),
+                        size: file.size,
+                        fingerprint: Fingerprint::Digest(file.digest),
+                    }),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime,
+                },
+                module,
+            ));
         }
     }
     Ok(out)
+}
+
+/// The module a `.pyc` was compiled from: `DIR/__pycache__/NAME.TAG.pyc`
+/// comes from `DIR/NAME.py` (PEP 3147).
+fn module_of(pyc: &ImagePath) -> Option<ImagePath> {
+    let (cache_dir, file) = pyc.as_str().rsplit_once('/')?;
+    let dir = cache_dir.strip_suffix("__pycache__")?.trim_end_matches('/');
+    let stem = file.strip_suffix(".pyc")?.rsplit_once('.')?.0;
+    let module = if dir.is_empty() {
+        format!("{stem}.py")
+    } else {
+        format!("{dir}/{stem}.py")
+    };
+    ImagePath::from_relative(&module).ok()
 }
 
 /// `usr/bin/python3.X` interpreters the layer ships, by version.
@@ -366,4 +387,25 @@ fn run_compiler(
         return Err(failed(format!("{} ({last})", output.status)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pyc_names_its_module() {
+        let p = |s: &str| ImagePath::from_relative(s).unwrap();
+        assert_eq!(
+            module_of(&p("usr/lib/python3.11/__pycache__/os.cpython-311.pyc")),
+            Some(p("usr/lib/python3.11/os.py"))
+        );
+        assert_eq!(
+            module_of(&p(
+                "usr/lib/python3/dist-packages/a/__pycache__/b.c.cpython-311.pyc"
+            )),
+            Some(p("usr/lib/python3/dist-packages/a/b.c.py"))
+        );
+        assert_eq!(module_of(&p("usr/lib/x/os.pyc")), None);
+    }
 }

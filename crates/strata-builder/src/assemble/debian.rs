@@ -22,9 +22,9 @@ use strata_oci::path::ImagePath;
 use strata_oci::platform::Platform;
 use strata_oci::view::{View, ViewEntry, ViewKind};
 
-use crate::assemble::add_parents;
 use crate::assemble::bytecode::{self, BytecodeError};
 use crate::assemble::configure::{self, Layer, Unevaluated};
+use crate::assemble::layering;
 use crate::base::Lower;
 use crate::lock::{Lock, LockError, LockedAccount};
 use crate::recipe::{Recipe, UserSpec};
@@ -69,7 +69,8 @@ pub enum InstallError {
 
 /// The package layer and what each package says about itself.
 pub struct PackageLayer {
-    pub plan: LayerPlan,
+    /// Bottom first (see [`layering`](super::layering)).
+    pub plans: Vec<LayerPlan>,
     pub packages: Vec<PackageFacts>,
     /// Maintainer-script commands strata could not evaluate.
     pub unevaluated: Vec<Unevaluated>,
@@ -132,6 +133,7 @@ pub fn layer(
                 .accounts
                 .get(&platform.to_string())
                 .map_or(&[][..], Vec::as_slice),
+            layers: debian.layers,
         },
     )?;
     let packages = unpacked
@@ -144,7 +146,7 @@ pub fn layer(
         })
         .collect::<Result<_, _>>()?;
     Ok(Some(PackageLayer {
-        plan: planned.plan,
+        plans: planned.plans,
         packages,
         unevaluated: planned.unevaluated,
         accounts: planned.accounts,
@@ -173,11 +175,15 @@ pub struct Options<'a> {
     pub requested: &'a [String],
     /// Ids the lock recorded for accounts scripts create.
     pub recorded: &'a [LockedAccount],
+    /// How many layers the packages take (`layers` in the recipe).
+    pub layers: u32,
 }
 
 /// A planned package layer and what configuring left for later stages.
 pub struct Planned {
-    pub plan: LayerPlan,
+    /// The packages' layers, bottom first: one per group, then the
+    /// configuration.
+    pub plans: Vec<LayerPlan>,
     pub unevaluated: Vec<Unevaluated>,
     pub accounts: Vec<(String, String)>,
     pub created: Vec<LockedAccount>,
@@ -270,36 +276,41 @@ pub fn plan(
         },
     );
 
-    let mut generated = Vec::new();
+    // What strata generates, each with the package it belongs to: a
+    // module's byte-code and a package's status file go in its layer.
+    let mut generated: Vec<(Entry, Option<usize>)> = Vec::new();
     if let Some(cache) = options.bytecode {
-        generated.extend(bytecode::bytecode(
-            &layer,
-            &view,
-            options.architecture,
-            cache,
-            options.mtime,
-        )?);
+        for (entry, module) in
+            bytecode::bytecode(&layer, &view, options.architecture, cache, options.mtime)?
+        {
+            let owner = layer.get(&module).and_then(|(_, owner)| *owner);
+            generated.push((entry, owner));
+        }
     }
     generated.extend(dpkg_database(packages, lower, options.mtime));
     if packages.iter().any(|p| p.locked.name == "ca-certificates") {
-        generated.extend(ca_store(&layer, lower, options)?);
+        generated.extend(
+            ca_store(&layer, lower, options)?
+                .into_iter()
+                .map(|e| (e, None)),
+        );
     }
     if let Some(cache) = configure::ld_so_cache(&view, &layer, lower, options.architecture)? {
-        generated.push(configure::file(
-            path("etc/ld.so.cache"),
-            cache,
-            options.mtime,
+        generated.push((
+            configure::file(path("etc/ld.so.cache"), cache, options.mtime),
+            None,
         ));
     }
     let has_base_files = packages.iter().any(|p| p.locked.name == "base-files");
     if !has_base_files && view.get(&path("etc/os-release")).is_none() {
-        generated.extend(
-            os_release(options)
-                .into_iter()
-                .map(|(p, text)| configure::file(path(p), text.into_bytes(), options.mtime)),
-        );
+        generated.extend(os_release(options).into_iter().map(|(p, text)| {
+            (
+                configure::file(path(p), text.into_bytes(), options.mtime),
+                None,
+            )
+        }));
     }
-    for entry in generated {
+    for (entry, owner) in generated {
         let target = view
             .resolve_parent(&entry.path)
             .unwrap_or(entry.path.clone());
@@ -310,25 +321,118 @@ pub fn plan(
                     path: target,
                     ..entry
                 },
-                None,
+                owner,
             ),
         );
     }
 
-    let mut entries: BTreeMap<ImagePath, Entry> =
-        layer.into_iter().map(|(p, (e, _))| (p, e)).collect();
-    add_parents(&mut entries, &lower.view);
-    let names: Vec<&str> = packages.iter().map(|p| p.locked.name.as_str()).collect();
     Ok(Planned {
-        plan: LayerPlan {
-            name: "packages".to_owned(),
-            created_by: format!("strata: debian packages {}", names.join(" ")),
-            entries: entries.into_values().collect(),
-        },
+        plans: split(layer, packages, options.layers, &lower.view, options.mtime),
         unevaluated: configured.unevaluated,
         accounts: configured.accounts,
         created: configured.created,
     })
+}
+
+/// The planned entries, split into the layers of the packages' groups and
+/// the configuration layer (what no package ships: the dpkg status,
+/// `ld.so.cache`, alternatives, edited files). Each layer carries every
+/// folder its entries need that the base lacks, with the same owner, mode
+/// and time in every layer, so the image's tree does not depend on the
+/// order of the layers, and a group's layer does not depend on the others.
+fn split(
+    layer: Layer,
+    packages: &[Unpacked],
+    budget: u32,
+    lower: &View,
+    mtime: u64,
+) -> Vec<LayerPlan> {
+    let locked: Vec<&strata_debian::locked::LockedPackage> =
+        packages.iter().map(|p| &p.locked).collect();
+    let groups = layering::layers(&locked, budget);
+    let mut slot_of = vec![0; packages.len()];
+    for (slot, group) in groups.iter().enumerate() {
+        for &member in &group.members {
+            slot_of[member] = slot;
+        }
+    }
+    // With one layer, the configuration joins the only group.
+    let configuration = if budget <= 1 { 0 } else { groups.len() };
+    let mut slots: Vec<Vec<ImagePath>> = vec![Vec::new(); configuration + 1];
+    let mut all: BTreeMap<ImagePath, Entry> = BTreeMap::new();
+    for (path, (entry, owner)) in layer {
+        let slot = owner.map_or(configuration, |i| slot_of[i]);
+        slots[slot].push(path.clone());
+        all.insert(path, entry);
+    }
+
+    let names = |members: &[usize]| {
+        members
+            .iter()
+            .map(|&i| packages[i].locked.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut plans = Vec::new();
+    for (slot, paths) in slots.into_iter().enumerate() {
+        let mut entries: BTreeMap<ImagePath, Entry> = paths
+            .into_iter()
+            .filter_map(|p| all.get(&p).map(|e| (p, e.clone())))
+            .collect();
+        let listed: Vec<ImagePath> = entries.keys().cloned().collect();
+        for path in &listed {
+            let mut current = path.parent();
+            while let Some(dir) = current.filter(|d| !d.is_root()) {
+                if entries.contains_key(&dir) {
+                    break;
+                }
+                let entry = match all.get(&dir) {
+                    Some(entry) => entry.clone(),
+                    None if lower.get(&dir).is_some_and(|e| e.kind == ViewKind::Dir) => break,
+                    None => Entry::dir(dir.clone(), 0o755, 0, 0, mtime),
+                };
+                current = dir.parent();
+                entries.insert(dir, entry);
+            }
+        }
+        // A hard link needs its target in the same layer: one whose target
+        // went to another layer (two packages shipping the same file) is a
+        // copy of it.
+        for entry in entries.values_mut() {
+            if let Kind::Hardlink(target) = &entry.kind
+                && !listed.contains(target)
+                && let Some(file) = all.get(target).filter(|t| matches!(t.kind, Kind::File(_)))
+            {
+                *entry = Entry {
+                    path: entry.path.clone(),
+                    ..file.clone()
+                };
+            }
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        let (name, created_by) = match groups.get(slot) {
+            Some(group) if slot != configuration || budget <= 1 => (
+                if budget <= 1 {
+                    "packages".to_owned()
+                } else {
+                    group.name.clone()
+                },
+                format!("strata: debian packages {}", names(&group.members)),
+            ),
+            _ => (
+                "configuration".to_owned(),
+                "strata: configuration of the debian packages (dpkg status, ld.so.cache, alternatives, accounts)".to_owned(),
+            ),
+        };
+        plans.push(LayerPlan {
+            name,
+            created_by,
+            entries: entries.into_values().collect(),
+        });
+    }
+    plans
 }
 
 /// Where one of a package's files goes in the image, as an entry; `None`
@@ -463,7 +567,7 @@ fn excluded_doc(path: &ImagePath) -> bool {
 
 /// The dpkg database scanners read: the base's `status` with our packages
 /// appended when the base has one, else distroless-style `status.d` files.
-fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry> {
+fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<(Entry, Option<usize>)> {
     let path = |s: &str| ImagePath::from_relative(s).expect("a constant path");
     let status_d = path("var/lib/dpkg/status.d");
     let stanza = |p: &Unpacked| {
@@ -483,25 +587,26 @@ fn dpkg_database(packages: &[Unpacked], lower: &Lower, mtime: u64) -> Vec<Entry>
             text.push_str(stanza(p).trim_end());
         }
         text.push('\n');
-        return vec![configure::file(
-            path("var/lib/dpkg/status"),
-            text.into_bytes(),
-            mtime,
+        return vec![(
+            configure::file(path("var/lib/dpkg/status"), text.into_bytes(), mtime),
+            None,
         )];
     }
     let mut out = Vec::new();
-    for p in packages {
+    for (index, p) in packages.iter().enumerate() {
         let name = &p.locked.name;
-        out.push(configure::file(
-            status_d.join(name),
-            stanza(p).into_bytes(),
-            mtime,
+        out.push((
+            configure::file(status_d.join(name), stanza(p).into_bytes(), mtime),
+            Some(index),
         ));
         if let Some(md5) = &p.control.md5sums {
-            out.push(configure::file(
-                status_d.join(&format!("{name}.md5sums")),
-                md5.clone().into_bytes(),
-                mtime,
+            out.push((
+                configure::file(
+                    status_d.join(&format!("{name}.md5sums")),
+                    md5.clone().into_bytes(),
+                    mtime,
+                ),
+                Some(index),
             ));
         }
     }
@@ -628,6 +733,7 @@ mod tests {
             bytecode: None,
             requested: &[],
             recorded: &[],
+            layers: 1,
         });
         assert!(files[0].1.contains("VERSION_ID=\"12\"") && files[0].1.contains("ID=debian"));
         assert_eq!(files[1].1, "12.15\n");

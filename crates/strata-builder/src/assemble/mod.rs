@@ -1,8 +1,8 @@
 //! Assembly: from a recipe and the view of its base to the ordered entry lists
 //! of the layers strata writes.
 //!
-//! Layers come out in this order: the package layer (`debian`: unpacked
-//! packages laid out as dpkg would), strata's own layer (accounts and the TRE
+//! Layers come out in this order: the package layers (`debian`: unpacked
+//! packages laid out as dpkg would, grouped by `layering`), strata's own layer (accounts and the TRE
 //! layout), then one per recipe `layer` block, in recipe order. Nothing
 //! touches the host here beyond reading the files `copy` names.
 
@@ -12,6 +12,7 @@ pub mod configure;
 pub(crate) mod copy;
 pub mod debian;
 pub mod interpreters;
+pub mod layering;
 pub mod libraries;
 pub mod python;
 

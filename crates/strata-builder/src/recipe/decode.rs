@@ -621,6 +621,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
     let mut keep_docs = false;
     let mut essential = true;
     let mut bytecode = true;
+    let mut layers = None;
     let mut timezone = None;
     let mut ca_certificates = Vec::new();
     for child in node.node.children().map(|c| c.nodes()).unwrap_or_default() {
@@ -634,6 +635,16 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
             "keep-docs" => keep_docs = child.flag()?,
             "essential" => essential = child.flag()?,
             "bytecode" => bytecode = child.flag()?,
+            "layers" => {
+                given_twice(
+                    child.src,
+                    child.node.span(),
+                    layers.map(|(_, span)| span),
+                    "`layers`",
+                    "keep one",
+                )?;
+                layers = Some((child.layer_budget()?, child.node.span()));
+            }
             "timezone" => {
                 child.no_props_or_children()?;
                 let zone = child.single_string("time zone")?;
@@ -671,6 +682,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
                         "keep-docs",
                         "essential",
                         "bytecode",
+                        "layers",
                         "timezone",
                         "ca-certificate",
                     ],
@@ -695,6 +707,7 @@ fn decode_debian(node: &Node) -> Result<DebianSpec> {
         keep_docs,
         essential,
         bytecode,
+        layers: layers.map_or(crate::assemble::layering::DEFAULT_LAYERS, |(n, _)| n),
         timezone: timezone.unwrap_or_else(|| Spanned {
             value: "Etc/UTC".to_owned(),
             span: node.node.span(),
@@ -1115,6 +1128,31 @@ type Node<'a> = super::node::Node<'a, RecipeSource>;
 
 /// The recipe's own property readers, on top of the shared ones.
 impl Node<'_> {
+    /// `layers N`: how many layers the Debian packages take.
+    fn layer_budget(&self) -> Result<u32> {
+        use crate::assemble::layering::MAX_LAYERS;
+        self.check_props(&[])?;
+        self.no_children()?;
+        let help =
+            format!("write a whole number from 1 (one layer) to {MAX_LAYERS}, e.g. `layers 10`");
+        match self.args().as_slice() {
+            [entry] => entry
+                .value()
+                .as_integer()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=MAX_LAYERS).contains(n))
+                .ok_or_else(|| {
+                    self.src.error(
+                        entry.span(),
+                        format!("`layers` must be from 1 to {MAX_LAYERS}"),
+                        "not a layer count",
+                        Some(help.clone()),
+                    )
+                }),
+            _ => Err(self.err("`layers` takes one number", "expected one number", &help)),
+        }
+    }
+
     fn prop_mode(&self) -> Result<Option<u32>> {
         let Some(entry) = self.prop("mode") else {
             return Ok(None);

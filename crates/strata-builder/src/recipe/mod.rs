@@ -88,6 +88,9 @@ pub struct DebianSpec {
     /// Whether Python byte-code is compiled for the packages' modules (the
     /// default, as Debian's `py3compile` does); `bytecode #false` skips it.
     pub bytecode: bool,
+    /// How many layers the packages take (`layers N`; see
+    /// `assemble::layering`).
+    pub layers: u32,
     /// The time zone tzdata is configured with (`Area/Zone`).
     pub timezone: Spanned<String>,
     /// Site CA certificates (paths relative to the recipe) installed into
