@@ -21,6 +21,7 @@ mod fuzz;
 mod golden;
 mod inspect;
 mod interrupted;
+mod layering;
 mod lint;
 mod modules;
 mod output;

@@ -115,8 +115,14 @@ impl AptRepo {
 
     /// Lists `bytes` as the `.deb` of `pkg`, whatever they hold, under the
     /// `control` paragraph: the index vouches for them as for any package.
+    /// A package with a `Source` field goes in its source's pool folder, as
+    /// in Debian's archive; others directly under `pool/main`.
     pub fn add_deb(&mut self, pkg: &Pkg, mut control: String, bytes: &[u8]) {
-        let rel = format!("pool/main/{}_{}_{}.deb", pkg.name, pkg.version, pkg.arch);
+        let file = format!("{}_{}_{}.deb", pkg.name, pkg.version, pkg.arch);
+        let rel = match pkg.fields.iter().find(|(field, _)| *field == "Source") {
+            Some((_, source)) => format!("pool/main/{}/{source}/{file}", &source[..1]),
+            None => format!("pool/main/{file}"),
+        };
         let deb = self.root.join(&rel);
         fs::create_dir_all(deb.parent().unwrap()).unwrap();
         fs::write(&deb, bytes).unwrap();

@@ -696,14 +696,8 @@ fn write_layers(
     reports: &mut Vec<LayerReport>,
 ) -> Result<Vec<(ManifestLayer, String)>, BuildError> {
     let mut layers = Vec::new();
-    for plan in &planned.plans {
-        let step = strata_progress::get().step("compress", plan.name.clone());
-        let built = layer::build(plan, compression, cache)?;
-        step.finish(&if built.cached {
-            "cached".to_owned()
-        } else {
-            strata_progress::size(built.blob.size)
-        });
+    let built_all = layer::build_all(&planned.plans, compression, cache)?;
+    for (plan, built) in planned.plans.iter().zip(built_all) {
         tracing::info!(
             layer = %plan.name,
             digest = %built.blob.digest,

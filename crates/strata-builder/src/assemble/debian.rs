@@ -414,11 +414,7 @@ fn split(
         }
         let (name, created_by) = match groups.get(slot) {
             Some(group) if slot != configuration || budget <= 1 => (
-                if budget <= 1 {
-                    "packages".to_owned()
-                } else {
-                    group.name.clone()
-                },
+                group.name.clone(),
                 format!("strata: debian packages {}", names(&group.members)),
             ),
             _ => (

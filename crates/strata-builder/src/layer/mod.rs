@@ -87,6 +87,62 @@ pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<B
     })
 }
 
+/// Builds (or finds) every layer, several at a time, and returns them in
+/// the order given. Independent layers are written on plain threads, one
+/// per core: each writer hands its gzip chunks to rayon's pool and waits
+/// for them, which a thread of that pool must not do.
+pub fn build_all(
+    plans: &[LayerPlan],
+    compression: Encoding,
+    cache: &Cache,
+) -> Result<Vec<Built>, LayerError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<Built, LayerError>>>> =
+        plans.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(plans.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(plan) = plans.get(index) else {
+                        break;
+                    };
+                    let step = strata_progress::get().step("compress", plan.name.clone());
+                    let built = build(plan, compression, cache);
+                    let failed = built.is_err();
+                    if let Ok(built) = &built {
+                        step.finish(&if built.cached {
+                            "cached".to_owned()
+                        } else {
+                            strata_progress::size(built.blob.size)
+                        });
+                    }
+                    if let Ok(mut slot) = results[index].lock() {
+                        *slot = Some(built);
+                    }
+                    // The first failure stops the others taking new layers.
+                    if failed {
+                        next.store(plans.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut built = Vec::with_capacity(plans.len());
+    for slot in results {
+        match slot.into_inner().ok().flatten() {
+            Some(result) => built.push(result?),
+            // Not started because an earlier layer failed: that failure was
+            // returned above.
+            None => break,
+        }
+    }
+    Ok(built)
+}
+
 /// Writes the layer into `file` in one streaming pass.
 pub fn write(plan: &LayerPlan, compression: Encoding, file: File) -> io::Result<LayerBlob> {
     let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));

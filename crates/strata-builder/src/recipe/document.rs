@@ -289,7 +289,11 @@ fn skip_comment(bytes: &[u8], start: usize, outer: usize) -> Result<usize, TooDe
 
 /// The offset just past the string (or `#` keyword) starting at `start`:
 /// `"…"` and `"""…"""` with backslash escapes, `#"…"#` and `#"""…"""#` raw
-/// with as many `#` as opened them. An unterminated string runs to the end.
+/// with as many `#` as opened them. An unterminated string runs to the end;
+/// a single-line string ends at a newline, where the parser stops it too
+/// (its error recovery then reads what follows as nodes, so the scan must
+/// count the braces there). A backslash followed by whitespace (KDL's
+/// whitespace escape) carries a string over newlines.
 fn skip_string(bytes: &[u8], start: usize) -> usize {
     let hashes = bytes[start..].iter().take_while(|&&b| b == b'#').count();
     let quote = start + hashes;
@@ -305,14 +309,31 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
     let mut i = body;
     while i < bytes.len() {
         if hashes == 0 && bytes[i] == b'\\' {
-            i += 2;
+            i += 1;
+            let spaces = bytes[i..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            i += spaces.max(1);
         } else if bytes[i..].starts_with(&close) {
             return i + close.len();
+        } else if !multi && newline_at(bytes, i) {
+            return i;
         } else {
             i += 1;
         }
     }
     bytes.len()
+}
+
+/// Whether one of KDL's newlines starts at `i`: CR, LF, form feed, NEL,
+/// and the line and paragraph separators.
+fn newline_at(bytes: &[u8], i: usize) -> bool {
+    let rest = &bytes[i..];
+    matches!(rest.first(), Some(b'\n' | b'\r' | 0x0C))
+        || rest.starts_with("\u{85}".as_bytes())
+        || rest.starts_with("\u{2028}".as_bytes())
+        || rest.starts_with("\u{2029}".as_bytes())
 }
 
 /// The offset of the first `needle` at or after `from`.
@@ -344,6 +365,17 @@ mod tests {
             "// }}}\n/* } /* } */ } */ b #true {}\n"
         );
         assert_eq!(deep(text), None);
+    }
+
+    #[test]
+    fn a_single_line_string_ends_at_a_newline() {
+        // Found by the fuzzer: an unclosed string, then nested blocks that
+        // the parser's error recovery followed until the stack ran out.
+        let text = format!("a \"x\nb {}", "c {".repeat(MAX_NESTING + 1));
+        assert_eq!(deep(&text).map(|(_, kind)| kind), Some(Deep::Nested));
+        // A whitespace escape carries the string over the newline.
+        assert_eq!(deep("a \"x \\\n  } y\" b"), None);
+        assert_eq!(deep("a \"\"\"\n}\n\"\"\"\n"), None);
     }
 
     #[test]
