@@ -91,9 +91,12 @@ fn layer_digests(out: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A file as a container sees it: kind, mode, owner, link target, content.
+type Seen = (char, u32, u64, u64, Option<String>, Vec<u8>);
+
 /// The image's files after applying every layer in order (no whiteouts in
 /// strata's package layers), without times: what a container sees.
-fn flattened(out: &Path) -> BTreeMap<String, (char, u32, u64, u64, Option<String>, Vec<u8>)> {
+fn flattened(out: &Path) -> BTreeMap<String, Seen> {
     let mut files = BTreeMap::new();
     for layer in layers(out, "1") {
         for TarEntry {
