@@ -32,3 +32,4 @@ mod pypi_live;
 mod registries;
 mod reproducible;
 mod sbom;
+mod shared_cache;

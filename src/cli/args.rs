@@ -97,6 +97,13 @@ pub enum Command {
         /// Write the image's digest to this file (for CI)
         #[arg(long, value_name = "FILE")]
         digest_file: Option<PathBuf>,
+        /// Share layers through this registry repository (`REGISTRY/REPO`):
+        /// look them up there before building, publish them after
+        #[arg(long = "cache", value_name = "REPO", env = "STRATA_CACHE_REPO")]
+        cache_repo: Option<String>,
+        /// Rebuild the layers the registry cache gives and fail on any difference
+        #[arg(long, requires = "cache_repo")]
+        verify_cache: bool,
         /// The SBOM attached to the image (an OCI artifact whose subject is the image)
         #[arg(long, value_enum, default_value_t = SbomFormat::Spdx)]
         sbom: SbomFormat,

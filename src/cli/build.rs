@@ -110,7 +110,11 @@ fn print_built(recipe: &Recipe, report: &BuildReport, dest: &Path, started: Inst
             l.name,
             l.blob.digest,
             l.blob.size,
-            if l.cached { "cached" } else { "built" }
+            match (l.fetched, l.cached) {
+                (true, _) => "fetched",
+                (false, true) => "cached",
+                (false, false) => "built",
+            }
         ));
     }
     say(format!(
@@ -142,6 +146,7 @@ fn build_json(
                 "size": l.blob.size,
                 "entries": l.blob.entries,
                 "cached": l.cached,
+                "fetched": l.fetched,
             })
         })
         .collect();

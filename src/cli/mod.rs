@@ -40,6 +40,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
             offline,
             push,
             digest_file,
+            cache_repo,
+            verify_cache,
             sbom,
             registry,
         } => {
@@ -49,6 +51,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
                 locked,
                 offline,
                 sbom: sbom.format(),
+                shared_cache: cache_repo,
+                verify_cache,
                 ..BuildOptions::new(&recipe, registry.options()?)
             };
             let publish = build::Publish {

@@ -58,6 +58,17 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Tag(#[from] TagError),
+    #[error("`--cache` needs the network, and `--offline` forbids it")]
+    #[diagnostic(help(
+        "drop `--cache` to build from the local cache alone, or `--offline` to use the registry cache"
+    ))]
+    OfflineSharedCache,
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] strata_registry::RegistryError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Shared(#[from] layer::shared::SharedCacheError),
 }
 
 pub struct BuildOptions {
@@ -74,6 +85,11 @@ pub struct BuildOptions {
     pub registry: strata_registry::Options,
     /// The SBOM to attach to the image, if any.
     pub sbom: Option<sbom::Format>,
+    /// A registry repository that layers are shared through
+    /// (`--cache REGISTRY/REPO`), and whether what it gives is rebuilt and
+    /// compared (`--verify-cache`).
+    pub shared_cache: Option<String>,
+    pub verify_cache: bool,
 }
 
 impl BuildOptions {
@@ -88,6 +104,8 @@ impl BuildOptions {
             offline: false,
             registry,
             sbom: Some(sbom::Format::Spdx),
+            shared_cache: None,
+            verify_cache: false,
         }
     }
 }
@@ -538,7 +556,10 @@ pub fn plan(
 pub struct LayerReport {
     pub name: String,
     pub blob: layer::LayerBlob,
+    /// Not compressed by this build: from the local or the registry cache.
     pub cached: bool,
+    /// Downloaded from the registry cache.
+    pub fetched: bool,
 }
 
 pub struct BuildReport {
@@ -569,6 +590,20 @@ pub fn build(
     cache: &Cache,
 ) -> Result<BuildReport, BuildError> {
     let tags = tags(recipe, options)?;
+    // Checked before any work: a wrong repository is an error at once.
+    let client = match &options.shared_cache {
+        Some(_) if options.offline => return Err(BuildError::OfflineSharedCache),
+        Some(_) => Some(strata_registry::Client::new(options.registry.clone())?),
+        None => None,
+    };
+    let shared = match (&client, &options.shared_cache) {
+        (Some(client), Some(repository)) => Some(layer::shared::SharedCache::new(
+            client,
+            repository,
+            options.verify_cache,
+        )?),
+        _ => None,
+    };
     let epoch = provenance::epoch(&recipe.context)?;
     let provenance = Provenance {
         created: provenance::rfc3339(epoch),
@@ -612,6 +647,7 @@ pub fn build(
                 &planned,
                 options.compression,
                 cache,
+                shared.as_ref(),
                 &mut blobs,
                 &mut reports,
             )
@@ -692,11 +728,12 @@ fn write_layers(
     planned: &Planned,
     compression: Encoding,
     cache: &Cache,
+    shared: Option<&layer::shared::SharedCache>,
     blobs: &mut BTreeMap<String, Blob>,
     reports: &mut Vec<LayerReport>,
 ) -> Result<Vec<(ManifestLayer, String)>, BuildError> {
     let mut layers = Vec::new();
-    let built_all = layer::build_all(&planned.plans, compression, cache)?;
+    let built_all = layer::build_all(&planned.plans, compression, cache, shared)?;
     for (plan, built) in planned.plans.iter().zip(built_all) {
         tracing::info!(
             layer = %plan.name,
@@ -718,6 +755,7 @@ fn write_layers(
             name: plan.name.clone(),
             blob: built.blob,
             cached: built.cached,
+            fetched: built.fetched,
         });
     }
     Ok(layers)

@@ -6,6 +6,7 @@
 //! compression; a key already in the cache skips the work.
 
 pub mod compress;
+pub mod shared;
 pub mod tar;
 
 use std::fs::File;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use self::compress::{Encoder, Encoding};
+use self::shared::{SharedCache, SharedCacheError};
 use self::tar::TarWriter;
 use strata_cache::{Cache, CacheError};
 use strata_oci::digest::{Digest, HashingWriter};
@@ -39,6 +41,9 @@ pub enum LayerError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Shared(#[from] SharedCacheError),
     #[error("cannot write layer `{layer}`")]
     Write {
         layer: String,
@@ -51,25 +56,35 @@ pub enum LayerError {
 pub struct Built {
     pub blob: LayerBlob,
     pub path: PathBuf,
+    /// Found in the local cache or the registry cache: not compressed here.
     pub cached: bool,
+    /// Downloaded from the registry cache (`--cache`).
+    pub fetched: bool,
 }
 
 const RECORDS: &str = "layers";
 
-/// Returns the layer's blob from the cache, building it first if needed.
-pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<Built, LayerError> {
-    let key = key(plan, compression);
-    // The record's own digest ties it to this key (`Cache::read_record`); the
-    // blob it names is checked against its digest and size here.
-    if let Some(blob) = cache.read_record::<LayerBlob>(RECORDS, &key)
-        && let Some(path) = cache.verified_blob(&blob.digest)
-        && std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.size)
-    {
-        return Ok(Built {
+/// The layer `key` names, from the local cache. The record's own digest
+/// ties it to this key (`Cache::read_record`); the blob it names is checked
+/// against its digest and size here.
+fn cached(key: &Digest, cache: &Cache) -> Option<Built> {
+    let blob = cache.read_record::<LayerBlob>(RECORDS, key)?;
+    let path = cache.verified_blob(&blob.digest)?;
+    std::fs::metadata(&path)
+        .is_ok_and(|m| m.len() == blob.size)
+        .then_some(Built {
             blob,
             path,
             cached: true,
-        });
+            fetched: false,
+        })
+}
+
+/// Returns the layer's blob from the cache, building it first if needed.
+pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<Built, LayerError> {
+    let key = key(plan, compression);
+    if let Some(built) = cached(&key, cache) {
+        return Ok(built);
     }
     let tmp = cache.temp_file()?;
     let err = |source| LayerError::Write {
@@ -84,30 +99,170 @@ pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<B
         blob,
         path,
         cached: false,
+        fetched: false,
     })
 }
 
-/// Builds (or finds) every layer, several at a time, and returns them in
-/// the order given. Independent layers are written on plain threads, one
-/// per core: each writer hands its gzip chunks to rayon's pool and waits
-/// for them, which a thread of that pool must not do.
+/// Builds (or finds) every layer and returns them in the order given.
+///
+/// With a registry cache, the layers missing from the local cache are
+/// looked up there first and downloaded instead of built; what is built, and
+/// what the local cache had but the registry lacks, is published after.
+/// With `--verify-cache` a layer found in the registry is built too, and a
+/// difference is an error.
 pub fn build_all(
     plans: &[LayerPlan],
     compression: Encoding,
     cache: &Cache,
+    shared: Option<&SharedCache>,
+) -> Result<Vec<Built>, LayerError> {
+    let keys: Vec<Digest> = plans.iter().map(|p| key(p, compression)).collect();
+    let mut found: Vec<Option<Built>> = keys.iter().map(|k| cached(k, cache)).collect();
+    let mut remote: Vec<Option<LayerBlob>> = vec![None; plans.len()];
+    if let Some(shared) = shared {
+        let all: Vec<&Digest> = keys.iter().collect();
+        remote = shared.lookup(&all)?;
+        for index in 0..plans.len() {
+            let Some(blob) = remote[index].as_ref().filter(|_| found[index].is_none()) else {
+                continue;
+            };
+            if shared.verify {
+                continue;
+            }
+            let step = strata_progress::get().step("fetch", plans[index].name.clone());
+            match fetch_checked(shared, blob, &plans[index], cache) {
+                Ok(path) => {
+                    cache.write_record(RECORDS, &keys[index], blob)?;
+                    step.finish(&strata_progress::size(blob.size));
+                    found[index] = Some(Built {
+                        blob: blob.clone(),
+                        path,
+                        cached: true,
+                        fetched: true,
+                    });
+                }
+                Err(e) => {
+                    // Rebuilt, and the entry written again, right.
+                    strata_progress::get().println(format!(
+                        "warning: layer `{}`: the entry `{}` in `{}` is ignored: {}",
+                        plans[index].name,
+                        SharedCache::tag(&keys[index]),
+                        shared.name(),
+                        causes(&e)
+                    ));
+                    remote[index] = None;
+                }
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..plans.len()).filter(|&i| found[i].is_none()).collect();
+    let built = build_in_parallel(plans, &missing, compression, cache)?;
+    for (index, built) in missing.into_iter().zip(built) {
+        if let (Some(shared), Some(entry)) = (shared, &remote[index])
+            && entry != &built.blob
+        {
+            return Err(SharedCacheError::Mismatch {
+                repository: shared.name(),
+                layer: plans[index].name.clone(),
+                tag: SharedCache::tag(&keys[index]),
+                cached: entry.digest,
+                built: built.blob.digest,
+            }
+            .into());
+        }
+        found[index] = Some(built);
+    }
+    let built: Vec<Built> = found.into_iter().flatten().collect();
+    if let Some(shared) = shared {
+        let publish: Vec<(&Digest, &LayerBlob, &PathBuf)> = built
+            .iter()
+            .zip(&keys)
+            .zip(&remote)
+            .filter(|(_, entry)| entry.is_none())
+            .map(|((b, key), _)| (key, &b.blob, &b.path))
+            .collect();
+        let written = shared.publish(&publish)?;
+        tracing::info!(written, repository = %shared.name(), "layer cache entries");
+    }
+    Ok(built)
+}
+
+/// Downloads a registry cache entry's blob and checks that it is the layer
+/// `plan` describes: its digest, its tar against the entry's `diff_id`, and
+/// that `diff_id` against the tar of `plan`, written here without
+/// compressing it (the costly part of building). An entry that maps a key to
+/// another valid layer (poisoned, or written by a faulty strata) fails here.
+fn fetch_checked(
+    shared: &SharedCache,
+    blob: &LayerBlob,
+    plan: &LayerPlan,
+    cache: &Cache,
+) -> Result<PathBuf, LayerError> {
+    let path = shared.fetch(blob, cache)?;
+    let (diff_id, diff_size) = tar_digest(plan).map_err(|source| LayerError::Write {
+        layer: plan.name.clone(),
+        source,
+    })?;
+    if diff_id != blob.diff_id || diff_size != blob.diff_size {
+        return Err(SharedCacheError::Check {
+            digest: blob.digest,
+            source: io::Error::other(format!(
+                "it holds the tar {}, where this layer's is {diff_id}",
+                blob.diff_id
+            )),
+        }
+        .into());
+    }
+    Ok(path)
+}
+
+/// An error and its causes, on one line, for a warning.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The sha256 and size of the layer's uncompressed tar.
+pub fn tar_digest(plan: &LayerPlan) -> io::Result<(Digest, u64)> {
+    let mut tar = TarWriter::new(HashingWriter::new(io::sink()));
+    for entry in &plan.entries {
+        tar.append(entry)?;
+    }
+    let (hashed, size) = tar.finish()?;
+    let (_, digest, _) = hashed.finish();
+    Ok((digest, size))
+}
+
+/// Builds the layers at `indexes`, several at a time, in that order.
+/// Independent layers are written on plain threads, one per core: each
+/// writer hands its gzip chunks to rayon's pool and waits for them, which a
+/// thread of that pool must not do.
+fn build_in_parallel(
+    plans: &[LayerPlan],
+    indexes: &[usize],
+    compression: Encoding,
+    cache: &Cache,
 ) -> Result<Vec<Built>, LayerError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<Built, LayerError>>>> =
-        plans.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<Built, LayerError>>>> = indexes
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .min(plans.len());
+        .min(indexes.len());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
                 loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(plan) = plans.get(index) else {
+                    let slot = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(plan) = indexes.get(slot).map(|&i| &plans[i]) else {
                         break;
                     };
                     let step = strata_progress::get().step("compress", plan.name.clone());
@@ -120,20 +275,20 @@ pub fn build_all(
                             strata_progress::size(built.blob.size)
                         });
                     }
-                    if let Ok(mut slot) = results[index].lock() {
-                        *slot = Some(built);
+                    if let Ok(mut result) = results[slot].lock() {
+                        *result = Some(built);
                     }
                     // The first failure stops the others taking new layers.
                     if failed {
-                        next.store(plans.len(), std::sync::atomic::Ordering::Relaxed);
+                        next.store(indexes.len(), std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             });
         }
     });
-    let mut built = Vec::with_capacity(plans.len());
-    for slot in results {
-        match slot.into_inner().ok().flatten() {
+    let mut built = Vec::with_capacity(indexes.len());
+    for result in results {
+        match result.into_inner().ok().flatten() {
             Some(result) => built.push(result?),
             // Not started because an earlier layer failed: that failure was
             // returned above.

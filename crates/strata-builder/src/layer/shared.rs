@@ -1,0 +1,295 @@
+//! The shared layer cache in a registry (`strata build --cache
+//! REGISTRY/REPO`): a fleet of CI runners, each starting with an empty local
+//! cache, reuses the layers any of them built.
+//!
+//! An entry is a tiny OCI artifact, tagged `strata-layer-KEY` (the layer's
+//! key, a sha256 in hex): an image manifest with the empty config whose one
+//! layer is the layer's blob, annotated with its `diff_id`. One tag per key
+//! works on every OCI registry (no referrers API, no index to update, so
+//! runners never race on a shared document), and a lookup is one request.
+//! Nothing read from the registry is used before it is checked: the blob
+//! against its digest and size as it downloads, its uncompressed tar
+//! against the `diff_id` the entry gives. What no download can check is
+//! that a key maps to the right blob: entries are trusted because they come
+//! from the repository the user named, and `--verify-cache` rebuilds every
+//! layer found there and fails on any difference. See `spec/cache.md`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use strata_cache::Cache;
+use strata_oci::digest::{Digest, HashingWriter};
+use strata_oci::reference::Reference;
+use strata_registry::{Client, Payload, RegistryError};
+
+use super::LayerBlob;
+
+/// The tag of a key's entry.
+pub const TAG_PREFIX: &str = "strata-layer-";
+const ARTIFACT_TYPE: &str = "application/vnd.strata.layer-cache.v1";
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
+const EMPTY: &[u8] = b"{}";
+const DIFF_ID: &str = "dev.strata.diff-id";
+const DIFF_SIZE: &str = "dev.strata.diff-size";
+const ENTRIES: &str = "dev.strata.entries";
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SharedCacheError {
+    #[error("`{text}` is not a repository for the layer cache")]
+    #[diagnostic(help(
+        "write `REGISTRY/REPO` without a tag or digest, e.g. `ghcr.io/team/strata-cache`"
+    ))]
+    Reference { text: String },
+    #[error("the layer cache in `{repository}` failed")]
+    Registry {
+        repository: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error(
+        "the layer cache in `{repository}` gives layer `{layer}` as {cached}, but building it gives {built}"
+    )]
+    #[diagnostic(help(
+        "the entry (tag `{tag}`) does not hold what its key promises: it was written by something other than this strata, or tampered with. Delete the tag, and check who can push to the repository"
+    ))]
+    Mismatch {
+        repository: String,
+        layer: String,
+        tag: String,
+        cached: Digest,
+        built: Digest,
+    },
+    #[error("cannot check the layer `{digest}` from the layer cache")]
+    Check {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The cache in one repository of a registry.
+pub struct SharedCache<'c> {
+    client: &'c Client,
+    reference: Reference,
+    /// Rebuild every layer found and compare (`--verify-cache`).
+    pub verify: bool,
+}
+
+/// An entry's manifest: the persisted format of the cache.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryManifest {
+    schema_version: u32,
+    media_type: String,
+    artifact_type: String,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: Digest,
+    size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+impl<'c> SharedCache<'c> {
+    pub fn new(client: &'c Client, text: &str, verify: bool) -> Result<Self, SharedCacheError> {
+        let reference = Reference::parse(text)
+            .ok()
+            .filter(|r| r.tag.is_none() && r.digest.is_none())
+            .ok_or_else(|| SharedCacheError::Reference {
+                text: text.to_owned(),
+            })?;
+        Ok(SharedCache {
+            client,
+            reference,
+            verify,
+        })
+    }
+
+    /// The repository, as the user wrote it.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.reference.registry, self.reference.repository)
+    }
+
+    fn error(&self, source: RegistryError) -> SharedCacheError {
+        SharedCacheError::Registry {
+            repository: self.name(),
+            source,
+        }
+    }
+
+    pub fn tag(key: &Digest) -> String {
+        format!("{TAG_PREFIX}{}", key.hex())
+    }
+
+    /// The entries the repository has for `keys`, in order. An entry that
+    /// is not one strata wrote reads as missing.
+    pub fn lookup(&self, keys: &[&Digest]) -> Result<Vec<Option<LayerBlob>>, SharedCacheError> {
+        self.client
+            .block_on(async {
+                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
+                let mut found = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let entry = repo.manifest_if_any(&Self::tag(key)).await?;
+                    found.push(entry.and_then(|(bytes, _)| parse_entry(&bytes)));
+                }
+                Ok(found)
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// Downloads an entry's blob into the local cache and checks it: its
+    /// digest and size as it arrives, then its uncompressed tar against the
+    /// entry's `diff_id`.
+    pub fn fetch(&self, blob: &LayerBlob, cache: &Cache) -> Result<PathBuf, SharedCacheError> {
+        let path = self
+            .client
+            .block_on(async {
+                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
+                repo.fetch_blob(cache, &blob.digest, blob.size).await
+            })
+            .map_err(|e| self.error(e))?;
+        let check = |source| SharedCacheError::Check {
+            digest: blob.digest,
+            source,
+        };
+        let (diff_id, diff_size) = uncompressed_digest(&path, &blob.media_type).map_err(check)?;
+        if diff_id != blob.diff_id || diff_size != blob.diff_size {
+            return Err(check(io::Error::other(format!(
+                "its tar is {diff_id} ({diff_size} bytes) where the entry says {} ({} bytes)",
+                blob.diff_id, blob.diff_size
+            ))));
+        }
+        Ok(path)
+    }
+
+    /// Writes entries for layers the repository does not have yet: the
+    /// blob, then the tag. Returns how many were written.
+    pub fn publish(
+        &self,
+        entries: &[(&Digest, &LayerBlob, &PathBuf)],
+    ) -> Result<usize, SharedCacheError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.client
+            .block_on(async {
+                let repo = self
+                    .client
+                    .repository(&self.reference, "pull,push", &[])
+                    .await?;
+                let empty = Digest::of(EMPTY);
+                repo.push_blob(
+                    &empty,
+                    EMPTY.len() as u64,
+                    &Payload::Bytes(bytes::Bytes::from_static(EMPTY)),
+                    None,
+                )
+                .await?;
+                for (key, blob, path) in entries {
+                    repo.push_blob(
+                        &blob.digest,
+                        blob.size,
+                        &Payload::File((*path).clone()),
+                        None,
+                    )
+                    .await?;
+                    let manifest = entry_manifest(blob);
+                    repo.put_manifest(&Self::tag(key), MANIFEST_TYPE, &manifest)
+                        .await?;
+                }
+                Ok(entries.len())
+            })
+            .map_err(|e| self.error(e))
+    }
+}
+
+fn entry_manifest(blob: &LayerBlob) -> bytes::Bytes {
+    let manifest = EntryManifest {
+        schema_version: 2,
+        media_type: MANIFEST_TYPE.to_owned(),
+        artifact_type: ARTIFACT_TYPE.to_owned(),
+        config: Descriptor {
+            media_type: EMPTY_TYPE.to_owned(),
+            digest: Digest::of(EMPTY),
+            size: EMPTY.len() as u64,
+            annotations: BTreeMap::new(),
+        },
+        layers: vec![Descriptor {
+            media_type: blob.media_type.clone(),
+            digest: blob.digest,
+            size: blob.size,
+            annotations: BTreeMap::from([
+                (DIFF_ID.to_owned(), blob.diff_id.to_string()),
+                (DIFF_SIZE.to_owned(), blob.diff_size.to_string()),
+                (ENTRIES.to_owned(), blob.entries.to_string()),
+            ]),
+        }],
+    };
+    // Serialising plain structs of strings and numbers cannot fail.
+    bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default())
+}
+
+/// The layer an entry's manifest describes, when it is one strata wrote.
+fn parse_entry(bytes: &[u8]) -> Option<LayerBlob> {
+    let manifest: EntryManifest = serde_json::from_slice(bytes).ok()?;
+    if manifest.artifact_type != ARTIFACT_TYPE {
+        return None;
+    }
+    let [layer] = manifest.layers.as_slice() else {
+        return None;
+    };
+    let get = |name: &str| layer.annotations.get(name);
+    Some(LayerBlob {
+        media_type: layer.media_type.clone(),
+        digest: layer.digest,
+        size: layer.size,
+        diff_id: get(DIFF_ID)?.parse().ok()?,
+        diff_size: get(DIFF_SIZE)?.parse().ok()?,
+        entries: get(ENTRIES)?.parse().ok()?,
+    })
+}
+
+/// The sha256 and size of a layer blob's uncompressed tar.
+fn uncompressed_digest(path: &std::path::Path, media_type: &str) -> io::Result<(Digest, u64)> {
+    let file = strata_oci::regular::open_regular(path)?;
+    let mut reader: Box<dyn Read> = if media_type.ends_with("+zstd") {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else if media_type.ends_with("+gzip") {
+        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)))
+    } else {
+        Box::new(file)
+    };
+    let mut sink = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut sink)?;
+    let (_, digest, size) = sink.finish();
+    Ok((digest, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reads_back_as_the_layer_it_was_written_for() {
+        let blob = LayerBlob {
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_owned(),
+            digest: Digest::of(b"blob"),
+            size: 4,
+            diff_id: Digest::of(b"tar"),
+            diff_size: 3,
+            entries: 1,
+        };
+        assert_eq!(parse_entry(&entry_manifest(&blob)), Some(blob));
+        assert_eq!(parse_entry(b"{}"), None);
+        assert_eq!(parse_entry(b"not json"), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! The shared layer cache in a registry (`--cache REGISTRY/REPO`,
+//! `spec/cache.md`), against a real docker-registry on loopback: runners
+//! with empty local caches reuse what one of them built, and an entry that
+//! does not hold what its key promises is never used.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::util::registry::Registry;
+use crate::util::{TestDir, assert_success, tagged_digest, text};
+
+/// `strata build --json` as one CI runner, with its own local cache.
+fn runner(t: &TestDir, name: &str, recipe: &Path, args: &[&str]) -> Output {
+    let mut cmd = t.strata();
+    cmd.env("STRATA_CACHE", t.join(&format!("cache-{name}")))
+        .arg("build")
+        .arg(recipe)
+        .arg("-o")
+        .arg(t.join(&format!("out-{name}")))
+        .arg("--json")
+        .args(args);
+    cmd.output().unwrap()
+}
+
+fn json(output: &Output) -> Value {
+    assert_success(output, "strata build");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn layers(report: &Value) -> Vec<&Value> {
+    report["layers"].as_array().unwrap().iter().collect()
+}
+
+/// The image of the standard repository's `app` (several source packages,
+/// so several layers) and a recipe layer.
+fn recipe(t: &TestDir) -> (crate::util::apt::AptRepo, std::path::PathBuf) {
+    let (repo, url) = crate::packages::standard_repo(&t);
+    let recipe = crate::packages::recipe(t, &url, "\"app\"");
+    (repo, recipe)
+}
+
+#[test]
+fn a_fresh_runner_compresses_nothing_the_fleet_built() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let (_repo, recipe) = recipe(&t);
+    let cache = format!("{}/team/strata-cache", registry.addr);
+    let push = |tag: &str| format!("{}/team/app:{tag}", registry.addr);
+
+    let a = json(&runner(
+        &t,
+        "a",
+        &recipe,
+        &["--cache", &cache, "--push", &push("a")],
+    ));
+    assert!(
+        layers(&a).iter().all(|l| l["cached"] == false),
+        "runner A builds every layer: {a:#}"
+    );
+
+    // Runner B: an empty local cache, the same recipe and lock.
+    let b = json(&runner(
+        &t,
+        "b",
+        &recipe,
+        &["--cache", &cache, "--push", &push("b")],
+    ));
+    assert_eq!(
+        tagged_digest(&t.join("out-a"), "1"),
+        tagged_digest(&t.join("out-b"), "1"),
+        "the same image"
+    );
+    for layer in layers(&b) {
+        assert_eq!(layer["cached"], true, "compressed again: {layer:#}");
+        assert_eq!(layer["fetched"], true, "{layer:#}");
+    }
+    let pushed = &b["pushed"][0];
+    assert_eq!(pushed["uploaded"], 0, "{pushed:#}");
+    assert_eq!(pushed["uploadedBytes"], 0, "{pushed:#}");
+
+    // STRATA_CACHE_REPO does the same as `--cache`, and a runner whose local
+    // cache has the layers publishes nothing new.
+    let mut env_runner = t.strata();
+    env_runner
+        .env("STRATA_CACHE", t.join("cache-c"))
+        .env("STRATA_CACHE_REPO", &cache)
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(t.join("out-c"))
+        .arg("--json");
+    let c = json(&env_runner.output().unwrap());
+    assert!(layers(&c).iter().all(|l| l["fetched"] == true), "{c:#}");
+}
+
+/// Copies one cache entry over another's tag, as an attacker with push
+/// rights (or a faulty tool) could: a valid entry, for the wrong key.
+fn poison(registry: &Registry, repository: &str, from: &str, to: &str) {
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let base = format!("http://{}/v2/{repository}/manifests", registry.addr);
+    let got = Command::new("curl")
+        .args(["-fsS", "-H", accept, &format!("{base}/{from}")])
+        .output()
+        .unwrap();
+    assert_success(&got, "curl GET");
+    let put = Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            "@-",
+            &format!("{base}/{to}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&got.stdout)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_success(&put, "curl PUT");
+}
+
+fn tags(registry: &Registry, repository: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            &format!("http://{}/v2/{repository}/tags/list", registry.addr),
+        ])
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let (_repo, recipe) = recipe(&t);
+    let repository = "team/strata-cache";
+    let cache = format!("{}/{repository}", registry.addr);
+    json(&runner(&t, "a", &recipe, &["--cache", &cache]));
+    let expected = tagged_digest(&t.join("out-a"), "1");
+
+    let mut entries = tags(&registry, repository);
+    entries.sort();
+    assert!(entries.len() >= 2, "{entries:?}");
+    assert!(entries.iter().all(|e| e.starts_with("strata-layer-")));
+    poison(&registry, repository, &entries[0], &entries[1]);
+
+    // A runner with an empty cache: the entry is ignored, the layer built.
+    let output = runner(&t, "b", &recipe, &["--cache", &cache]);
+    let b = json(&output);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("the entry `{}`", entries[1])) && stderr.contains("is ignored"),
+        "{stderr}"
+    );
+    assert_eq!(tagged_digest(&t.join("out-b"), "1"), expected);
+    assert_eq!(
+        layers(&b).iter().filter(|l| l["cached"] == false).count(),
+        1,
+        "the poisoned layer alone is built: {b:#}"
+    );
+    // …and its entry is written again, right: the next runner fetches it.
+    let c = json(&runner(&t, "c", &recipe, &["--cache", &cache]));
+    assert!(layers(&c).iter().all(|l| l["fetched"] == true), "{c:#}");
+
+    // `--verify-cache` rebuilds what the registry gives and compares.
+    poison(&registry, repository, &entries[0], &entries[1]);
+    let output = runner(&t, "d", &recipe, &["--cache", &cache, "--verify-cache"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("but building it gives") && stderr.contains(&entries[1]),
+        "{stderr}"
+    );
+    assert!(!t.join("out-d").exists(), "nothing written on failure");
+}
+
+#[test]
+fn a_wrong_cache_repository_is_refused_before_any_work() {
+    let t = TestDir::new();
+    let recipe = t.example("hello");
+    let output = runner(&t, "a", &recipe, &["--cache", "127.0.0.1:9/cache:latest"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("is not a repository for the layer cache")
+            && stderr.contains("without a tag"),
+        "{stderr}"
+    );
+    let output = runner(
+        &t,
+        "b",
+        &recipe,
+        &["--cache", "127.0.0.1:9/cache", "--offline"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("`--offline` forbids it"));
+}
