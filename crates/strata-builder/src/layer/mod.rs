@@ -165,8 +165,8 @@ pub fn build_all(
                 repository: shared.name(),
                 layer: plans[index].name.clone(),
                 tag: SharedCache::tag(&keys[index]),
-                cached: entry.digest,
-                built: built.blob.digest,
+                cached: Box::new(entry.digest),
+                built: Box::new(built.blob.digest),
             }
             .into());
         }

@@ -59,8 +59,9 @@ pub enum SharedCacheError {
         repository: String,
         layer: String,
         tag: String,
-        cached: Digest,
-        built: Digest,
+        // Boxed: errors travel in every `Result` of the build.
+        cached: Box<Digest>,
+        built: Box<Digest>,
     },
     #[error("cannot check the layer `{digest}` from the layer cache")]
     Check {
