@@ -36,7 +36,7 @@ fn layers(report: &Value) -> Vec<&Value> {
 /// The image of the standard repository's `app` (several source packages,
 /// so several layers) and a recipe layer.
 fn recipe(t: &TestDir) -> (crate::util::apt::AptRepo, std::path::PathBuf) {
-    let (repo, url) = crate::packages::standard_repo(&t);
+    let (repo, url) = crate::packages::standard_repo(t);
     let recipe = crate::packages::recipe(t, &url, "\"app\"");
     (repo, recipe)
 }

@@ -47,7 +47,7 @@ pub enum SharedCacheError {
     Registry {
         repository: String,
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     #[error(
         "the layer cache in `{repository}` gives layer `{layer}` as {cached}, but building it gives {built}"
@@ -123,7 +123,7 @@ impl<'c> SharedCache<'c> {
     fn error(&self, source: RegistryError) -> SharedCacheError {
         SharedCacheError::Registry {
             repository: self.name(),
-            source,
+            source: Box::new(source),
         }
     }
 
