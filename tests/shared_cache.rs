@@ -191,6 +191,40 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
 }
 
 #[test]
+fn a_damaged_blob_in_the_registry_is_rebuilt() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let (_repo, recipe) = recipe(&t);
+    let cache = format!("{}/team/strata-cache", registry.addr);
+    let a = json(&runner(&t, "a", &recipe, &["--cache", &cache]));
+    let expected = tagged_digest(&t.join("out-a"), "1");
+    // The registry's storage loses a byte of the first layer's blob.
+    let digest = layers(&a)[0]["digest"].as_str().unwrap().to_owned();
+    let hex = digest.trim_start_matches("sha256:");
+    let data = registry
+        .data_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let output = runner(&t, "b", &recipe, &["--cache", &cache]);
+    let b = json(&output);
+    assert_eq!(tagged_digest(&t.join("out-b"), "1"), expected);
+    assert_eq!(layers(&b)[0]["cached"], false, "rebuilt: {b:#}");
+    assert!(
+        layers(&b)[1..].iter().all(|l| l["fetched"] == true),
+        "{b:#}"
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("is ignored"), "{stderr}");
+}
+
+#[test]
 fn a_wrong_cache_repository_is_refused_before_any_work() {
     let t = TestDir::new();
     let recipe = t.example("hello");
