@@ -7,6 +7,7 @@ mod archives;
 mod bad_input;
 mod base_layout;
 mod cache;
+mod ci_examples;
 mod cli;
 mod compression;
 mod concurrent;

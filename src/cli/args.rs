@@ -91,6 +91,10 @@ pub enum Command {
         /// Build from the cache alone, without any network access
         #[arg(long)]
         offline: bool,
+        /// Build only this platform of the recipe's (`linux/arm64`), from the
+        /// committed lock: one job of a CI matrix per platform
+        #[arg(long, value_name = "OS/ARCH", requires = "locked")]
+        platform: Option<strata_oci::platform::Platform>,
         /// Push the image to these registries after building (`REGISTRY/REPO[:TAG]`)
         #[arg(long, value_name = "DEST")]
         push: Vec<String>,

@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
             json,
             locked,
             offline,
+            platform,
             push,
             digest_file,
             cache_repo,
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
                 sbom: sbom.format(),
                 shared_cache: cache_repo,
                 verify_cache,
+                platform,
                 ..BuildOptions::new(&recipe, registry.options()?)
             };
             let publish = build::Publish {

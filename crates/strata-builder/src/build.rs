@@ -63,6 +63,9 @@ pub enum BuildError {
         "drop `--cache` to build from the local cache alone, or `--offline` to use the registry cache"
     ))]
     OfflineSharedCache,
+    #[error("the recipe does not build `{platform}`")]
+    #[diagnostic(help("`--platform` picks one of the recipe's platforms: {listed}"))]
+    NotAPlatform { platform: String, listed: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Registry(#[from] strata_registry::RegistryError),
@@ -90,6 +93,8 @@ pub struct BuildOptions {
     /// compared (`--verify-cache`).
     pub shared_cache: Option<String>,
     pub verify_cache: bool,
+    /// Build only this one of the recipe's platforms (`--platform`).
+    pub platform: Option<Platform>,
 }
 
 impl BuildOptions {
@@ -106,6 +111,7 @@ impl BuildOptions {
             sbom: Some(sbom::Format::Spdx),
             shared_cache: None,
             verify_cache: false,
+            platform: None,
         }
     }
 }
@@ -117,8 +123,26 @@ fn bases(
     cache: &Cache,
 ) -> Result<Vec<(Platform, BaseImage)>, BuildError> {
     let sources = base::Sources::new(cache, &options.registry, options.offline);
+    if let Some(only) = &options.platform
+        && !recipe.platforms.iter().any(|p| &p.value == only)
+    {
+        return Err(BuildError::NotAPlatform {
+            platform: only.to_string(),
+            listed: recipe
+                .platforms
+                .iter()
+                .map(|p| p.value.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let mut bases = Vec::new();
-    for platform in &recipe.platforms {
+    for platform in recipe.platforms.iter().filter(|p| {
+        options
+            .platform
+            .as_ref()
+            .is_none_or(|only| &p.value == only)
+    }) {
         bases.push((
             platform.value.clone(),
             base::resolve(recipe, &platform.value, &sources)?,
