@@ -99,7 +99,7 @@ changed_sources=$(diff <(grep '^    package ' "$work/release/image.lock" | sort)
 # The heaviest sources have their own layer; the upgrade that matters for
 # the target is one in a shared layer.
 heavy=$(sources_of "$work/current/image.lock" | awk '{s[$1]+=$2} END {for (k in s) print s[k], k}' |
-    sort -rn | head -10 | awk '{print $2}')
+    sort -rn | awk 'NR <= 10 {print $2}')
 pick=""
 for s in $changed_sources; do
     if [[ $s != glibc ]] && ! grep -qx "$s" <<<"$heavy"; then pick=$s; break; fi
