@@ -45,7 +45,7 @@ fn recipe(t: &TestDir) -> (crate::util::apt::AptRepo, std::path::PathBuf) {
 fn a_fresh_runner_compresses_nothing_the_fleet_built() {
     let t = TestDir::new();
     let registry = Registry::start();
-    let (_repo, recipe) = recipe(&t);
+    let (repo, recipe) = recipe(&t);
     let cache = format!("{}/team/strata-cache", registry.addr);
     let push = |tag: &str| format!("{}/team/app:{tag}", registry.addr);
 
@@ -60,12 +60,14 @@ fn a_fresh_runner_compresses_nothing_the_fleet_built() {
         "runner A builds every layer: {a:#}"
     );
 
-    // Runner B: an empty local cache, the same recipe and lock.
+    // Runner B: an empty local cache, the same recipe and lock, and the
+    // Debian mirror gone: the packages come from the registry cache too.
+    drop(repo);
     let b = json(&runner(
         &t,
         "b",
         &recipe,
-        &["--cache", &cache, "--push", &push("b")],
+        &["--locked", "--cache", &cache, "--push", &push("b")],
     ));
     assert_eq!(
         tagged_digest(&t.join("out-a"), "1"),
@@ -154,10 +156,17 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
     json(&runner(&t, "a", &recipe, &["--cache", &cache]));
     let expected = tagged_digest(&t.join("out-a"), "1");
 
-    let mut entries = tags(&registry, repository);
+    let all = tags(&registry, repository);
+    assert!(
+        all.iter().any(|e| e.starts_with("strata-package-")),
+        "the packages are shared too: {all:?}"
+    );
+    let mut entries: Vec<String> = all
+        .into_iter()
+        .filter(|e| e.starts_with("strata-layer-"))
+        .collect();
     entries.sort();
     assert!(entries.len() >= 2, "{entries:?}");
-    assert!(entries.iter().all(|e| e.starts_with("strata-layer-")));
     poison(&registry, repository, &entries[0], &entries[1]);
 
     // A runner with an empty cache: the entry is ignored, the layer built.

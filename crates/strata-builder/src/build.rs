@@ -249,7 +249,15 @@ pub fn lock(
         return Ok(None);
     }
     if recipe.python.is_some() {
-        let prepared = prepare(recipe, options, cache, 0, &mut Timings::default(), true)?;
+        let prepared = prepare(
+            recipe,
+            options,
+            cache,
+            0,
+            &mut Timings::default(),
+            true,
+            None,
+        )?;
         let Some((mut lock, _)) = prepared.lock else {
             return Ok(None);
         };
@@ -532,6 +540,8 @@ fn base_env(base: &BaseImage) -> Vec<(String, String)> {
 struct Prepared {
     platforms: Vec<(BaseImage, Planned)>,
     lock: Option<(Lock, bool)>,
+    /// Package files the registry cache lacks, published after the build.
+    unshared: Vec<layer::shared::PackageFile>,
 }
 
 fn prepare(
@@ -541,6 +551,7 @@ fn prepare(
     epoch: u64,
     timings: &mut Timings,
     force: bool,
+    shared: Option<&layer::shared::SharedCache>,
 ) -> Result<Prepared, BuildError> {
     let bases = timings.time(Phase::Base, || bases(recipe, options, cache))?;
     let packages = if recipe.debian.is_some() || recipe.python.is_some() {
@@ -552,6 +563,12 @@ fn prepare(
     } else {
         None
     };
+    let unshared = match (shared, &packages) {
+        (Some(shared), Some((_, (lock, _)))) => {
+            shared.fetch_packages(&package_files(lock), cache)?
+        }
+        _ => Vec::new(),
+    };
     let mut platforms = Vec::new();
     for (platform, base) in bases {
         let fetched = packages.as_ref().map(|(f, (l, fresh))| (f, l, *fresh));
@@ -561,7 +578,37 @@ fn prepare(
     Ok(Prepared {
         platforms,
         lock: packages.map(|(_, lock)| lock),
+        unshared,
     })
+}
+
+/// The lock's package files, each once: what the registry cache shares.
+fn package_files(lock: &Lock) -> Vec<layer::shared::PackageFile> {
+    let mut files: BTreeMap<strata_oci::digest::Digest, layer::shared::PackageFile> =
+        BTreeMap::new();
+    for package in lock.platforms.values().flatten() {
+        files.insert(
+            package.sha256,
+            layer::shared::PackageFile {
+                sha256: package.sha256,
+                size: package.size,
+                media_type: "application/vnd.debian.binary-package",
+            },
+        );
+    }
+    for wheel in lock.wheels.values().flatten() {
+        if let Some(size) = wheel.size {
+            files.insert(
+                wheel.sha256,
+                layer::shared::PackageFile {
+                    sha256: wheel.sha256,
+                    size,
+                    media_type: "application/zip",
+                },
+            );
+        }
+    }
+    files.into_values().collect()
 }
 
 /// Everything a build would write, per platform, without writing it: the
@@ -572,7 +619,16 @@ pub fn plan(
     options: &BuildOptions,
     cache: &Cache,
 ) -> Result<Vec<(BaseImage, Planned)>, BuildError> {
-    Ok(prepare(recipe, options, cache, 0, &mut Timings::default(), false)?.platforms)
+    Ok(prepare(
+        recipe,
+        options,
+        cache,
+        0,
+        &mut Timings::default(),
+        false,
+        None,
+    )?
+    .platforms)
 }
 
 /// Per-layer facts for reports.
@@ -635,7 +691,15 @@ pub fn build(
         ..Provenance::default()
     };
     let mut timings = Timings::default();
-    let prepared = prepare(recipe, options, cache, epoch, &mut timings, false)?;
+    let prepared = prepare(
+        recipe,
+        options,
+        cache,
+        epoch,
+        &mut timings,
+        false,
+        shared.as_ref(),
+    )?;
     // Say at once what cannot start: without the Essential set, programs
     // whose interpreter is missing; with wheels, modules whose libraries are.
     for (_, planned) in &prepared.platforms {
@@ -718,6 +782,10 @@ pub fn build(
         blobs.insert(index.digest.hex(), Blob::json(&index));
         index.digest
     });
+    if let Some(shared) = &shared {
+        let published = shared.publish_packages(&prepared.unshared, cache)?;
+        tracing::info!(published, repository = %shared.name(), "package files shared");
+    }
     // A fresh lock is written only once the whole build has succeeded; so
     // is a lock that lacks the ids system accounts got (unless `--locked`).
     let mut prepared_lock = prepared.lock;

@@ -12,7 +12,14 @@
 //! against the `diff_id` the entry gives. What no download can check is
 //! that a key maps to the right blob: entries are trusted because they come
 //! from the repository the user named, and `--verify-cache` rebuilds every
-//! layer found there and fails on any difference. See `spec/cache.md`.
+//! layer found there and fails on any difference.
+//!
+//! Package files (`.deb`s and wheels) are shared too, by the sha256 the
+//! lock gives them: a runner downloads from the registry what any runner
+//! fetched before, and the fleet asks the mirror and the index for each
+//! file once. Each is kept by a manifest tagged `strata-package-SHA256`, so
+//! that the registry's garbage collection keeps the blob. See
+//! `spec/cache.md`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -28,7 +35,12 @@ use super::LayerBlob;
 
 /// The tag of a key's entry.
 pub const TAG_PREFIX: &str = "strata-layer-";
+/// The tag that keeps a package file.
+pub const PACKAGE_PREFIX: &str = "strata-package-";
+/// Package files fetched or checked at once.
+const PARALLEL: usize = 8;
 const ARTIFACT_TYPE: &str = "application/vnd.strata.layer-cache.v1";
+const PACKAGE_TYPE: &str = "application/vnd.strata.package-cache.v1";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY: &[u8] = b"{}";
@@ -69,6 +81,15 @@ pub enum SharedCacheError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A package file as the lock names it.
+#[derive(Debug, Clone)]
+pub struct PackageFile {
+    pub sha256: Digest,
+    pub size: u64,
+    /// `application/vnd.debian.binary-package` or `application/zip`.
+    pub media_type: &'static str,
 }
 
 /// The cache in one repository of a registry.
@@ -187,14 +208,7 @@ impl<'c> SharedCache<'c> {
                     .client
                     .repository(&self.reference, "pull,push", &[])
                     .await?;
-                let empty = Digest::of(EMPTY);
-                repo.push_blob(
-                    &empty,
-                    EMPTY.len() as u64,
-                    &Payload::Bytes(bytes::Bytes::from_static(EMPTY)),
-                    None,
-                )
-                .await?;
+                push_empty(&repo).await?;
                 for (key, blob, path) in entries {
                     repo.push_blob(
                         &blob.digest,
@@ -213,18 +227,115 @@ impl<'c> SharedCache<'c> {
     }
 }
 
-fn entry_manifest(blob: &LayerBlob) -> bytes::Bytes {
+impl SharedCache<'_> {
+    /// Downloads into the local cache the package files it lacks and the
+    /// registry has (each checked against its sha256 as it arrives);
+    /// returns the files the registry lacks, to publish once the build has
+    /// them.
+    pub fn fetch_packages(
+        &self,
+        files: &[PackageFile],
+        cache: &Cache,
+    ) -> Result<Vec<PackageFile>, SharedCacheError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        self.client
+            .block_on(async {
+                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
+                let repo = &repo;
+                let lacking: Vec<Option<PackageFile>> = futures_util::stream::iter(files)
+                    .map(|file| async move {
+                        if !repo.has_blob(&file.sha256).await? {
+                            return Ok::<_, RegistryError>(Some(file.clone()));
+                        }
+                        if cache.verified_blob(&file.sha256).is_none() {
+                            repo.fetch_blob(cache, &file.sha256, file.size).await?;
+                        }
+                        Ok(None)
+                    })
+                    .buffer_unordered(PARALLEL)
+                    .try_collect()
+                    .await?;
+                Ok(lacking.into_iter().flatten().collect())
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// Publishes package files from the local cache: the blob, and a
+    /// manifest holding it under its tag. Returns how many.
+    pub fn publish_packages(
+        &self,
+        files: &[PackageFile],
+        cache: &Cache,
+    ) -> Result<usize, SharedCacheError> {
+        let files: Vec<(&PackageFile, PathBuf)> = files
+            .iter()
+            .filter_map(|f| cache.verified_blob(&f.sha256).map(|path| (f, path)))
+            .collect();
+        if files.is_empty() {
+            return Ok(0);
+        }
+        self.client
+            .block_on(async {
+                let repo = self
+                    .client
+                    .repository(&self.reference, "pull,push", &[])
+                    .await?;
+                push_empty(&repo).await?;
+                for (file, path) in &files {
+                    repo.push_blob(&file.sha256, file.size, &Payload::File(path.clone()), None)
+                        .await?;
+                    let manifest = manifest(
+                        PACKAGE_TYPE,
+                        Descriptor {
+                            media_type: file.media_type.to_owned(),
+                            digest: file.sha256,
+                            size: file.size,
+                            annotations: BTreeMap::new(),
+                        },
+                    );
+                    let tag = format!("{PACKAGE_PREFIX}{}", file.sha256.hex());
+                    repo.put_manifest(&tag, MANIFEST_TYPE, &manifest).await?;
+                }
+                Ok(files.len())
+            })
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// The empty config every entry shares.
+async fn push_empty(repo: &strata_registry::Repository<'_>) -> Result<(), RegistryError> {
+    repo.push_blob(
+        &Digest::of(EMPTY),
+        EMPTY.len() as u64,
+        &Payload::Bytes(bytes::Bytes::from_static(EMPTY)),
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// An entry's manifest around its one blob.
+fn manifest(artifact_type: &str, layer: Descriptor) -> bytes::Bytes {
     let manifest = EntryManifest {
         schema_version: 2,
         media_type: MANIFEST_TYPE.to_owned(),
-        artifact_type: ARTIFACT_TYPE.to_owned(),
+        artifact_type: artifact_type.to_owned(),
         config: Descriptor {
             media_type: EMPTY_TYPE.to_owned(),
             digest: Digest::of(EMPTY),
             size: EMPTY.len() as u64,
             annotations: BTreeMap::new(),
         },
-        layers: vec![Descriptor {
+        layers: vec![layer],
+    };
+    // Serialising plain structs of strings and numbers cannot fail.
+    bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default())
+}
+
+fn entry_manifest(blob: &LayerBlob) -> bytes::Bytes {
+    manifest(
+        ARTIFACT_TYPE,
+        Descriptor {
             media_type: blob.media_type.clone(),
             digest: blob.digest,
             size: blob.size,
@@ -233,10 +344,8 @@ fn entry_manifest(blob: &LayerBlob) -> bytes::Bytes {
                 (DIFF_SIZE.to_owned(), blob.diff_size.to_string()),
                 (ENTRIES.to_owned(), blob.entries.to_string()),
             ]),
-        }],
-    };
-    // Serialising plain structs of strings and numbers cannot fail.
-    bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default())
+        },
+    )
 }
 
 /// The layer an entry's manifest describes, when it is one strata wrote.
