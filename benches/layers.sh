@@ -93,8 +93,8 @@ sources_of() { # LOCK → "SOURCE SIZE" per package line
     sed -n 's/^    package .* path="\([^"]*\)" size=\([0-9]*\).*/\1 \2/p' "$1" |
         awk '{n=split($1,p,"/"); print p[n-1], $2}'
 }
-changed_sources=$(diff <(grep '^    package ' "$work/release/image.lock" | sort) \
-    <(grep '^    package ' "$work/current/image.lock" | sort) |
+changed_sources=$( { diff <(grep '^    package ' "$work/release/image.lock" | sort) \
+    <(grep '^    package ' "$work/current/image.lock" | sort) || true; } |
     sed -n 's/^> .* path="\([^"]*\)".*/\1/p' | awk -F/ '{print $(NF-1)}' | sort -u)
 # The heaviest sources have their own layer; the upgrade that matters for
 # the target is one in a shared layer.

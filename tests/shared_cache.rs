@@ -147,6 +147,55 @@ fn tags(registry: &Registry, repository: &str) -> Vec<String> {
 }
 
 #[test]
+fn a_push_only_build_mounts_the_cached_layers_without_downloading_them() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let (_repo, recipe) = recipe(&t);
+    let cache = format!("{}/team/strata-cache", registry.addr);
+    let a = json(&runner(&t, "a", &recipe, &["--cache", &cache]));
+
+    // Runner B pushes to another repository of the same registry, with no
+    // local output: every layer stays in the cache repository, mounted.
+    let mut cmd = t.strata();
+    cmd.env("STRATA_CACHE", t.join("cache-b"))
+        .arg("build")
+        .arg(&recipe)
+        .args(["--format", "none", "--json", "--locked", "--cache", &cache])
+        .args(["--push", &format!("{}/team/app2:b", registry.addr)]);
+    let b = json(&cmd.output().unwrap());
+    assert_eq!(b["digest"], a["digest"], "{b:#}");
+    assert_eq!(b["output"], Value::Null);
+    let layers_b = layers(&b);
+    assert!(
+        layers_b
+            .iter()
+            .all(|l| l["lazy"] == true && l["cached"] == true)
+    );
+    for layer in &layers_b {
+        let hex = layer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        assert!(
+            !t.join("cache-b/blobs/sha256").join(hex).exists(),
+            "layer {hex} was downloaded"
+        );
+    }
+    let pushed = &b["pushed"][0];
+    assert_eq!(pushed["mounted"], layers_b.len(), "{pushed:#}");
+    // The image in the registry is whole: skopeo copies it back, blob for
+    // blob the image runner A wrote.
+    registry.read_back(&t, "team/app2:b", &t.join("out-a"), "1");
+
+    // Without `--push`, `--format none` has nothing to do.
+    let mut cmd = t.strata();
+    cmd.arg("build").arg(&recipe).args(["--format", "none"]);
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("there is nothing to push"));
+}
+
+#[test]
 fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
     let t = TestDir::new();
     let registry = Registry::start();

@@ -313,7 +313,7 @@ pub enum LintFormat {
     Sarif,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// An OCI image layout folder
     Oci,
@@ -321,4 +321,7 @@ pub enum Format {
     OciArchive,
     /// A tar that `docker load` and `podman load` accept
     DockerArchive,
+    /// No local output, only `--push`: layers the registry cache (`--cache`)
+    /// holds on the same registry are mounted, never downloaded
+    None,
 }

@@ -34,6 +34,12 @@ pub fn build_command(
 ) -> Result<(), Report> {
     let started = Instant::now();
     let recipe = Recipe::load(recipe_path)?;
+    if format == Format::None && publish.destinations.is_empty() {
+        return Err(miette::miette!(
+            help = "add `--push REGISTRY/REPO[:TAG]`, or choose an output format",
+            "`--format none` writes no output, and there is nothing to push"
+        ));
+    }
     lint_before_build(&recipe)?;
     let cache = Cache::from_env()?;
     let report = build(&recipe, options, &cache)?;
@@ -41,11 +47,13 @@ pub fn build_command(
     let dest = output.unwrap_or_else(|| match format {
         Format::Oci => PathBuf::from("out"),
         Format::OciArchive | Format::DockerArchive => PathBuf::from("out.tar"),
+        Format::None => PathBuf::new(),
     });
     match format {
         Format::Oci => output::layout::write(&dest, built)?,
         Format::OciArchive => output::archive::write_oci(&dest, built)?,
         Format::DockerArchive => output::archive::write_docker(&dest, built, &recipe.name)?,
+        Format::None => {}
     }
     if !json {
         print_built(&recipe, &report, &dest, started);
@@ -110,18 +118,24 @@ fn print_built(recipe: &Recipe, report: &BuildReport, dest: &Path, started: Inst
             l.name,
             l.blob.digest,
             l.blob.size,
-            match (l.fetched, l.cached) {
-                (true, _) => "fetched",
-                (false, true) => "cached",
-                (false, false) => "built",
+            match (l.lazy, l.fetched, l.cached) {
+                (true, _, _) => "remote",
+                (_, true, _) => "fetched",
+                (_, _, true) => "cached",
+                _ => "built",
             }
         ));
     }
+    // `--format none` has no output; the push report follows.
+    let to = if dest.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" → {}", dest.display())
+    };
     say(format!(
-        "built {}:{} → {} ({}) in {:.2}s",
+        "built {}:{}{to} ({}) in {:.2}s",
         recipe.name.value,
         built.tags.join(","),
-        dest.display(),
         built.top.digest(),
         started.elapsed().as_secs_f64()
     ));
@@ -147,6 +161,7 @@ fn build_json(
                 "entries": l.blob.entries,
                 "cached": l.cached,
                 "fetched": l.fetched,
+                "lazy": l.lazy,
             })
         })
         .collect();
@@ -158,7 +173,7 @@ fn build_json(
     serde_json::json!({
         "digest": built.top.digest().to_string(),
         "tags": built.tags,
-        "output": dest,
+        "output": (!dest.as_os_str().is_empty()).then_some(dest),
         "manifests": manifests,
         "layers": layers,
         "timings": report

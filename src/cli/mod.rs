@@ -25,6 +25,13 @@ use strata_progress as progress;
 pub use args::Cli;
 use args::{Command, SbomFormat};
 
+/// Whether two references name the same registry (unreadable ones do not:
+/// the build reports them).
+fn same_registry(a: &str, b: &str) -> bool {
+    use strata_oci::reference::Reference;
+    matches!((Reference::parse(a), Reference::parse(b)), (Ok(a), Ok(b)) if a.registry == b.registry)
+}
+
 /// Runs a command; `Ok` holds its exit status (`strata diff --exit-code`
 /// fails without an error).
 pub fn run(cli: Cli) -> Result<ExitCode, Report> {
@@ -52,6 +59,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
                 locked,
                 offline,
                 sbom: sbom.format(),
+                // Layers stay in the registry cache when the image goes only
+                // to that registry, which can mount them.
+                lazy_layers: format == args::Format::None
+                    && cache_repo
+                        .as_deref()
+                        .is_some_and(|cache| push.iter().all(|d| same_registry(d, cache))),
                 shared_cache: cache_repo,
                 verify_cache,
                 platform,

@@ -95,6 +95,9 @@ pub struct BuildOptions {
     pub verify_cache: bool,
     /// Build only this one of the recipe's platforms (`--platform`).
     pub platform: Option<Platform>,
+    /// Layers found in the registry cache stay there (the image is only
+    /// pushed, to that registry: `--format none`).
+    pub lazy_layers: bool,
 }
 
 impl BuildOptions {
@@ -112,6 +115,7 @@ impl BuildOptions {
             shared_cache: None,
             verify_cache: false,
             platform: None,
+            lazy_layers: false,
         }
     }
 }
@@ -640,6 +644,8 @@ pub struct LayerReport {
     pub cached: bool,
     /// Downloaded from the registry cache.
     pub fetched: bool,
+    /// Left in the registry cache, for the push to mount.
+    pub lazy: bool,
 }
 
 pub struct BuildReport {
@@ -736,6 +742,7 @@ pub fn build(
                 options.compression,
                 cache,
                 shared.as_ref(),
+                options.lazy_layers,
                 &mut blobs,
                 &mut reports,
             )
@@ -821,11 +828,12 @@ fn write_layers(
     compression: Encoding,
     cache: &Cache,
     shared: Option<&layer::shared::SharedCache>,
+    lazy: bool,
     blobs: &mut BTreeMap<String, Blob>,
     reports: &mut Vec<LayerReport>,
 ) -> Result<Vec<(ManifestLayer, String)>, BuildError> {
     let mut layers = Vec::new();
-    let built_all = layer::build_all(&planned.plans, compression, cache, shared)?;
+    let built_all = layer::build_all(&planned.plans, compression, cache, shared, lazy)?;
     for (plan, built) in planned.plans.iter().zip(built_all) {
         tracing::info!(
             layer = %plan.name,
@@ -839,7 +847,10 @@ fn write_layers(
             Blob {
                 digest: built.blob.digest,
                 size: built.blob.size,
-                source: BlobSource::File(built.path.clone()),
+                source: match shared.filter(|_| built.lazy) {
+                    Some(shared) => BlobSource::Registry(shared.reference().clone()),
+                    None => BlobSource::File(built.path.clone()),
+                },
             },
         );
         layers.push((ManifestLayer::from(&built.blob), plan.created_by.clone()));
@@ -848,6 +859,7 @@ fn write_layers(
             blob: built.blob,
             cached: built.cached,
             fetched: built.fetched,
+            lazy: built.lazy,
         });
     }
     Ok(layers)

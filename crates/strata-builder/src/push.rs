@@ -59,11 +59,20 @@ struct Manifest {
     bytes: bytes::Bytes,
 }
 
+/// How a blob reaches a destination.
+#[derive(Debug, Clone)]
+enum Upload {
+    Send(Payload),
+    /// Held by this repository (the registry cache) and not here: mounted
+    /// into the destination, never downloaded.
+    Mount(Reference),
+}
+
 /// An image and all it refers to, in upload order.
 #[derive(Debug, Clone)]
 pub struct Image {
     /// Configs and layers, each once.
-    blobs: Vec<(Digest, u64, Payload)>,
+    blobs: Vec<(Digest, u64, Upload)>,
     /// Child manifests of an index, which are pushed by digest.
     children: Vec<Manifest>,
     top: Manifest,
@@ -78,7 +87,7 @@ pub struct Image {
 struct Referrer {
     manifest: Manifest,
     artifact_type: String,
-    blobs: Vec<(Digest, u64, Payload)>,
+    blobs: Vec<(Digest, u64, Upload)>,
 }
 
 impl Image {
@@ -87,7 +96,7 @@ impl Image {
         let artifacts = layout.artifacts(top)?;
         Image::walk(top, &artifacts, |digest| {
             let path = layout.blob_path(digest);
-            path.is_file().then_some(Payload::File(path))
+            path.is_file().then_some(Upload::Send(Payload::File(path)))
         })
     }
 
@@ -103,8 +112,11 @@ impl Image {
                 .iter()
                 .find(|b| b.digest == *digest)
                 .map(|b| match &b.source {
-                    BlobSource::File(path) => Payload::File(path.clone()),
-                    BlobSource::Bytes(bytes) => Payload::Bytes(bytes::Bytes::from(bytes.to_vec())),
+                    BlobSource::File(path) => Upload::Send(Payload::File(path.clone())),
+                    BlobSource::Bytes(bytes) => {
+                        Upload::Send(Payload::Bytes(bytes::Bytes::from(bytes.to_vec())))
+                    }
+                    BlobSource::Registry(repository) => Upload::Mount(repository.clone()),
                 })
         })
     }
@@ -116,15 +128,17 @@ impl Image {
     fn walk(
         top: &Descriptor,
         artifacts: &[Descriptor],
-        get: impl Fn(&Digest) -> Option<Payload>,
+        get: impl Fn(&Digest) -> Option<Upload>,
     ) -> Result<Image, PushError> {
         let read = |desc: &Descriptor, what: &str| -> Result<Manifest, PushError> {
             let digest = descriptor_digest(desc).map_err(|m| invalid(what, m))?;
             let bytes = match get(&digest).ok_or(PushError::Missing(digest))? {
-                Payload::Bytes(b) => b,
-                Payload::File(path) => std::fs::read(&path)
+                Upload::Send(Payload::Bytes(b)) => b,
+                Upload::Send(Payload::File(path)) => std::fs::read(&path)
                     .map_err(|source| LayoutError::Io { path, source })?
                     .into(),
+                // Manifests are always built here.
+                Upload::Mount(_) => return Err(PushError::Missing(digest)),
             };
             if Digest::of(&bytes) != digest {
                 return Err(invalid(what, format!("{digest} does not match its bytes")));
@@ -298,9 +312,18 @@ async fn push_one(
     mount_from: Option<String>,
 ) -> Result<PushReport, RegistryError> {
     let target = &destination.reference;
-    let repo = client
-        .repository(target, "pull,push", mount_from.as_slice())
-        .await?;
+    // Pull rights on the repositories blobs are mounted from: an earlier
+    // destination or the base's, and the registry cache's.
+    let mut sources: Vec<String> = mount_from.iter().cloned().collect();
+    for (_, _, upload) in &image.blobs {
+        if let Upload::Mount(from) = upload
+            && from.registry == target.registry
+            && !sources.contains(&from.repository)
+        {
+            sources.push(from.repository.clone());
+        }
+    }
+    let repo = client.repository(target, "pull,push", &sources).await?;
     let mut report = PushReport {
         destination: target.clone(),
         tags: destination.tags.clone(),
@@ -323,11 +346,11 @@ async fn push_one(
             .iter()
             .chain(image.referrers.iter().flat_map(|r| &r.blobs));
         let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(blobs)
-            .map(|(digest, size, payload)| {
+            .map(|(digest, size, upload)| {
                 let repo = &repo;
                 let from = mount_from.as_deref();
                 async move {
-                    let outcome = repo.push_blob(digest, *size, payload, from).await?;
+                    let outcome = send(repo, digest, *size, upload, from).await?;
                     Ok::<_, RegistryError>((outcome, *size))
                 }
             })
@@ -358,6 +381,22 @@ async fn push_one(
         report.referrers.push(how);
     }
     Ok(report)
+}
+
+/// Puts one blob in the destination: sent (or mounted from `mount_from`,
+/// an earlier destination or the base's repository), or mounted from the
+/// registry cache that holds it.
+async fn send(
+    repo: &strata_registry::Repository<'_>,
+    digest: &Digest,
+    size: u64,
+    upload: &Upload,
+    mount_from: Option<&str>,
+) -> Result<BlobOutcome, RegistryError> {
+    match upload {
+        Upload::Send(payload) => repo.push_blob(digest, size, payload, mount_from).await,
+        Upload::Mount(from) => repo.mount_blob(digest, &from.repository).await,
+    }
 }
 
 /// The descriptors listed under a referrers tag (none when it is absent).
@@ -401,8 +440,8 @@ async fn push_referrer(
                 referrer.artifact_type
             ));
         }
-        for (digest, size, payload) in &referrer.blobs {
-            repo.push_blob(digest, *size, payload, mount_from).await?;
+        for (digest, size, upload) in &referrer.blobs {
+            send(repo, digest, *size, upload, mount_from).await?;
         }
     }
     let native = repo

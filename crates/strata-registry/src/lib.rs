@@ -28,6 +28,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RegistryError {
+    #[error("the registry `{registry}` did not mount blob {digest} from `{from}`")]
+    #[diagnostic(help(
+        "the blob is only in `{from}`: the registry may not allow mounts between these repositories; build with an output (`-o`) so that strata downloads and uploads it"
+    ))]
+    NotMounted {
+        registry: String,
+        digest: Digest,
+        from: String,
+    },
     #[error("cannot reach the registry `{registry}`")]
     #[diagnostic(help(
         "check the address and the network{}. A registry that speaks plain HTTP away from loopback needs `--insecure`; one with a private CA needs `--ca-file` or `--cert-dir`",

@@ -556,6 +556,47 @@ impl<'c> Repository<'c> {
         format!("{} {}", &digest.hex()[..12], self.reference.name())
     }
 
+    /// Makes sure the repository has a blob that another repository of the
+    /// registry holds, without sending it: already there, or mounted from
+    /// `from`. A registry that opens an upload instead (it does not mount
+    /// between these repositories) gets the upload cancelled, and the
+    /// answer is [`RegistryError::NotMounted`].
+    pub async fn mount_blob(
+        &self,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<BlobOutcome, RegistryError> {
+        if self.has_blob(digest).await? {
+            return Ok(BlobOutcome::Present);
+        }
+        let what = format!("blob {digest} mounted into {}", self.reference.name());
+        let mut start = self.url("blobs/uploads/");
+        start
+            .query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        let response = self
+            .send(&what, Method::POST, &start, HeaderMap::new(), None)
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(BlobOutcome::Mounted),
+            StatusCode::ACCEPTED => {
+                if let Ok(location) = self.location(&what, &response) {
+                    // Best effort: an abandoned session expires anyway.
+                    let _ = self
+                        .send(&what, Method::DELETE, &location, HeaderMap::new(), None)
+                        .await;
+                }
+                Err(RegistryError::NotMounted {
+                    registry: self.reference.registry.clone(),
+                    digest: *digest,
+                    from: from.to_owned(),
+                })
+            }
+            _ => Err(self.fail(&what, response).await),
+        }
+    }
+
     /// Makes sure the repository has a blob: already there, mounted from
     /// `mount_from` (another repository of this registry), or uploaded —
     /// whole when small, in chunks when large.

@@ -329,6 +329,9 @@ pub fn to_hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
 pub enum BlobSource {
     File(PathBuf),
     Bytes(Arc<Vec<u8>>),
+    /// Only in this repository of a registry (the registry cache): a push
+    /// to that registry mounts it; nothing local can read it.
+    Registry(strata_oci::reference::Reference),
 }
 
 /// A blob of the image, ready for `output` to write or `push` to send.
@@ -363,6 +366,12 @@ impl Blob {
         let reader: Box<dyn Read + Send + '_> = match &self.source {
             BlobSource::File(path) => Box::new(strata_oci::regular::open_regular(path)?),
             BlobSource::Bytes(bytes) => Box::new(&bytes[..]),
+            BlobSource::Registry(repository) => {
+                return Err(io::Error::other(format!(
+                    "blob {} is in the registry cache `{repository}` only",
+                    self.digest
+                )));
+            }
         };
         Ok(Box::new(CheckedReader::new(reader, self.digest, self.size)))
     }

@@ -60,6 +60,9 @@ pub struct Built {
     pub cached: bool,
     /// Downloaded from the registry cache (`--cache`).
     pub fetched: bool,
+    /// Left in the registry cache, not downloaded: `path` is empty, and
+    /// only a push to that registry can use the layer (by mounting it).
+    pub lazy: bool,
 }
 
 const RECORDS: &str = "layers";
@@ -77,6 +80,7 @@ fn cached(key: &Digest, cache: &Cache) -> Option<Built> {
             path,
             cached: true,
             fetched: false,
+            lazy: false,
         })
 }
 
@@ -100,6 +104,7 @@ pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<B
         path,
         cached: false,
         fetched: false,
+        lazy: false,
     })
 }
 
@@ -109,12 +114,15 @@ pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<B
 /// looked up there first and downloaded instead of built; what is built, and
 /// what the local cache had but the registry lacks, is published after.
 /// With `--verify-cache` a layer found in the registry is built too, and a
-/// difference is an error.
+/// difference is an error. With `lazy` (the image only goes to the registry
+/// cache's registry) a layer found there is not downloaded: its entry is
+/// checked against the layer's own tar, and the push mounts it.
 pub fn build_all(
     plans: &[LayerPlan],
     compression: Encoding,
     cache: &Cache,
     shared: Option<&SharedCache>,
+    lazy: bool,
 ) -> Result<Vec<Built>, LayerError> {
     let keys: Vec<Digest> = plans.iter().map(|p| key(p, compression)).collect();
     let mut found: Vec<Option<Built>> = keys.iter().map(|k| cached(k, cache)).collect();
@@ -129,6 +137,25 @@ pub fn build_all(
             if shared.verify {
                 continue;
             }
+            if lazy {
+                match same_tar(blob, &plans[index]) {
+                    Ok(()) => {
+                        found[index] = Some(Built {
+                            blob: blob.clone(),
+                            path: PathBuf::new(),
+                            cached: true,
+                            fetched: false,
+                            lazy: true,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        ignored(shared, &plans[index], &keys[index], &e);
+                        remote[index] = None;
+                        continue;
+                    }
+                }
+            }
             let step = strata_progress::get().step("fetch", plans[index].name.clone());
             match fetch_checked(shared, blob, &plans[index], cache) {
                 Ok(path) => {
@@ -139,17 +166,11 @@ pub fn build_all(
                         path,
                         cached: true,
                         fetched: true,
+                        lazy: false,
                     });
                 }
                 Err(e) => {
-                    // Rebuilt, and the entry written again, right.
-                    strata_progress::get().println(format!(
-                        "warning: layer `{}`: the entry `{}` in `{}` is ignored: {}",
-                        plans[index].name,
-                        SharedCache::tag(&keys[index]),
-                        shared.name(),
-                        causes(&e)
-                    ));
+                    ignored(shared, &plans[index], &keys[index], &e);
                     remote[index] = None;
                 }
             }
@@ -199,6 +220,12 @@ fn fetch_checked(
     cache: &Cache,
 ) -> Result<PathBuf, LayerError> {
     let path = shared.fetch(blob, cache)?;
+    same_tar(blob, plan)?;
+    Ok(path)
+}
+
+/// Whether an entry's `diff_id` is that of the layer's own tar.
+fn same_tar(blob: &LayerBlob, plan: &LayerPlan) -> Result<(), LayerError> {
     let (diff_id, diff_size) = tar_digest(plan).map_err(|source| LayerError::Write {
         layer: plan.name.clone(),
         source,
@@ -213,7 +240,19 @@ fn fetch_checked(
         }
         .into());
     }
-    Ok(path)
+    Ok(())
+}
+
+/// Says that an entry is not used: the layer is built, and the entry
+/// written again, right.
+fn ignored(shared: &SharedCache, plan: &LayerPlan, key: &Digest, error: &LayerError) {
+    strata_progress::get().println(format!(
+        "warning: layer `{}`: the entry `{}` in `{}` is ignored: {}",
+        plan.name,
+        SharedCache::tag(key),
+        shared.name(),
+        causes(error)
+    ));
 }
 
 /// An error and its causes, on one line, for a warning.

@@ -136,6 +136,10 @@ impl<'c> SharedCache<'c> {
         })
     }
 
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
     /// The repository, as the user wrote it.
     pub fn name(&self) -> String {
         format!("{}/{}", self.reference.registry, self.reference.repository)

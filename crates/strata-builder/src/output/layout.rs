@@ -158,7 +158,7 @@ fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
 fn source_path(blob: &Blob) -> PathBuf {
     match &blob.source {
         BlobSource::File(path) => path.clone(),
-        BlobSource::Bytes(_) => PathBuf::new(),
+        BlobSource::Bytes(_) | BlobSource::Registry(_) => PathBuf::new(),
     }
 }
 
