@@ -303,3 +303,89 @@ fn a_wrong_cache_repository_is_refused_before_any_work() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("`--offline` forbids it"));
 }
+
+/// `strata cache export` today, `import` and `build --offline` years later:
+/// the mirror and the base's registry gone, the archive (an OCI layout, or
+/// a registry repository) brings back every input, checked.
+#[test]
+fn exported_inputs_rebuild_the_image_offline_once_the_sources_are_gone() {
+    let t = TestDir::new();
+    let mut registry = Registry::start();
+    let (repo, url) = crate::packages::standard_repo(&t);
+    // A registry base, built by strata and pushed.
+    let base = crate::packages::recipe(&t, &url, "\"hello-bin\"");
+    let base_digest = registry
+        .build_push_read_back(&t, &base, "bases/pkgs:1")
+        .digest;
+    let child = crate::packages::recipe(&t, &url, "\"app\"");
+    let text_of = std::fs::read_to_string(&child).unwrap().replace(
+        "base \"scratch\"",
+        &format!("base \"{}/bases/pkgs:1@{base_digest}\"", registry.addr),
+    );
+    std::fs::write(&child, text_of).unwrap();
+    json(&runner(&t, "a", &child, &[]));
+    let expected = tagged_digest(&t.join("out-a"), "1");
+
+    let cache_cmd = |cache: &str, args: &[&str]| {
+        let mut cmd = t.strata();
+        cmd.env("STRATA_CACHE", t.join(&format!("cache-{cache}")))
+            .arg("cache")
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let archive = t.join("archive");
+    let layout = format!("oci:{}", archive.display());
+    let remote = format!("{}/archive/inputs", registry.addr);
+    let child_arg = child.to_str().unwrap();
+    for store in [&layout, &remote] {
+        let out = cache_cmd("a", &["export", child_arg, store]);
+        assert_success(&out, "strata cache export");
+        assert!(
+            text(&out.stderr).contains("exported"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // The layout archive lists every file under its tag.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(archive.join("index.json")).unwrap()).unwrap();
+    assert!(
+        index["manifests"].as_array().unwrap().len() >= 5,
+        "{index:#}"
+    );
+
+    // Import from the registry while it is there, into cache C.
+    assert_success(&cache_cmd("c", &["import", child_arg, &remote]), "import");
+    // Then the mirror and the registry go away.
+    drop(repo);
+    registry.stop();
+    assert_success(&cache_cmd("b", &["import", child_arg, &layout]), "import");
+    for cache in ["b", "c"] {
+        let out = runner(&t, cache, &child, &["--offline", "--locked"]);
+        json(&out);
+        assert_eq!(
+            tagged_digest(&t.join(&format!("out-{cache}")), "1"),
+            expected,
+            "rebuilt from the archive into cache {cache}"
+        );
+    }
+
+    // A damaged archive is refused, naming the file.
+    let blobs = archive.join("blobs/sha256");
+    let victim = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let out = cache_cmd("d", &["import", child_arg, &layout]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("does not hold what its name says")
+            && stderr.contains(victim.file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+}

@@ -171,6 +171,12 @@ pub enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Move a recipe's locked inputs (package files, registry base) between
+    /// the local cache and an archive: `oci:DIR` or `REGISTRY/REPO`
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Write a commented starter recipe (TRE Python) into the current folder
     Init,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -311,6 +317,30 @@ pub enum LintFormat {
     Json,
     /// SARIF 2.1.0, for GitHub code scanning
     Sarif,
+}
+
+#[derive(Subcommand)]
+pub enum CacheAction {
+    /// Copy the recipe's locked inputs into an archive (downloading what the
+    /// local cache lacks), to rebuild the image once the mirror has dropped them
+    Export {
+        /// The recipe; its lock must be current
+        recipe: PathBuf,
+        /// `oci:DIR` (an OCI layout, created or added to) or `REGISTRY/REPO`
+        destination: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Copy the recipe's locked inputs from an archive into the local cache,
+    /// so that `strata build --offline` can rebuild it
+    Import {
+        /// The recipe; its lock must be current
+        recipe: PathBuf,
+        /// `oci:DIR` or `REGISTRY/REPO`
+        source: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

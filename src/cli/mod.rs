@@ -99,6 +99,18 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
             registry,
             format,
         } => recipe::lock_command(&recipe, registry.options()?, format),
+        Command::Cache { action } => match action {
+            args::CacheAction::Export {
+                recipe,
+                destination,
+                registry,
+            } => recipe::cache_command(&recipe, &destination, registry.options()?, true),
+            args::CacheAction::Import {
+                recipe,
+                source,
+                registry,
+            } => recipe::cache_command(&recipe, &source, registry.options()?, false),
+        },
         Command::Lint {
             recipes,
             format,

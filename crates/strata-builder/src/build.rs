@@ -586,6 +586,78 @@ fn prepare(
     })
 }
 
+/// What rebuilding the recipe from its lock reads from outside: the lock's
+/// package files and the blobs of a registry base, each once, all in the
+/// local cache (downloaded when missing). `strata cache export` archives
+/// these. The lock must be current.
+pub fn locked_inputs(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    cache: &Cache,
+) -> Result<Vec<layer::shared::PackageFile>, BuildError> {
+    let bases = bases(recipe, options, cache)?;
+    let mut files = Vec::new();
+    if recipe.debian.is_some() || recipe.python.is_some() {
+        let fetcher = fetcher(recipe, cache, options)?;
+        let (lock, _) = current_lock(recipe, &bases, options, &fetcher, false)?;
+        let downloads: Vec<strata_client::fetch::Download> = lock
+            .platforms
+            .values()
+            .flatten()
+            .map(|p| strata_client::fetch::Download {
+                url: p.url(),
+                sha256: p.sha256,
+                size: Some(p.size),
+            })
+            .chain(
+                lock.wheels
+                    .values()
+                    .flatten()
+                    .map(|w| strata_client::fetch::Download {
+                        url: w.url.clone(),
+                        sha256: w.sha256,
+                        size: w.size,
+                    }),
+            )
+            .collect();
+        fetcher
+            .fetch_all(&downloads)
+            .map_err(strata_debian::DebianError::from)?;
+        files = package_files(&lock);
+    }
+    if let Some(digest) = registry_base(recipe) {
+        let cached =
+            |f: &layer::shared::PackageFile| Ok::<_, BuildError>(cache.verified_blob(&f.sha256));
+        files.extend(base::blobs(&digest, cached)?);
+    }
+    Ok(files)
+}
+
+/// The pinned digest of the recipe's base, when it comes from a registry.
+pub fn registry_base(recipe: &Recipe) -> Option<strata_oci::digest::Digest> {
+    match &recipe.base.value {
+        crate::recipe::BaseRef::Registry(reference) => reference.digest,
+        _ => None,
+    }
+}
+
+/// The package files of the recipe's lock, which must be current; read
+/// without the network (what `strata cache import` brings in).
+pub fn locked_packages(
+    recipe: &Recipe,
+    options: &BuildOptions,
+) -> Result<Vec<layer::shared::PackageFile>, BuildError> {
+    if recipe.debian.is_none() && recipe.python.is_none() {
+        return Ok(Vec::new());
+    }
+    let path = &options.lock_path;
+    match Lock::read(path)? {
+        Some(lock) if lock.inputs == lock_inputs(recipe)? => Ok(package_files(&lock)),
+        Some(_) => Err(LockError::Stale { path: path.clone() }.into()),
+        None => Err(LockError::Missing { path: path.clone() }.into()),
+    }
+}
+
 /// The lock's package files, each once: what the registry cache shares.
 fn package_files(lock: &Lock) -> Vec<layer::shared::PackageFile> {
     let mut files: BTreeMap<strata_oci::digest::Digest, layer::shared::PackageFile> =
@@ -596,7 +668,7 @@ fn package_files(lock: &Lock) -> Vec<layer::shared::PackageFile> {
             layer::shared::PackageFile {
                 sha256: package.sha256,
                 size: package.size,
-                media_type: "application/vnd.debian.binary-package",
+                media_type: "application/vnd.debian.binary-package".to_owned(),
             },
         );
     }
@@ -607,7 +679,7 @@ fn package_files(lock: &Lock) -> Vec<layer::shared::PackageFile> {
                 layer::shared::PackageFile {
                     sha256: wheel.sha256,
                     size,
-                    media_type: "application/zip",
+                    media_type: "application/zip".to_owned(),
                 },
             );
         }

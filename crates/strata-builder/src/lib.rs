@@ -19,6 +19,7 @@ pub mod assemble;
 pub mod base;
 pub mod build;
 pub mod image;
+pub mod inputs;
 pub mod layer;
 pub mod lock;
 pub mod output;

@@ -441,6 +441,25 @@ impl<'c> Repository<'c> {
         }
     }
 
+    /// The size of a blob the repository has, from a `HEAD`; `None` when it
+    /// has none.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let what = format!("blob {digest} of {}", self.reference.name());
+        let url = self.url(&format!("blobs/{digest}"));
+        let response = self
+            .send(&what, Method::HEAD, &url, HeaderMap::new(), None)
+            .await?;
+        match response.status() {
+            // The header, not the body's length: a HEAD has no body.
+            s if s.is_success() => Ok(response
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.fail(&what, response).await),
+        }
+    }
+
     /// Downloads a blob into the cache, hashing it on the way; the cache only
     /// gets it if its digest and size match.
     pub async fn fetch_blob(

@@ -418,3 +418,60 @@ fn oci_layer_type(media_type: &str) -> Result<String, String> {
         other => other.to_owned(),
     })
 }
+
+/// Every blob of a registry base, from its pinned manifest or index: the
+/// manifests, their configs and layers. `get` makes a blob local (from the
+/// cache, an archive, a registry) and gives its path, or `None` when it is
+/// nowhere; a manifest's children are known once it is local. The pinned
+/// digest's size is not known before: it is given as 0 and read from the
+/// file. What `strata cache export` and `import` move of a base.
+pub fn blobs<E>(
+    digest: &Digest,
+    mut get: impl FnMut(&crate::layer::shared::PackageFile) -> Result<Option<PathBuf>, E>,
+) -> Result<Vec<crate::layer::shared::PackageFile>, E> {
+    use crate::layer::shared::PackageFile;
+    let mut out = Vec::new();
+    let mut pending = vec![PackageFile {
+        sha256: *digest,
+        size: 0,
+        media_type: "application/vnd.oci.image.index.v1+json".to_owned(),
+    }];
+    while let Some(mut manifest) = pending.pop() {
+        let Some(path) = get(&manifest)? else {
+            continue;
+        };
+        let Ok(bytes) = strata_oci::regular::read_capped(&path, strata_oci::layout::MAX_DOCUMENT)
+        else {
+            continue;
+        };
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let Some(media_type) = json["mediaType"].as_str() {
+            manifest.media_type = media_type.to_owned();
+        }
+        manifest.size = bytes.len() as u64;
+        let file = |d: &serde_json::Value| {
+            Some(PackageFile {
+                sha256: d["digest"].as_str()?.parse().ok()?,
+                size: d["size"].as_u64()?,
+                media_type: d["mediaType"].as_str()?.to_owned(),
+            })
+        };
+        pending.extend(
+            json["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(file),
+        );
+        for blob in std::iter::once(&json["config"])
+            .chain(json["layers"].as_array().into_iter().flatten())
+            .filter_map(file)
+        {
+            if get(&blob)?.is_some() {
+                out.push(blob);
+            }
+        }
+        out.push(manifest);
+    }
+    Ok(out)
+}

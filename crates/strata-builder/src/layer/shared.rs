@@ -88,9 +88,33 @@ pub enum SharedCacheError {
 pub struct PackageFile {
     pub sha256: Digest,
     pub size: u64,
-    /// `application/vnd.debian.binary-package` or `application/zip`.
-    pub media_type: &'static str,
+    /// `application/vnd.debian.binary-package`, `application/zip`, or a
+    /// base's manifest, config and layer types.
+    pub media_type: String,
 }
+
+impl PackageFile {
+    /// The tag of the manifest that keeps the file in a registry or layout.
+    pub fn tag(&self) -> String {
+        format!("{PACKAGE_PREFIX}{}", self.sha256.hex())
+    }
+
+    /// That manifest: the empty config, and the file as its one layer.
+    pub fn manifest(&self) -> bytes::Bytes {
+        manifest(
+            PACKAGE_TYPE,
+            Descriptor {
+                media_type: self.media_type.clone(),
+                digest: self.sha256,
+                size: self.size,
+                annotations: BTreeMap::new(),
+            },
+        )
+    }
+}
+
+/// The empty JSON object every entry's config is.
+pub const EMPTY_CONFIG: &[u8] = EMPTY;
 
 /// The cache in one repository of a registry.
 pub struct SharedCache<'c> {
@@ -264,6 +288,25 @@ impl SharedCache<'_> {
             .map_err(|e| self.error(e))
     }
 
+    /// Downloads one blob whose size is not known beforehand (a base's pinned
+    /// manifest) into the local cache, checked against its digest. Returns
+    /// whether the repository had it.
+    pub fn fetch_blob_any_size(
+        &self,
+        digest: &Digest,
+        cache: &Cache,
+    ) -> Result<bool, SharedCacheError> {
+        self.client
+            .block_on(async {
+                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
+                match repo.blob_size(digest).await? {
+                    Some(size) => repo.fetch_blob(cache, digest, size).await.map(|_| true),
+                    None => Ok(false),
+                }
+            })
+            .map_err(|e| self.error(e))
+    }
+
     /// Publishes package files from the local cache: the blob, and a
     /// manifest holding it under its tag. Returns how many.
     pub fn publish_packages(
@@ -288,17 +331,8 @@ impl SharedCache<'_> {
                 for (file, path) in &files {
                     repo.push_blob(&file.sha256, file.size, &Payload::File(path.clone()), None)
                         .await?;
-                    let manifest = manifest(
-                        PACKAGE_TYPE,
-                        Descriptor {
-                            media_type: file.media_type.to_owned(),
-                            digest: file.sha256,
-                            size: file.size,
-                            annotations: BTreeMap::new(),
-                        },
-                    );
-                    let tag = format!("{PACKAGE_PREFIX}{}", file.sha256.hex());
-                    repo.put_manifest(&tag, MANIFEST_TYPE, &manifest).await?;
+                    repo.put_manifest(&file.tag(), MANIFEST_TYPE, &file.manifest())
+                        .await?;
                 }
                 Ok(files.len())
             })

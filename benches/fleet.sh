@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A fleet of fresh CI runners sharing one registry cache, on the scientific
+# stack (python3-pandas python3-scipy python3-matplotlib python3-sklearn),
+# against a docker-registry on loopback, side by side in one run:
+#   - runner A: empty local cache, builds and pushes with `--cache`;
+#   - runner B: another empty local cache, same recipe and lock, pushes to
+#     another repository with `--format none` (layers mounted, not
+#     downloaded);
+#   - runner C: the same as B without the registry cache (what a fresh
+#     runner costs today);
+# and the bytes each moved. Run from the repository root:
+# `bash benches/fleet.sh`. Needs docker-registry, jq and curl.
+set -euo pipefail
+source benches/common.sh
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/registry"
+cat > "$work/registry/config.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $work/registry/data
+http:
+  addr: 127.0.0.1:$port
+YAML
+docker-registry serve "$work/registry/config.yml" >/dev/null 2>&1 &
+registry_pid=$!
+trap 'kill "$registry_pid" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+
+packages=(python3-pandas python3-scipy python3-matplotlib python3-sklearn)
+mkdir -p "$work/recipe"
+cat > "$work/recipe/image.kdl" <<KDL
+name "science"
+version "1"
+base "scratch"
+platform "linux/amd64"
+tre #false
+debian "bookworm" {
+    install $(printf '"%s" ' "${packages[@]}")
+}
+KDL
+STRATA_CACHE="$work/lock-cache" "$strata" lock "$work/recipe/image.kdl" >/dev/null 2>&1
+cache="127.0.0.1:$port/fleet/strata-cache"
+
+runner() { # NAME ARGS... → seconds
+    local t0
+    t0=$(now)
+    STRATA_CACHE="$work/cache-$1" SOURCE_DATE_EPOCH=1 "$strata" build "$work/recipe/image.kdl" \
+        --locked --json "${@:2}" > "$work/$1.json" 2>/dev/null
+    echo "$(now) - $t0" | bc
+}
+a=$(runner a -o "$work/out-a" --cache "$cache" --push "127.0.0.1:$port/fleet/science:a")
+b=$(runner b --format none --cache "$cache" --push "127.0.0.1:$port/fleet/science-b:b")
+c=$(runner c -o "$work/out-c" --push "127.0.0.1:$port/fleet/science-c:c")
+
+count() { jq "[.layers[] | select(.$2 == true)] | length" "$work/$1.json"; }
+printf 'packages                                 %s\n' "$(grep -c '^    package ' "$work/recipe/image.lock")"
+printf 'runner A (empty cache, fills the registry) %.2f s, %s layers built\n' "$a" "$(jq '[.layers[] | select(.cached == false)] | length' "$work/a.json")"
+printf 'runner B (empty cache, --cache)          %.2f s, %s layers compressed, %s left in the registry and mounted (%s), uploaded %s bytes\n' \
+    "$b" "$(jq '[.layers[] | select(.cached == false)] | length' "$work/b.json")" "$(count b lazy)" \
+    "$(jq -r '.pushed[0].mounted' "$work/b.json") mounts" "$(jq -r '.pushed[0].uploadedBytes' "$work/b.json")"
+printf 'runner C (empty cache, no --cache)       %.2f s\n' "$c"
+printf 'same image                               %s\n' "$([[ $(jq -r .digest "$work/a.json") == $(jq -r .digest "$work/b.json") ]] && echo yes || echo NO)"
+printf 'B against C                              %.1fx faster (target: B under 2 s)\n' "$(echo "$c / $b" | bc -l)"
