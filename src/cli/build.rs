@@ -50,7 +50,7 @@ pub fn build_command(
         Format::None => PathBuf::new(),
     });
     match format {
-        Format::Oci => output::layout::write(&dest, built)?,
+        Format::Oci => output::layout::write(&dest, built, &cache)?,
         Format::OciArchive => output::archive::write_oci(&dest, built)?,
         Format::DockerArchive => output::archive::write_docker(&dest, built, &recipe.name)?,
         Format::None => {}

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
+use strata_cache::Cache;
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
@@ -51,17 +52,19 @@ fn io_at(path: &Path) -> impl Fn(io::Error) -> WriteError + '_ {
 }
 
 /// Writes `built` as an OCI layout at `root`.
-pub fn write(root: &Path, built: &Built) -> Result<()> {
+pub fn write(root: &Path, built: &Built, cache: &Cache) -> Result<()> {
     let _lock = lock(root)?;
     prepare(root)?;
     let blobs_dir = root.join("blobs/sha256");
     fs::create_dir_all(&blobs_dir).map_err(io_at(&blobs_dir))?;
+    // Absolute, so that the cache's stamps of the blobs name them alone.
+    let blobs_dir = fs::canonicalize(&blobs_dir).map_err(io_at(&blobs_dir))?;
     let staging = tempfile::Builder::new()
         .prefix(".strata-staging-")
         .tempdir_in(root)
         .map_err(io_at(root))?;
     for blob in &built.blobs {
-        put_blob(&staging, &blobs_dir, blob)?;
+        put_blob(&staging, &blobs_dir, blob, cache)?;
     }
     replace_file(&staging, &root.join("oci-layout"), OCI_LAYOUT)?;
     replace_file(&staging, &root.join("index.json"), &built.index_json())?;
@@ -129,9 +132,9 @@ fn prepare(root: &Path) -> Result<()> {
 /// mode included). The copy goes through `Blob::open`, which checks the bytes
 /// against the digest, so a source changed since it was verified fails the
 /// write rather than landing under another blob's name.
-fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob) -> Result<()> {
+fn put_blob(staging: &TempDir, blobs_dir: &Path, blob: &Blob, cache: &Cache) -> Result<()> {
     let dest = blobs_dir.join(blob.digest.hex());
-    if is_intact(&dest, &blob.digest, blob.size) {
+    if is_intact(&dest, &blob.digest, blob.size, cache) {
         return Ok(());
     }
     let tmp = staging.path().join(blob.digest.hex());
@@ -164,17 +167,17 @@ fn source_path(blob: &Blob) -> PathBuf {
 
 /// A blob already in the layout is kept when it is a regular file of its
 /// own (not a symlink, not a hard link shared with a file elsewhere) whose
-/// bytes match.
-fn is_intact(path: &Path, digest: &Digest, size: u64) -> bool {
+/// bytes match. The bytes are hashed once and then trusted while the file
+/// keeps its stamp (inode, size, times: see `Cache::verified_file`), so
+/// that a rebuild with nothing changed does not read the whole image again;
+/// a blob that does not match is removed, and written again.
+fn is_intact(path: &Path, digest: &Digest, size: u64, cache: &Cache) -> bool {
     use std::os::unix::fs::MetadataExt;
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() && meta.nlink() == 1 && meta.len() == size => {}
         _ => return false,
     }
-    let Ok(file) = File::open(path) else {
-        return false;
-    };
-    matches!(Digest::of_reader(file), Ok((d, n)) if d == *digest && n == size)
+    cache.verified_file(path, digest) == Some(size)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
