@@ -101,8 +101,13 @@ changed_sources=$( { diff <(grep '^    package ' "$work/release/image.lock" | so
 heavy=$(sources_of "$work/current/image.lock" | awk '{s[$1]+=$2} END {for (k in s) print s[k], k}' |
     sort -rn | awk 'NR <= 10 {print $2}')
 pick=""
+heavy_pick=""
 for s in $changed_sources; do
-    if [[ $s != glibc ]] && ! grep -qx "$s" <<<"$heavy"; then pick=$s; break; fi
+    if grep -qx "$s" <<<"$heavy"; then
+        [[ -z $heavy_pick ]] && heavy_pick=$s
+    elif [[ $s != glibc && -z $pick ]]; then
+        pick=$s
+    fi
 done
 
 upgrade() { # SOURCE LAYERS-LINE → "changed total"
@@ -143,5 +148,6 @@ printf 'speed-up against the baseline %.1fx  (target >= 4)\n' "$(echo "$b / $s" 
 printf 'warm no-op rebuild            %.3f s  (runs: %s; target < 0.3 s)\n' "$w" "${warm[*]}"
 printf 'sources upgraded since the release: %s\n' "$(echo $changed_sources)"
 [[ -n $pick ]] && report_upgrade "$pick"
+[[ -n $heavy_pick ]] && report_upgrade "$heavy_pick"
 grep -qx glibc <<<"$changed_sources" && report_upgrade glibc
 exit 0
