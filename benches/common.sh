@@ -14,3 +14,18 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # Seconds `"$@"` takes, its output discarded.
 elapsed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc; }
+# The fair baseline for Debian packages, timed: `mmdebstrap --variant=extract`
+# of the `packages` array, then `umoci raw add-layer` of the tree into a new
+# OCI layout. Prints the seconds it took.
+baseline_debian() {
+    local t0
+    rm -rf "$work/rootfs" "$work/oci"
+    t0=$(now)
+    mmdebstrap --quiet --variant=extract --include="$(IFS=,; echo "${packages[*]}")" \
+        --skip=cleanup/apt/lists bookworm "$work/rootfs" http://deb.debian.org/debian >/dev/null 2>&1
+    umoci init --layout "$work/oci" >/dev/null
+    umoci new --image "$work/oci:bench" >/dev/null
+    umoci raw add-layer --image "$work/oci:bench" <(tar -C "$work/rootfs" -cf - .) >/dev/null
+    echo "$(now) - $t0" | bc
+    rm -rf "$work/rootfs" "$work/oci"
+}

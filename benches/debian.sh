@@ -29,14 +29,7 @@ for i in $(seq "$runs"); do
     STRATA_CACHE="$work/cache" SOURCE_DATE_EPOCH=1 "$strata" build "$work/image.kdl" -o "$work/out" 2>/dev/null
     strata_cold+=("$(echo "$(now) - $t0" | bc)")
 
-    rm -rf "$work/rootfs" "$work/oci"
-    t0=$(now)
-    mmdebstrap --quiet --variant=extract --include="$(IFS=,; echo "${packages[*]}")" \
-        --skip=cleanup/apt/lists bookworm "$work/rootfs" http://deb.debian.org/debian >/dev/null 2>&1
-    umoci init --layout "$work/oci" >/dev/null
-    umoci new --image "$work/oci:bench" >/dev/null
-    umoci raw add-layer --image "$work/oci:bench" <(tar -C "$work/rootfs" -cf - .) >/dev/null
-    baseline+=("$(echo "$(now) - $t0" | bc)")
+    baseline+=("$(baseline_debian)")
 done
 count=$(grep -c '^    package ' "$work/image.lock")
 

@@ -70,16 +70,8 @@ for i in $(seq "$runs"); do
     build "$work/one" "$work/cold-cache"
     strata_one+=("$(echo "$(now) - $t0" | bc)")
 
-    rm -rf "$work/rootfs" "$work/oci"
-    t0=$(now)
-    mmdebstrap --quiet --variant=extract --include="$(IFS=,; echo "${packages[*]}")" \
-        --skip=cleanup/apt/lists bookworm "$work/rootfs" http://deb.debian.org/debian >/dev/null 2>&1
-    umoci init --layout "$work/oci" >/dev/null
-    umoci new --image "$work/oci:bench" >/dev/null
-    umoci raw add-layer --image "$work/oci:bench" <(tar -C "$work/rootfs" -cf - .) >/dev/null
-    baseline+=("$(echo "$(now) - $t0" | bc)")
+    baseline+=("$(baseline_debian)")
 done
-rm -rf "$work/rootfs" "$work/oci"
 
 # The cache last held the `layers 1` build: one build puts the default
 # layers back before the no-op rebuilds are timed.

@@ -12,17 +12,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::util::registry::Registry;
-use crate::util::{TestDir, assert_success, repo_root, run, text};
-
-fn yaml(path: &Path) -> Value {
-    let json = run(Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
-        ])
-        .arg(path));
-    serde_json::from_str(&json).unwrap()
-}
+use crate::util::{TestDir, assert_success, repo_root, run, text, yaml};
 
 fn example(name: &str) -> PathBuf {
     repo_root().join("examples/ci").join(name)

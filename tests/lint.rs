@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::util::apt::{AptRepo, Pkg, serve_signed};
-use crate::util::{TestDir, repo_root, run, text, validate};
+use crate::util::{TestDir, repo_root, run, text, validate, yaml};
 
 /// A recipe that passes every rule: all labels, a user, an entrypoint,
 /// nothing but a script copied in.
@@ -684,15 +684,6 @@ fn build_refuses_a_recipe_that_breaks_an_error_rule() {
 }
 
 /// Reads a YAML file as JSON through Python (python3-yaml, installed by .ci/run).
-fn yaml(path: &Path) -> Value {
-    let json = run(Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
-        ])
-        .arg(path));
-    serde_json::from_str(&json).unwrap()
-}
 
 #[test]
 fn the_pre_commit_hook_lints_every_recipe_it_is_given() {

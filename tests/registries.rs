@@ -411,13 +411,7 @@ fn a_blob_altered_by_the_registry_is_refused_and_nothing_kept() {
         .as_str()
         .unwrap()
         .to_owned();
-    let hex = layer.strip_prefix("sha256:").unwrap();
-    let data = registry
-        .data_dir()
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-        .join("data");
+    let data = registry.blob_data(&layer);
     let mut bytes = fs::read(&data).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -436,6 +430,7 @@ fn a_blob_altered_by_the_registry_is_refused_and_nothing_kept() {
     assert!(stderr.contains(&layer), "names the blob: {stderr}");
     assert!(stderr.contains("does not match its digest"), "{stderr}");
     assert!(!t.join("out").exists(), "nothing written");
+    let hex = layer.trim_start_matches("sha256:");
     assert!(!cache.join("blobs/sha256").join(hex).exists(), "not cached");
     assert_eq!(
         fs::read_dir(cache.join("tmp")).unwrap().count(),

@@ -257,14 +257,7 @@ fn a_damaged_blob_in_the_registry_is_rebuilt() {
     let a = json(&runner(&t, "a", &recipe, &["--cache", &cache]));
     let expected = tagged_digest(&t.join("out-a"), "1");
     // The registry's storage loses a byte of the first layer's blob.
-    let digest = layers(&a)[0]["digest"].as_str().unwrap().to_owned();
-    let hex = digest.trim_start_matches("sha256:");
-    let data = registry
-        .data_dir()
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-        .join("data");
+    let data = registry.blob_data(layers(&a)[0]["digest"].as_str().unwrap());
     let mut bytes = std::fs::read(&data).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;

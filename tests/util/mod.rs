@@ -593,3 +593,14 @@ pub fn edit_file(path: &Path, from: &str, to: &str) -> PathBuf {
     fs::write(path, &after).unwrap();
     path.to_owned()
 }
+
+/// A YAML file as JSON (PyYAML, which `.ci/run` installs).
+pub fn yaml(path: &Path) -> serde_json::Value {
+    let json = run(Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(path));
+    serde_json::from_str(&json).unwrap()
+}

@@ -163,6 +163,16 @@ impl Registry {
         self.dir.path().join("data")
     }
 
+    /// Where the registry keeps a blob's bytes (`sha256:…` or its hex).
+    pub fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.data_dir()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -169,6 +169,24 @@ impl<'c> SharedCache<'c> {
         format!("{}/{}", self.reference.registry, self.reference.repository)
     }
 
+    /// Runs `work` against the repository, with the rights `actions` names
+    /// (`pull`, `pull,push`).
+    fn session<T>(
+        &self,
+        actions: &str,
+        work: impl AsyncFnOnce(&strata_registry::Repository<'_>) -> Result<T, RegistryError>,
+    ) -> Result<T, SharedCacheError> {
+        self.client
+            .block_on(async {
+                let repo = self
+                    .client
+                    .repository(&self.reference, actions, &[])
+                    .await?;
+                work(&repo).await
+            })
+            .map_err(|e| self.error(e))
+    }
+
     fn error(&self, source: RegistryError) -> SharedCacheError {
         SharedCacheError::Registry {
             repository: self.name(),
@@ -183,30 +201,23 @@ impl<'c> SharedCache<'c> {
     /// The entries the repository has for `keys`, in order. An entry that
     /// is not one strata wrote reads as missing.
     pub fn lookup(&self, keys: &[&Digest]) -> Result<Vec<Option<LayerBlob>>, SharedCacheError> {
-        self.client
-            .block_on(async {
-                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
-                let mut found = Vec::with_capacity(keys.len());
-                for key in keys {
-                    let entry = repo.manifest_if_any(&Self::tag(key)).await?;
-                    found.push(entry.and_then(|(bytes, _)| parse_entry(&bytes)));
-                }
-                Ok(found)
-            })
-            .map_err(|e| self.error(e))
+        self.session("pull", async |repo| {
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                let entry = repo.manifest_if_any(&Self::tag(key)).await?;
+                found.push(entry.and_then(|(bytes, _)| parse_entry(&bytes)));
+            }
+            Ok(found)
+        })
     }
 
     /// Downloads an entry's blob into the local cache and checks it: its
     /// digest and size as it arrives, then its uncompressed tar against the
     /// entry's `diff_id`.
     pub fn fetch(&self, blob: &LayerBlob, cache: &Cache) -> Result<PathBuf, SharedCacheError> {
-        let path = self
-            .client
-            .block_on(async {
-                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
-                repo.fetch_blob(cache, &blob.digest, blob.size).await
-            })
-            .map_err(|e| self.error(e))?;
+        let path = self.session("pull", async |repo| {
+            repo.fetch_blob(cache, &blob.digest, blob.size).await
+        })?;
         let check = |source| SharedCacheError::Check {
             digest: blob.digest,
             source,
@@ -230,28 +241,22 @@ impl<'c> SharedCache<'c> {
         if entries.is_empty() {
             return Ok(0);
         }
-        self.client
-            .block_on(async {
-                let repo = self
-                    .client
-                    .repository(&self.reference, "pull,push", &[])
+        self.session("pull,push", async |repo| {
+            push_empty(repo).await?;
+            for (key, blob, path) in entries {
+                repo.push_blob(
+                    &blob.digest,
+                    blob.size,
+                    &Payload::File((*path).clone()),
+                    None,
+                )
+                .await?;
+                let manifest = entry_manifest(blob);
+                repo.put_manifest(&Self::tag(key), MANIFEST_TYPE, &manifest)
                     .await?;
-                push_empty(&repo).await?;
-                for (key, blob, path) in entries {
-                    repo.push_blob(
-                        &blob.digest,
-                        blob.size,
-                        &Payload::File((*path).clone()),
-                        None,
-                    )
-                    .await?;
-                    let manifest = entry_manifest(blob);
-                    repo.put_manifest(&Self::tag(key), MANIFEST_TYPE, &manifest)
-                        .await?;
-                }
-                Ok(entries.len())
-            })
-            .map_err(|e| self.error(e))
+            }
+            Ok(entries.len())
+        })
     }
 }
 
@@ -266,26 +271,22 @@ impl SharedCache<'_> {
         cache: &Cache,
     ) -> Result<Vec<PackageFile>, SharedCacheError> {
         use futures_util::{StreamExt, TryStreamExt};
-        self.client
-            .block_on(async {
-                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
-                let repo = &repo;
-                let lacking: Vec<Option<PackageFile>> = futures_util::stream::iter(files)
-                    .map(|file| async move {
-                        if !repo.has_blob(&file.sha256).await? {
-                            return Ok::<_, RegistryError>(Some(file.clone()));
-                        }
-                        if cache.verified_blob(&file.sha256).is_none() {
-                            repo.fetch_blob(cache, &file.sha256, file.size).await?;
-                        }
-                        Ok(None)
-                    })
-                    .buffer_unordered(PARALLEL)
-                    .try_collect()
-                    .await?;
-                Ok(lacking.into_iter().flatten().collect())
-            })
-            .map_err(|e| self.error(e))
+        self.session("pull", async |repo| {
+            let lacking: Vec<Option<PackageFile>> = futures_util::stream::iter(files)
+                .map(|file| async move {
+                    if !repo.has_blob(&file.sha256).await? {
+                        return Ok::<_, RegistryError>(Some(file.clone()));
+                    }
+                    if cache.verified_blob(&file.sha256).is_none() {
+                        repo.fetch_blob(cache, &file.sha256, file.size).await?;
+                    }
+                    Ok(None)
+                })
+                .buffer_unordered(PARALLEL)
+                .try_collect()
+                .await?;
+            Ok(lacking.into_iter().flatten().collect())
+        })
     }
 
     /// Downloads one blob whose size is not known beforehand (a base's pinned
@@ -296,15 +297,10 @@ impl SharedCache<'_> {
         digest: &Digest,
         cache: &Cache,
     ) -> Result<bool, SharedCacheError> {
-        self.client
-            .block_on(async {
-                let repo = self.client.repository(&self.reference, "pull", &[]).await?;
-                match repo.blob_size(digest).await? {
-                    Some(size) => repo.fetch_blob(cache, digest, size).await.map(|_| true),
-                    None => Ok(false),
-                }
-            })
-            .map_err(|e| self.error(e))
+        self.session("pull", async |repo| match repo.blob_size(digest).await? {
+            Some(size) => repo.fetch_blob(cache, digest, size).await.map(|_| true),
+            None => Ok(false),
+        })
     }
 
     /// Publishes package files from the local cache: the blob, and a
@@ -321,22 +317,16 @@ impl SharedCache<'_> {
         if files.is_empty() {
             return Ok(0);
         }
-        self.client
-            .block_on(async {
-                let repo = self
-                    .client
-                    .repository(&self.reference, "pull,push", &[])
+        self.session("pull,push", async |repo| {
+            push_empty(repo).await?;
+            for (file, path) in &files {
+                repo.push_blob(&file.sha256, file.size, &Payload::File(path.clone()), None)
                     .await?;
-                push_empty(&repo).await?;
-                for (file, path) in &files {
-                    repo.push_blob(&file.sha256, file.size, &Payload::File(path.clone()), None)
-                        .await?;
-                    repo.put_manifest(&file.tag(), MANIFEST_TYPE, &file.manifest())
-                        .await?;
-                }
-                Ok(files.len())
-            })
-            .map_err(|e| self.error(e))
+                repo.put_manifest(&file.tag(), MANIFEST_TYPE, &file.manifest())
+                    .await?;
+            }
+            Ok(files.len())
+        })
     }
 }
 

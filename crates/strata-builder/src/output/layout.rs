@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use strata_cache::Cache;
 use std::path::{Path, PathBuf};
+use strata_cache::Cache;
 
 use tempfile::TempDir;
 
