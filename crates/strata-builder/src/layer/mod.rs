@@ -126,6 +126,14 @@ pub fn build_all(
 ) -> Result<Vec<Built>, LayerError> {
     let keys: Vec<Digest> = plans.iter().map(|p| key(p, compression)).collect();
     let mut found: Vec<Option<Built>> = keys.iter().map(|k| cached(k, cache)).collect();
+    // Each layer has its step, found in the cache or not.
+    for (plan, built) in plans.iter().zip(&found) {
+        if built.is_some() {
+            strata_progress::get()
+                .step("compress", plan.name.clone())
+                .finish("cached");
+        }
+    }
     let mut remote: Vec<Option<LayerBlob>> = vec![None; plans.len()];
     if let Some(shared) = shared {
         let all: Vec<&Digest> = keys.iter().collect();
