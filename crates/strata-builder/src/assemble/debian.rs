@@ -358,12 +358,41 @@ fn split(
     }
     // With one layer, the configuration joins the only group.
     let configuration = if budget <= 1 { 0 } else { groups.len() };
-    let mut slots: Vec<Vec<ImagePath>> = vec![Vec::new(); configuration + 1];
-    let mut all: BTreeMap<ImagePath, Entry> = BTreeMap::new();
+    let mut slots: Vec<BTreeMap<ImagePath, Entry>> = vec![BTreeMap::new(); configuration + 1];
+    // Folders are looked up from every layer: the few thousand of them are
+    // kept aside rather than the whole tree.
+    let mut dirs: BTreeMap<ImagePath, Entry> = BTreeMap::new();
     for (path, (entry, owner)) in layer {
-        let slot = owner.map_or(configuration, |i| slot_of[i]);
-        slots[slot].push(path.clone());
-        all.insert(path, entry);
+        if entry.is_dir() {
+            dirs.insert(path.clone(), entry.clone());
+        }
+        slots[owner.map_or(configuration, |i| slot_of[i])].insert(path, entry);
+    }
+    // A hard link needs its target in the same layer: one whose target went
+    // to another layer (two packages shipping the same file) is a copy of it.
+    let mut copies: Vec<(usize, ImagePath, Entry)> = Vec::new();
+    for (slot, entries) in slots.iter().enumerate() {
+        for (path, entry) in entries {
+            if let Kind::Hardlink(target) = &entry.kind
+                && !entries.contains_key(target)
+                && let Some(file) = slots
+                    .iter()
+                    .find_map(|other| other.get(target))
+                    .filter(|t| matches!(t.kind, Kind::File(_)))
+            {
+                copies.push((
+                    slot,
+                    path.clone(),
+                    Entry {
+                        path: path.clone(),
+                        ..file.clone()
+                    },
+                ));
+            }
+        }
+    }
+    for (slot, path, entry) in copies {
+        slots[slot].insert(path, entry);
     }
 
     let names = |members: &[usize]| {
@@ -374,41 +403,24 @@ fn split(
             .join(" ")
     };
     let mut plans = Vec::new();
-    for (slot, paths) in slots.into_iter().enumerate() {
-        let mut entries: BTreeMap<ImagePath, Entry> = paths
-            .into_iter()
-            .filter_map(|p| all.get(&p).map(|e| (p, e.clone())))
-            .collect();
-        let listed: Vec<ImagePath> = entries.keys().cloned().collect();
-        for path in &listed {
+    for (slot, mut entries) in slots.into_iter().enumerate() {
+        let mut parents: BTreeMap<ImagePath, Entry> = BTreeMap::new();
+        for path in entries.keys() {
             let mut current = path.parent();
             while let Some(dir) = current.filter(|d| !d.is_root()) {
-                if entries.contains_key(&dir) {
+                if entries.contains_key(&dir) || parents.contains_key(&dir) {
                     break;
                 }
-                let entry = match all.get(&dir) {
+                let entry = match dirs.get(&dir) {
                     Some(entry) => entry.clone(),
                     None if lower.get(&dir).is_some_and(|e| e.kind == ViewKind::Dir) => break,
                     None => Entry::dir(dir.clone(), 0o755, 0, 0, mtime),
                 };
                 current = dir.parent();
-                entries.insert(dir, entry);
+                parents.insert(dir, entry);
             }
         }
-        // A hard link needs its target in the same layer: one whose target
-        // went to another layer (two packages shipping the same file) is a
-        // copy of it.
-        for entry in entries.values_mut() {
-            if let Kind::Hardlink(target) = &entry.kind
-                && !listed.contains(target)
-                && let Some(file) = all.get(target).filter(|t| matches!(t.kind, Kind::File(_)))
-            {
-                *entry = Entry {
-                    path: entry.path.clone(),
-                    ..file.clone()
-                };
-            }
-        }
+        entries.extend(parents);
         if entries.is_empty() {
             continue;
         }
