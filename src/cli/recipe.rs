@@ -42,12 +42,16 @@ pub fn cache_command(
         offline: !export,
         ..BuildOptions::new(recipe_path, registry.clone())
     };
-    let client = strata_registry::Client::new(registry)?;
+    // A registry client only for a registry archive.
+    let client;
     let store = match store.strip_prefix("oci:") {
         Some(dir) => Store::Layout(dir.into()),
-        None => Store::Registry(strata_builder::layer::shared::SharedCache::new(
-            &client, store, false,
-        )?),
+        None => {
+            client = strata_registry::Client::new(registry)?;
+            Store::Registry(strata_builder::layer::shared::SharedCache::new(
+                &client, store, false,
+            )?)
+        }
     };
     let count = if export {
         let files = strata_builder::build::locked_inputs(&recipe, &options, &cache)?;

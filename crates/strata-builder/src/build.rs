@@ -604,21 +604,8 @@ pub fn locked_inputs(
             .platforms
             .values()
             .flatten()
-            .map(|p| strata_client::fetch::Download {
-                url: p.url(),
-                sha256: p.sha256,
-                size: Some(p.size),
-            })
-            .chain(
-                lock.wheels
-                    .values()
-                    .flatten()
-                    .map(|w| strata_client::fetch::Download {
-                        url: w.url.clone(),
-                        sha256: w.sha256,
-                        size: w.size,
-                    }),
-            )
+            .map(|p| p.download())
+            .chain(lock.wheels.values().flatten().map(|w| w.download()))
             .collect();
         fetcher
             .fetch_all(&downloads)

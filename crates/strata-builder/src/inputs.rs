@@ -155,14 +155,21 @@ fn io_at(path: &Path) -> impl Fn(io::Error) -> InputsError + '_ {
     }
 }
 
-/// Copies `from` into the cache, hashing it on the way.
+/// Copies `from` to a new file `to`, hashing it on the way; whether the
+/// bytes were `digest`'s. Both directions of an archive go through it.
+fn copy_checked(from: &Path, to: &Path, digest: &Digest) -> io::Result<bool> {
+    let mut source = strata_oci::regular::open_regular(from)?;
+    let mut sink = HashingWriter::new(fs::File::create(to)?);
+    io::copy(&mut source, &mut sink)?;
+    let (file, got, _) = sink.finish();
+    file.sync_all()?;
+    Ok(got == *digest)
+}
+
+/// Copies `from` into the cache, checked against `digest`.
 fn import_blob(from: &Path, digest: &Digest, cache: &Cache) -> Result<(), InputsError> {
     let tmp = cache.temp_file()?;
-    let mut source = strata_oci::regular::open_regular(from).map_err(io_at(from))?;
-    let mut sink = HashingWriter::new(tmp.reopen().map_err(io_at(tmp.path()))?);
-    io::copy(&mut source, &mut sink).map_err(io_at(from))?;
-    let (_, got, _) = sink.finish();
-    if got != *digest {
+    if !copy_checked(from, tmp.path(), digest).map_err(io_at(from))? {
         return Err(InputsError::Damaged {
             path: from.to_owned(),
             digest: *digest,
@@ -218,12 +225,7 @@ fn export_layout(files: &[PackageFile], cache: &Cache, dir: &Path) -> Result<usi
             });
         };
         put_blob(dir, &file.sha256, |p| {
-            let mut from = strata_oci::regular::open_regular(&source)?;
-            let mut to = HashingWriter::new(fs::File::create(p)?);
-            io::copy(&mut from, &mut to)?;
-            let (to, got, _) = to.finish();
-            to.sync_all()?;
-            if got == file.sha256 {
+            if copy_checked(&source, p, &file.sha256)? {
                 Ok(())
             } else {
                 Err(io::Error::other(format!(

@@ -322,11 +322,7 @@ pub fn unpack(packages: &[LockedPackage], fetcher: &Fetcher) -> Result<Vec<Unpac
         .iter()
         .zip(&records)
         .filter(|(_, record)| record.is_none())
-        .map(|(p, _)| Download {
-            url: p.url(),
-            sha256: p.sha256,
-            size: Some(p.size),
-        })
+        .map(|(p, _)| p.download())
         .collect();
     fetcher.fetch_all(&downloads)?;
     packages

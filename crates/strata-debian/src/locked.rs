@@ -30,4 +30,13 @@ impl LockedPackage {
     pub fn url(&self) -> String {
         format!("{}/{}", self.repository, self.path)
     }
+
+    /// The `.deb` to fetch, and what it must hash to.
+    pub fn download(&self) -> strata_client::fetch::Download {
+        strata_client::fetch::Download {
+            url: self.url(),
+            sha256: self.sha256,
+            size: Some(self.size),
+        }
+    }
 }

@@ -121,6 +121,15 @@ impl LockedWheel {
         let path = self.url.split(['?', '#']).next().unwrap_or(&self.url);
         path.rsplit('/').next().unwrap_or(path)
     }
+
+    /// The wheel to fetch, and what it must hash to.
+    pub fn download(&self) -> strata_client::fetch::Download {
+        strata_client::fetch::Download {
+            url: self.url.clone(),
+            sha256: self.sha256,
+            size: self.size,
+        }
+    }
 }
 
 /// One machine's wheel of one version of a package.

@@ -423,14 +423,7 @@ fn unpack_all(wheels: &[LockedWheel], fetcher: &Fetcher) -> Result<Vec<Unpacked>
         .iter()
         .filter(|w| wheel::cached(cache, &w.sha256, &limits).is_none())
         .collect();
-    let downloads: Vec<Download> = missing
-        .iter()
-        .map(|w| Download {
-            url: w.url.clone(),
-            sha256: w.sha256,
-            size: w.size,
-        })
-        .collect();
+    let downloads: Vec<Download> = missing.iter().map(|w| w.download()).collect();
     fetcher.fetch_all(&downloads)?;
     wheels
         .par_iter()

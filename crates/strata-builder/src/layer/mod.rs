@@ -84,12 +84,13 @@ fn cached(key: &Digest, cache: &Cache) -> Option<Built> {
         })
 }
 
-/// Returns the layer's blob from the cache, building it first if needed.
-pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<Built, LayerError> {
-    let key = key(plan, compression);
-    if let Some(built) = cached(&key, cache) {
-        return Ok(built);
-    }
+/// Writes the layer the local cache lacks, and records it under `key`.
+fn build(
+    plan: &LayerPlan,
+    key: &Digest,
+    compression: Encoding,
+    cache: &Cache,
+) -> Result<Built, LayerError> {
     let tmp = cache.temp_file()?;
     let err = |source| LayerError::Write {
         layer: plan.name.clone(),
@@ -98,7 +99,7 @@ pub fn build(plan: &LayerPlan, compression: Encoding, cache: &Cache) -> Result<B
     let file = tmp.reopen().map_err(err)?;
     let blob = write(plan, compression, file).map_err(err)?;
     let path = cache.commit_blob(tmp, &blob.digest)?;
-    cache.write_record(RECORDS, &key, &blob)?;
+    cache.write_record(RECORDS, key, &blob)?;
     Ok(Built {
         blob,
         path,
@@ -185,7 +186,7 @@ pub fn build_all(
         }
     }
     let missing: Vec<usize> = (0..plans.len()).filter(|&i| found[i].is_none()).collect();
-    let built = build_in_parallel(plans, &missing, compression, cache)?;
+    let built = build_in_parallel(plans, &keys, &missing, compression, cache)?;
     for (index, built) in missing.into_iter().zip(built) {
         if let (Some(shared), Some(entry)) = (shared, &remote[index])
             && entry != &built.blob
@@ -276,7 +277,7 @@ fn causes(error: &dyn std::error::Error) -> String {
 }
 
 /// The sha256 and size of the layer's uncompressed tar.
-pub fn tar_digest(plan: &LayerPlan) -> io::Result<(Digest, u64)> {
+fn tar_digest(plan: &LayerPlan) -> io::Result<(Digest, u64)> {
     let mut tar = TarWriter::new(HashingWriter::new(io::sink()));
     for entry in &plan.entries {
         tar.append(entry)?;
@@ -286,12 +287,13 @@ pub fn tar_digest(plan: &LayerPlan) -> io::Result<(Digest, u64)> {
     Ok((digest, size))
 }
 
-/// Builds the layers at `indexes`, several at a time, in that order.
-/// Independent layers are written on plain threads, one per core: each
-/// writer hands its gzip chunks to rayon's pool and waits for them, which a
-/// thread of that pool must not do.
+/// Builds the layers at `indexes` (of `plans` and their `keys`), several at
+/// a time, in that order. Independent layers are written on plain threads,
+/// one per core: each writer hands its gzip chunks to rayon's pool and waits
+/// for them, which a thread of that pool must not do.
 fn build_in_parallel(
     plans: &[LayerPlan],
+    keys: &[Digest],
     indexes: &[usize],
     compression: Encoding,
     cache: &Cache,
@@ -309,18 +311,15 @@ fn build_in_parallel(
             scope.spawn(|| {
                 loop {
                     let slot = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(plan) = indexes.get(slot).map(|&i| &plans[i]) else {
+                    let Some(&index) = indexes.get(slot) else {
                         break;
                     };
+                    let plan = &plans[index];
                     let step = strata_progress::get().step("compress", plan.name.clone());
-                    let built = build(plan, compression, cache);
+                    let built = build(plan, &keys[index], compression, cache);
                     let failed = built.is_err();
                     if let Ok(built) = &built {
-                        step.finish(&if built.cached {
-                            "cached".to_owned()
-                        } else {
-                            strata_progress::size(built.blob.size)
-                        });
+                        step.finish(&strata_progress::size(built.blob.size));
                     }
                     if let Ok(mut result) = results[slot].lock() {
                         *result = Some(built);

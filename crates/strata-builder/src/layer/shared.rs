@@ -22,12 +22,13 @@
 //! `spec/cache.md`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use strata_cache::Cache;
-use strata_oci::digest::{Digest, HashingWriter};
+use strata_oci::compression::Compression;
+use strata_oci::digest::Digest;
 use strata_oci::reference::Reference;
 use strata_registry::{Client, Payload, RegistryError};
 
@@ -258,9 +259,7 @@ impl<'c> SharedCache<'c> {
             Ok(entries.len())
         })
     }
-}
 
-impl SharedCache<'_> {
     /// Downloads into the local cache the package files it lacks and the
     /// registry has (each checked against its sha256 as it arrives);
     /// returns the files the registry lacks, to publish once the build has
@@ -399,17 +398,7 @@ fn parse_entry(bytes: &[u8]) -> Option<LayerBlob> {
 /// The sha256 and size of a layer blob's uncompressed tar.
 fn uncompressed_digest(path: &std::path::Path, media_type: &str) -> io::Result<(Digest, u64)> {
     let file = strata_oci::regular::open_regular(path)?;
-    let mut reader: Box<dyn Read> = if media_type.ends_with("+zstd") {
-        Box::new(zstd::stream::read::Decoder::new(file)?)
-    } else if media_type.ends_with("+gzip") {
-        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)))
-    } else {
-        Box::new(file)
-    };
-    let mut sink = HashingWriter::new(io::sink());
-    io::copy(&mut reader, &mut sink)?;
-    let (_, digest, size) = sink.finish();
-    Ok((digest, size))
+    Digest::of_reader(Compression::of_media_type(media_type).decoder(file)?)
 }
 
 #[cfg(test)]
