@@ -81,6 +81,16 @@ fn a_fresh_runner_compresses_nothing_the_fleet_built() {
     let pushed = &b["pushed"][0];
     assert_eq!(pushed["uploaded"], 0, "{pushed:#}");
     assert_eq!(pushed["uploadedBytes"], 0, "{pushed:#}");
+    // The package layers' key comes from the lock alone: B learns them
+    // from the package stage's record, and fetches no package at all.
+    let packages = locked_packages(&recipe.with_file_name("image.lock"));
+    assert!(packages.len() >= 2, "{packages:?}");
+    for sha256 in &packages {
+        assert!(
+            !t.join("cache-b/blobs/sha256").join(sha256).exists(),
+            "runner B downloaded the package {sha256}"
+        );
+    }
 
     // STRATA_CACHE_REPO does the same as `--cache`, and a runner whose local
     // cache has the layers publishes nothing new.
@@ -95,6 +105,17 @@ fn a_fresh_runner_compresses_nothing_the_fleet_built() {
         .arg("--json");
     let c = json(&env_runner.output().unwrap());
     assert!(layers(&c).iter().all(|l| l["fetched"] == true), "{c:#}");
+}
+
+/// The sha256 (hex) of every package file a lock names.
+fn locked_packages(lock: &Path) -> Vec<String> {
+    std::fs::read_to_string(lock)
+        .unwrap()
+        .lines()
+        .filter(|l| l.trim_start().starts_with("package "))
+        .filter_map(|l| l.split("sha256=\"sha256:").nth(1))
+        .map(|rest| rest[..64].to_owned())
+        .collect()
 }
 
 /// Copies one cache entry over another's tag, as an attacker with push
@@ -217,6 +238,10 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
     entries.sort();
     assert!(entries.len() >= 2, "{entries:?}");
     poison(&registry, repository, &entries[0], &entries[1]);
+    // The package stage's record would give the package layers without
+    // looking their entries up: make it unreadable, so that every entry is.
+    let stage = stage_tag(&registry, repository);
+    poison(&registry, repository, &entries[0], &stage);
 
     // A runner with an empty cache: the entry is ignored, the layer built.
     let output = runner(&t, "b", &recipe, &["--cache", &cache]);
@@ -224,6 +249,11 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains(&format!("the entry `{}`", entries[1])) && stderr.contains("is ignored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the package stage `{stage}`"))
+            && stderr.contains("is not a stage record"),
         "{stderr}"
     );
     assert_eq!(tagged_digest(&t.join("out-b"), "1"), expected);
@@ -243,6 +273,175 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("but building it gives") && stderr.contains(&entries[1]),
+        "{stderr}"
+    );
+    assert!(!t.join("out-d").exists(), "nothing written on failure");
+}
+
+/// The tag of the one package stage the cache repository has.
+fn stage_tag(registry: &Registry, repository: &str) -> String {
+    let stages: Vec<String> = tags(registry, repository)
+        .into_iter()
+        .filter(|e| e.starts_with("strata-stage-"))
+        .collect();
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    stages[0].clone()
+}
+
+/// `curl` with `args`, which must succeed; its stdout.
+fn curl(args: &[&str], body: Option<&[u8]>) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .arg("-fsS")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.unwrap_or_default())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, "curl");
+    out.stdout
+}
+
+/// Rewrites a stage's record so that its first two layers trade blobs: a
+/// record for the right key and inputs, naming valid blobs of the wrong
+/// layers, as only someone with push rights could write.
+fn swap_stage_layers(registry: &Registry, repository: &str, tag: &str) {
+    let base = format!("http://{}/v2/{repository}", registry.addr);
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let manifest_url = format!("{base}/manifests/{tag}");
+    let mut manifest: Value =
+        serde_json::from_slice(&curl(&["-H", accept, &manifest_url], None)).unwrap();
+    let digest = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let blob = curl(&["-L", &format!("{base}/blobs/{digest}")], None);
+    let mut record: Value = serde_json::from_slice(&zstd::decode_all(&blob[..]).unwrap()).unwrap();
+    let layers = record["layers"].as_array_mut().unwrap();
+    assert!(layers.len() >= 2, "{layers:?}");
+    let first = layers[0]["blob"].clone();
+    layers[0]["blob"] = layers[1]["blob"].clone();
+    layers[1]["blob"] = first;
+    let poisoned = zstd::encode_all(&serde_json::to_vec(&record).unwrap()[..], 3).unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&poisoned))
+    );
+    let headers = String::from_utf8(curl(
+        &[
+            "-X",
+            "POST",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("{base}/blobs/uploads/"),
+        ],
+        None,
+    ))
+    .unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_owned();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{}{location}", registry.addr)
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    curl(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            "@-",
+            &format!("{location}{separator}digest={digest}"),
+        ],
+        Some(&poisoned),
+    );
+    manifest["layers"][0]["digest"] = Value::from(digest);
+    manifest["layers"][0]["size"] = Value::from(poisoned.len());
+    curl(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            "@-",
+            &manifest_url,
+        ],
+        Some(&serde_json::to_vec(&manifest).unwrap()),
+    );
+}
+
+#[test]
+fn a_poisoned_package_stage_is_not_used() {
+    let t = TestDir::new();
+    let registry = Registry::start();
+    let (_repo, recipe) = recipe(&t);
+    let repository = "team/strata-cache";
+    let cache = format!("{}/{repository}", registry.addr);
+    json(&runner(&t, "a", &recipe, &["--cache", &cache]));
+    let expected = tagged_digest(&t.join("out-a"), "1");
+    let gzip = stage_tag(&registry, repository);
+    // The same packages compressed otherwise: another stage, another key.
+    json(&runner(
+        &t,
+        "z",
+        &recipe,
+        &["--locked", "--cache", &cache, "--compression", "zstd"],
+    ));
+    let zstd = tags(&registry, repository)
+        .into_iter()
+        .find(|e| e.starts_with("strata-stage-") && *e != gzip)
+        .unwrap();
+
+    // A record copied under another key names the inputs it was built
+    // from: it is not used, and written again, right.
+    poison(&registry, repository, &zstd, &gzip);
+    let output = runner(&t, "b", &recipe, &["--locked", "--cache", &cache]);
+    json(&output);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("the package stage `{gzip}`"))
+            && stderr.contains("recorded for other inputs"),
+        "{stderr}"
+    );
+    assert_eq!(tagged_digest(&t.join("out-b"), "1"), expected);
+    let output = runner(&t, "c", &recipe, &["--locked", "--cache", &cache]);
+    let c = json(&output);
+    assert!(!text(&output.stderr).contains("is ignored"));
+    assert!(layers(&c).iter().all(|l| l["fetched"] == true), "{c:#}");
+    assert_eq!(tagged_digest(&t.join("out-c"), "1"), expected);
+
+    // A record of the right inputs that names the wrong (valid) blobs is
+    // trusted as the named repository's word; `--verify-cache` builds the
+    // packages and finds it out.
+    swap_stage_layers(&registry, repository, &gzip);
+    let output = runner(
+        &t,
+        "d",
+        &recipe,
+        &["--locked", "--cache", &cache, "--verify-cache"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("records the packages of `linux/amd64` as other layers")
+            && stderr.contains(&gzip),
         "{stderr}"
     );
     assert!(!t.join("out-d").exists(), "nothing written on failure");

@@ -18,6 +18,7 @@ use crate::output::{Built, PlatformImage};
 use crate::provenance::{self, EpochError};
 use crate::recipe::{DebianSpec, Recipe};
 use crate::sbom;
+use crate::stage;
 use strata_cache::Cache;
 use strata_client::fetch::Fetcher;
 use strata_debian::solve::{Installed, Request};
@@ -259,13 +260,13 @@ pub fn lock(
             cache,
             0,
             &mut Timings::default(),
-            true,
+            Purpose::Lock,
             None,
         )?;
         let Some((mut lock, _)) = prepared.lock else {
             return Ok(None);
         };
-        Recorded::of(prepared.platforms.iter().map(|(_, p)| p)).apply(&mut lock);
+        Recorded::of(prepared.platforms.iter().map(|(_, p, _)| p)).apply(&mut lock);
         lock.write(&options.lock_path)?;
         return Ok(Some(lock));
     }
@@ -430,6 +431,7 @@ fn plan_platform(
     packages: Option<(&Fetcher, &Lock, bool)>,
     epoch: u64,
     timings: &mut Timings,
+    stage: &mut Stage,
 ) -> Result<Planned, BuildError> {
     let mut lower = base.lower.clone();
     let mut plans = Vec::new();
@@ -438,7 +440,30 @@ fn plan_platform(
     let mut created_accounts = Vec::new();
     let mut wheels = Vec::new();
     let mut venv = None;
-    if let Some((fetcher, lock, _)) = packages {
+    let mut stage_files = Vec::new();
+    let recorded = match stage {
+        Stage::Recorded { output, .. } => output.take(),
+        _ => None,
+    };
+    if let (Some(output), Some((_, lock, _))) = (recorded, packages) {
+        lower.view = output.view;
+        for (path, text) in output.files {
+            if let Ok(path) = ImagePath::from_relative(&path) {
+                lower.files.insert(path, text);
+            }
+        }
+        facts = output.packages;
+        created_accounts = output.created;
+        venv = output.venv;
+        wheels = lock
+            .wheels
+            .get(&platform.to_string())
+            .cloned()
+            .unwrap_or_default();
+        strata_progress::get()
+            .step("install", format!("packages for {platform}"))
+            .finish("recorded");
+    } else if let Some((fetcher, lock, _)) = packages {
         let step = strata_progress::get().step("install", format!("packages for {platform}"));
         let installed = timings.time(Phase::Packages, || {
             assemble::debian::layer(recipe, lock, platform, &lower, fetcher, epoch)
@@ -447,11 +472,12 @@ fn plan_platform(
             for plan in &installed.plans {
                 lower.view.apply(plan);
             }
-            for (path, text) in installed.accounts {
-                if let Ok(path) = ImagePath::from_relative(&path) {
-                    lower.files.insert(path, text);
+            for (path, text) in &installed.accounts {
+                if let Ok(path) = ImagePath::from_relative(path) {
+                    lower.files.insert(path, text.clone());
                 }
             }
+            stage_files = installed.accounts;
             plans.extend(installed.plans);
             facts = installed.packages;
             unevaluated = installed.unevaluated;
@@ -459,7 +485,11 @@ fn plan_platform(
         }
         step.finish("");
     }
-    if let (Some(python), Some((fetcher, lock, fresh))) = (&recipe.python, packages) {
+    if let (Some(python), Some((fetcher, lock, fresh)), false) = (
+        &recipe.python,
+        packages,
+        matches!(stage, Stage::Recorded { .. }),
+    ) {
         let mut versions: HashMap<String, String> = base_packages(base)
             .into_iter()
             .map(|p| (p.name, p.version))
@@ -495,6 +525,9 @@ fn plan_platform(
         wheels = installed.wheels;
         venv = installed.venv;
         step.finish("");
+    }
+    if let Stage::Planned { after, .. } = stage {
+        *after = Some((lower.view.clone(), stage_files, plans.len()));
     }
     let assembly = timings.time(Phase::Assemble, || {
         assemble::assemble(recipe, &lower, epoch)
@@ -542,10 +575,256 @@ fn base_env(base: &BaseImage) -> Vec<(String, String)> {
 /// base and planned layers, and the lock (with whether it was resolved
 /// afresh, and so is still to be written).
 struct Prepared {
-    platforms: Vec<(BaseImage, Planned)>,
+    platforms: Vec<(BaseImage, Planned, Stage)>,
     lock: Option<(Lock, bool)>,
     /// Package files the registry cache lacks, published after the build.
     unshared: Vec<layer::shared::PackageFile>,
+}
+
+/// What a `prepare` is for: a lock resolves afresh, and only a build uses
+/// the records of package stages (lint looks at every planned entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Build,
+    Lock,
+    Lint,
+}
+
+/// How a platform's package stage is had (see `crate::stage`).
+enum Stage {
+    /// Not recorded: no packages, a lock resolved afresh, or not a build.
+    None,
+    /// From a record: its layers are built already.
+    Recorded {
+        record: stage::Record,
+        /// What planning takes from it, until it does.
+        output: Option<stage::Output>,
+        layers: Vec<layer::Built>,
+        /// Found in the local cache only: the registry cache gets it too.
+        publish: bool,
+    },
+    /// Planned by this build, and recorded once its layers are built.
+    Planned {
+        inputs: stage::Inputs,
+        /// The registry cache's record, with `--verify-cache`: compared.
+        remote: Option<stage::Record>,
+        /// The view and account files after the stage, and its number of
+        /// layers: filled in by planning.
+        after: Option<(strata_oci::view::View, Vec<(String, String)>, usize)>,
+    },
+}
+
+/// The stage `inputs` name, from the local cache's record or the registry
+/// cache's (its blobs downloaded and checked, or left there for a push-only
+/// build); else to be planned.
+fn find_stage(
+    inputs: stage::Inputs,
+    lock: &Lock,
+    platform: &Platform,
+    cache: &Cache,
+    shared: Option<&layer::shared::SharedCache>,
+    options: &BuildOptions,
+) -> Result<Stage, BuildError> {
+    let planned = |inputs, remote| Stage::Planned {
+        inputs,
+        remote,
+        after: None,
+    };
+    let verify = shared.is_some_and(|s| s.verify);
+    let key = inputs.key();
+    if !verify && let Some(record) = stage::Record::cached(cache, &inputs) {
+        let layers = record
+            .layers
+            .iter()
+            .map(|l| layer::Built {
+                blob: l.blob.clone(),
+                path: cache.blob_path(&l.blob.digest),
+                cached: true,
+                fetched: false,
+                lazy: false,
+            })
+            .collect();
+        if let Ok(output) = record.output(lock, platform) {
+            let publish = match shared {
+                Some(shared) => !shared.has_stage(&key)?,
+                None => false,
+            };
+            return Ok(Stage::Recorded {
+                record,
+                output: Some(output),
+                layers,
+                publish,
+            });
+        }
+    }
+    let Some(shared) = shared else {
+        return Ok(planned(inputs, None));
+    };
+    let ignored = |why: &str| {
+        strata_progress::get().println(format!(
+            "warning: {platform}: the package stage `{}` in `{}` is ignored: {why}",
+            layer::shared::SharedCache::stage_tag(&key),
+            shared.name()
+        ));
+    };
+    let record = match shared.lookup_stage(&key, cache)? {
+        layer::shared::StageEntry::Missing => return Ok(planned(inputs, None)),
+        layer::shared::StageEntry::Foreign(why) => {
+            ignored(&why);
+            return Ok(planned(inputs, None));
+        }
+        layer::shared::StageEntry::Found(bytes) => match stage::Record::parse(&bytes, &inputs) {
+            Ok(record) => record,
+            Err(why) => {
+                ignored(&why);
+                return Ok(planned(inputs, None));
+            }
+        },
+    };
+    if verify {
+        return Ok(planned(inputs, Some(record)));
+    }
+    let output = match record.output(lock, platform) {
+        Ok(output) => output,
+        Err(why) => {
+            ignored(&why);
+            return Ok(planned(inputs, None));
+        }
+    };
+    let mut layers = Vec::new();
+    for l in &record.layers {
+        if options.lazy_layers {
+            layers.push(layer::Built {
+                blob: l.blob.clone(),
+                path: std::path::PathBuf::new(),
+                cached: true,
+                fetched: false,
+                lazy: true,
+            });
+            continue;
+        }
+        let local = cache.verified_blob(&l.blob.digest);
+        let fetched = local.is_none();
+        let path = match local {
+            Some(path) => path,
+            None => {
+                let step = strata_progress::get().step("fetch", l.name.clone());
+                match shared.fetch(&l.blob, cache) {
+                    Ok(path) => {
+                        step.finish(&strata_progress::size(l.blob.size));
+                        path
+                    }
+                    Err(e) => {
+                        ignored(&format!("its layer `{}`: {}", l.name, layer::causes(&e)));
+                        return Ok(planned(inputs, None));
+                    }
+                }
+            }
+        };
+        layers.push(layer::Built {
+            blob: l.blob.clone(),
+            path,
+            cached: true,
+            fetched,
+            lazy: false,
+        });
+    }
+    if !options.lazy_layers {
+        record.write(cache).map_err(LayerError::from)?;
+    }
+    Ok(Stage::Recorded {
+        record,
+        output: Some(output),
+        layers,
+        publish: false,
+    })
+}
+
+/// Records a stage this build planned, once its layers are built: in the
+/// local cache, and in the registry cache when it lacks it. With
+/// `--verify-cache`, a registry record that differs is an error.
+fn record_stage(
+    stage: Stage,
+    planned: &Planned,
+    built: &[layer::Built],
+    cache: &Cache,
+    shared: Option<&layer::shared::SharedCache>,
+) -> Result<(), BuildError> {
+    let (record, layers, remote) = match stage {
+        Stage::None => return Ok(()),
+        Stage::Recorded {
+            record,
+            layers,
+            publish,
+            ..
+        } => {
+            if !publish {
+                return Ok(());
+            }
+            (record, layers, None)
+        }
+        Stage::Planned {
+            inputs,
+            remote,
+            after: Some((view, files, count)),
+        } => {
+            let layers: Vec<stage::Layer> = planned.plans[..count]
+                .iter()
+                .zip(built)
+                .map(|(plan, built)| stage::Layer {
+                    name: plan.name.clone(),
+                    created_by: plan.created_by.clone(),
+                    blob: built.blob.clone(),
+                })
+                .collect();
+            // Keyed by what the lock says once written: a lock resolved
+            // afresh learns its accounts and wheels from planning.
+            let inputs = inputs.planned(planned);
+            let record = stage::Record::new(inputs, layers, &view, files, planned);
+            (record, built[..count].to_vec(), remote)
+        }
+        Stage::Planned { after: None, .. } => return Ok(()),
+    };
+    if let (Some(shared), Some(remote)) = (shared, &remote)
+        && remote.layers != record.layers
+    {
+        let at = (0..)
+            .find(|&i| record.layers.get(i) != remote.layers.get(i))
+            .unwrap_or(0);
+        return Err(layer::shared::SharedCacheError::StageMismatch {
+            repository: shared.name(),
+            platform: planned.platform.to_string(),
+            layer: record
+                .layers
+                .get(at)
+                .or(remote.layers.get(at))
+                .map_or_else(String::new, |l| l.name.clone()),
+            tag: layer::shared::SharedCache::stage_tag(&record.key()),
+        }
+        .into());
+    }
+    if layers.iter().all(|l| !l.lazy) {
+        record.write(cache).map_err(LayerError::from)?;
+    }
+    if let Some(shared) = shared.filter(|_| remote.is_none()) {
+        let blobs: Vec<(&layer::LayerBlob, &std::path::PathBuf)> =
+            layers.iter().map(|l| (&l.blob, &l.path)).collect();
+        shared.publish_stage(&record.key(), &record.to_json(), &blobs)?;
+    }
+    Ok(())
+}
+
+/// Adds a stage record's findings to those of the layers after it.
+fn merge(
+    into: &mut BTreeMap<String, Vec<String>>,
+    recorded: Option<&BTreeMap<String, Vec<String>>>,
+) {
+    for (missing, users) in recorded.into_iter().flatten() {
+        let all = into.entry(missing.clone()).or_default();
+        all.extend(users.iter().cloned());
+        all.sort();
+        all.dedup();
+    }
 }
 
 fn prepare(
@@ -554,9 +833,10 @@ fn prepare(
     cache: &Cache,
     epoch: u64,
     timings: &mut Timings,
-    force: bool,
+    purpose: Purpose,
     shared: Option<&layer::shared::SharedCache>,
 ) -> Result<Prepared, BuildError> {
+    let force = purpose == Purpose::Lock;
     let bases = timings.time(Phase::Base, || bases(recipe, options, cache))?;
     let packages = if recipe.debian.is_some() || recipe.python.is_some() {
         Some(timings.time(Phase::Resolve, || {
@@ -567,17 +847,49 @@ fn prepare(
     } else {
         None
     };
+    // The stages' records first: packages are fetched only for a stage that
+    // none gives.
+    let mut found = Vec::new();
+    for (platform, base) in &bases {
+        found.push(match &packages {
+            Some((_, (lock, fresh))) if purpose == Purpose::Build => {
+                match stage::Inputs::of(
+                    recipe,
+                    lock,
+                    platform,
+                    base.digest.as_ref(),
+                    epoch,
+                    options.compression,
+                ) {
+                    Some(inputs) if !fresh => {
+                        find_stage(inputs, lock, platform, cache, shared, options)?
+                    }
+                    Some(inputs) => Stage::Planned {
+                        inputs,
+                        remote: None,
+                        after: None,
+                    },
+                    None => Stage::None,
+                }
+            }
+            _ => Stage::None,
+        });
+    }
     let unshared = match (shared, &packages) {
-        (Some(shared), Some((_, (lock, _)))) => {
+        (Some(shared), Some((_, (lock, _))))
+            if !found.iter().all(|s| matches!(s, Stage::Recorded { .. })) =>
+        {
             shared.fetch_packages(&package_files(lock), cache)?
         }
         _ => Vec::new(),
     };
     let mut platforms = Vec::new();
-    for (platform, base) in bases {
+    for ((platform, base), mut stage) in bases.into_iter().zip(found) {
         let fetched = packages.as_ref().map(|(f, (l, fresh))| (f, l, *fresh));
-        let planned = plan_platform(recipe, &platform, &base, fetched, epoch, timings)?;
-        platforms.push((base, planned));
+        let planned = plan_platform(
+            recipe, &platform, &base, fetched, epoch, timings, &mut stage,
+        )?;
+        platforms.push((base, planned, stage));
     }
     Ok(Prepared {
         platforms,
@@ -688,10 +1000,13 @@ pub fn plan(
         cache,
         0,
         &mut Timings::default(),
-        false,
+        Purpose::Lint,
         None,
     )?
-    .platforms)
+    .platforms
+    .into_iter()
+    .map(|(base, planned, _)| (base, planned))
+    .collect())
 }
 
 /// Per-layer facts for reports.
@@ -762,15 +1077,21 @@ pub fn build(
         cache,
         epoch,
         &mut timings,
-        false,
+        Purpose::Build,
         shared.as_ref(),
     )?;
     // Say at once what cannot start: without the Essential set, programs
     // whose interpreter is missing; with wheels, modules whose libraries are.
-    for (_, planned) in &prepared.platforms {
+    for (_, planned, stage) in &prepared.platforms {
+        let recorded = match stage {
+            Stage::Recorded { record, .. } => Some(record),
+            _ => None,
+        };
         let mut warnings = Vec::new();
         if recipe.debian.as_ref().is_some_and(|d| !d.essential) {
-            for (interpreter, files) in assemble::interpreters::missing(planned) {
+            let mut missing = assemble::interpreters::missing(&planned.plans, &planned.view);
+            merge(&mut missing, recorded.map(|r| &r.interpreters));
+            for (interpreter, files) in missing {
                 warnings.push((
                     assemble::interpreters::describe(&interpreter, &files),
                     "STR016",
@@ -778,7 +1099,10 @@ pub fn build(
             }
         }
         if recipe.python.is_some() {
-            for (soname, modules) in assemble::libraries::missing(planned) {
+            let mut missing =
+                assemble::libraries::missing(&planned.plans, &planned.view, &planned.platform);
+            merge(&mut missing, recorded.map(|r| &r.libraries));
+            for (soname, modules) in missing {
                 warnings.push((assemble::libraries::describe(&soname, &modules), "STR017"));
             }
         }
@@ -794,17 +1118,19 @@ pub fn build(
     let mut images = Vec::new();
     let mut reports = Vec::new();
     let mut planned_all = Vec::new();
-    for (base, planned) in prepared.platforms {
+    for (base, planned, stage) in prepared.platforms {
         let layers = timings.time(Phase::Layers, || {
-            write_layers(
+            let (layers, built) = write_layers(
                 &planned,
-                options.compression,
+                &stage,
+                options,
                 cache,
                 shared.as_ref(),
-                options.lazy_layers,
                 &mut blobs,
                 &mut reports,
-            )
+            )?;
+            record_stage(stage, &planned, &built, cache, shared.as_ref())?;
+            Ok::<_, BuildError>(layers)
         })?;
         images.push(platform_image(
             recipe,
@@ -881,21 +1207,21 @@ pub fn build(
 }
 
 /// Compresses one platform's layers (or finds them in the cache) into
-/// `blobs`; returns each layer with its history line.
+/// `blobs`, after the layers of its recorded package stage, if any; returns
+/// each layer with its history line, and the planned layers as built.
 fn write_layers(
     planned: &Planned,
-    compression: Encoding,
+    stage: &Stage,
+    options: &BuildOptions,
     cache: &Cache,
     shared: Option<&layer::shared::SharedCache>,
-    lazy: bool,
     blobs: &mut BTreeMap<String, Blob>,
     reports: &mut Vec<LayerReport>,
-) -> Result<Vec<(ManifestLayer, String)>, BuildError> {
+) -> Result<(Vec<(ManifestLayer, String)>, Vec<layer::Built>), BuildError> {
     let mut layers = Vec::new();
-    let built_all = layer::build_all(&planned.plans, compression, cache, shared, lazy)?;
-    for (plan, built) in planned.plans.iter().zip(built_all) {
+    let mut add = |name: &str, created_by: &str, built: &layer::Built| {
         tracing::info!(
-            layer = %plan.name,
+            layer = %name,
             digest = %built.blob.digest,
             size = built.blob.size,
             cached = built.cached,
@@ -912,16 +1238,31 @@ fn write_layers(
                 },
             },
         );
-        layers.push((ManifestLayer::from(&built.blob), plan.created_by.clone()));
+        layers.push((ManifestLayer::from(&built.blob), created_by.to_owned()));
         reports.push(LayerReport {
-            name: plan.name.clone(),
-            blob: built.blob,
+            name: name.to_owned(),
+            blob: built.blob.clone(),
             cached: built.cached,
             fetched: built.fetched,
             lazy: built.lazy,
         });
+    };
+    if let Stage::Recorded { record, layers, .. } = stage {
+        for (layer, built) in record.layers.iter().zip(layers) {
+            add(&layer.name, &layer.created_by, built);
+        }
     }
-    Ok(layers)
+    let built_all = layer::build_all(
+        &planned.plans,
+        options.compression,
+        cache,
+        shared,
+        options.lazy_layers,
+    )?;
+    for (plan, built) in planned.plans.iter().zip(&built_all) {
+        add(&plan.name, &plan.created_by, built);
+    }
+    Ok((layers, built_all))
 }
 
 /// One platform's config and manifest over its base's layers and `layers`,

@@ -27,6 +27,7 @@ pub mod provenance;
 pub mod push;
 pub mod recipe;
 pub mod sbom;
+pub mod stage;
 pub mod tre;
 
 pub mod diff;

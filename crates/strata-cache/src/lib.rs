@@ -84,7 +84,14 @@ impl Cache {
     }
 
     pub fn at(root: PathBuf) -> Result<Cache, CacheError> {
-        for sub in ["blobs/sha256", "layers", "sbom-files", "stamps", "tmp"] {
+        for sub in [
+            "blobs/sha256",
+            "layers",
+            "sbom-files",
+            "stages",
+            "stamps",
+            "tmp",
+        ] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|source| CacheError::Io { path: dir, source })?;
         }

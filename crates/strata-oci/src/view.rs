@@ -57,6 +57,16 @@ pub struct View {
     entries: BTreeMap<ImagePath, ViewEntry>,
 }
 
+/// A view as recorded earlier (`View::paths`), taken as it is: the entries
+/// were consistent when they were written out.
+impl FromIterator<(ImagePath, ViewEntry)> for View {
+    fn from_iter<I: IntoIterator<Item = (ImagePath, ViewEntry)>>(entries: I) -> View {
+        View {
+            entries: entries.into_iter().collect(),
+        }
+    }
+}
+
 /// Enough hops for any sane chain of links; more means a loop.
 const MAX_LINK_HOPS: usize = 40;
 

@@ -6,18 +6,17 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
-use strata_oci::entry::{Content, Kind};
+use strata_oci::entry::{Content, Kind, LayerPlan};
 use strata_oci::path::ImagePath;
 use strata_oci::view::{View, ViewKind};
 
-use super::Planned;
-
-/// Missing interpreter → the programs that need it, in path order.
-pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
+/// Missing interpreter → the programs of `plans` that need it, in path
+/// order; `view` is the finished image's filesystem.
+pub fn missing(plans: &[LayerPlan], view: &View) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     // Later layers win: walk them last to first.
-    for layer in plan.plans.iter().rev() {
+    for layer in plans.iter().rev() {
         for entry in &layer.entries {
             if !seen.insert(entry.path.clone()) {
                 continue;
@@ -26,17 +25,14 @@ pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
                 continue;
             };
             if entry.mode & 0o111 == 0
-                || !matches!(
-                    plan.view.get(&entry.path).map(|e| &e.kind),
-                    Some(ViewKind::File)
-                )
+                || !matches!(view.get(&entry.path).map(|e| &e.kind), Some(ViewKind::File))
             {
                 continue;
             }
             let Some(interpreter) = interpreter(content) else {
                 continue;
             };
-            if !exists(&plan.view, &interpreter) {
+            if !exists(&view, &interpreter) {
                 out.entry(interpreter)
                     .or_default()
                     .push(format!("/{}", entry.path.as_str()));

@@ -6,18 +6,21 @@
 
 use std::collections::BTreeMap;
 
-use strata_oci::entry::Kind;
+use strata_oci::entry::{Kind, LayerPlan};
 use strata_oci::path::ImagePath;
 use strata_oci::platform::Platform;
 use strata_oci::view::{View, ViewKind, lexical_join};
 
-use super::Planned;
-
-/// Missing library → the modules that need it, in path order.
-pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
+/// Missing library → the modules of `plans` that need it, in path order;
+/// `view` is the finished image's filesystem.
+pub fn missing(
+    plans: &[LayerPlan],
+    view: &View,
+    platform: &Platform,
+) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let system = system_folders(&plan.platform);
-    for layer in plan.plans.iter().filter(|p| is_python_layer(&p.name)) {
+    let system = system_folders(platform);
+    for layer in plans.iter().filter(|p| is_python_layer(&p.name)) {
         for entry in &layer.entries {
             let Kind::File(content) = &entry.kind else {
                 continue;
@@ -54,7 +57,7 @@ pub fn missing(plan: &Planned) -> BTreeMap<String, Vec<String>> {
             folders.extend(system.iter().cloned());
             for needed in &needs.needed {
                 let soname = String::from_utf8_lossy(needed).into_owned();
-                if !found(&plan.view, &folders, &soname) {
+                if !found(view, &folders, &soname) {
                     out.entry(soname)
                         .or_default()
                         .push(format!("/{}", entry.path.as_str()));

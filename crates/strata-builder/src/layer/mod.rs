@@ -53,6 +53,7 @@ pub enum LayerError {
 }
 
 /// The result of asking for a layer: its blob, and whether it came from the cache.
+#[derive(Clone)]
 pub struct Built {
     pub blob: LayerBlob,
     pub path: PathBuf,
@@ -265,7 +266,7 @@ fn ignored(shared: &SharedCache, plan: &LayerPlan, key: &Digest, error: &LayerEr
 }
 
 /// An error and its causes, on one line, for a warning.
-fn causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

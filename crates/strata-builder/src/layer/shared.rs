@@ -20,6 +20,12 @@
 //! file once. Each is kept by a manifest tagged `strata-package-SHA256`, so
 //! that the registry's garbage collection keeps the blob. See
 //! `spec/cache.md`.
+//!
+//! A platform's package stage (its package layers, and what planning them
+//! found) is kept under `strata-stage-KEY`, KEY from the lock alone (see
+//! `crate::stage`): a runner whose lock is current learns every package
+//! layer from one manifest and one small blob, without downloading or
+//! unpacking a package.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -38,10 +44,19 @@ use super::LayerBlob;
 pub const TAG_PREFIX: &str = "strata-layer-";
 /// The tag that keeps a package file.
 pub const PACKAGE_PREFIX: &str = "strata-package-";
+/// The tag that keeps a package stage's record.
+pub const STAGE_PREFIX: &str = "strata-stage-";
 /// Package files fetched or checked at once.
 const PARALLEL: usize = 8;
 const ARTIFACT_TYPE: &str = "application/vnd.strata.layer-cache.v1";
 const PACKAGE_TYPE: &str = "application/vnd.strata.package-cache.v1";
+const STAGE_TYPE: &str = "application/vnd.strata.stage-cache.v1";
+/// A stage record: JSON, compressed with zstd (views of large images are
+/// megabytes of paths, which compress tenfold).
+const RECORD_TYPE: &str = "application/vnd.strata.stage.v1+json+zstd";
+/// A stage record's size, compressed and not: far above the largest image
+/// (a view of a million paths), far below what would hurt a runner.
+const MAX_RECORD: u64 = 256 << 20;
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY: &[u8] = b"{}";
@@ -75,6 +90,18 @@ pub enum SharedCacheError {
         // Boxed: errors travel in every `Result` of the build.
         cached: Box<Digest>,
         built: Box<Digest>,
+    },
+    #[error(
+        "the layer cache in `{repository}` records the packages of `{platform}` as other layers than building them gives (first: `{layer}`)"
+    )]
+    #[diagnostic(help(
+        "the record (tag `{tag}`) does not hold what its key promises: it was written by something other than this strata, or tampered with. Delete the tag, and check who can push to the repository"
+    ))]
+    StageMismatch {
+        repository: String,
+        platform: String,
+        layer: String,
+        tag: String,
     },
     #[error("cannot check the layer `{digest}` from the layer cache")]
     Check {
@@ -112,6 +139,15 @@ impl PackageFile {
             },
         )
     }
+}
+
+/// What the repository has under a stage's tag.
+pub enum StageEntry {
+    Missing,
+    /// The record, decompressed.
+    Found(Vec<u8>),
+    /// Something strata did not write: ignored, and written again.
+    Foreign(String),
 }
 
 /// The empty JSON object every entry's config is.
@@ -209,6 +245,96 @@ impl<'c> SharedCache<'c> {
                 found.push(entry.and_then(|(bytes, _)| parse_entry(&bytes)));
             }
             Ok(found)
+        })
+    }
+
+    pub fn stage_tag(key: &Digest) -> String {
+        format!("{STAGE_PREFIX}{}", key.hex())
+    }
+
+    /// The record of the package stage `key` names, when the repository has
+    /// one: its manifest, then its blob, checked against its digest.
+    pub fn lookup_stage(
+        &self,
+        key: &Digest,
+        cache: &Cache,
+    ) -> Result<StageEntry, SharedCacheError> {
+        self.session("pull", async |repo| {
+            let Some((bytes, _)) = repo.manifest_if_any(&Self::stage_tag(key)).await? else {
+                return Ok(StageEntry::Missing);
+            };
+            let record = serde_json::from_slice::<EntryManifest>(&bytes)
+                .ok()
+                .filter(|m| m.artifact_type == STAGE_TYPE)
+                .and_then(|m| m.layers.into_iter().next())
+                .filter(|l| l.media_type == RECORD_TYPE && l.size <= MAX_RECORD);
+            let Some(record) = record else {
+                return Ok(StageEntry::Foreign(
+                    "its manifest is not a stage record".to_owned(),
+                ));
+            };
+            let path = repo.fetch_blob(cache, &record.digest, record.size).await?;
+            Ok(match read_record(&path) {
+                Ok(bytes) => StageEntry::Found(bytes),
+                Err(e) => StageEntry::Foreign(format!("its record cannot be read: {e}")),
+            })
+        })
+    }
+
+    /// Whether the repository has a record under the stage's tag.
+    pub fn has_stage(&self, key: &Digest) -> Result<bool, SharedCacheError> {
+        self.session("pull", async |repo| {
+            Ok(repo.manifest_if_any(&Self::stage_tag(key)).await?.is_some())
+        })
+    }
+
+    /// Writes a stage's record under its tag, after the stage's layers (each
+    /// uploaded only when the repository lacks it). The manifest lists the
+    /// layers after the record, so that the registry's garbage collection
+    /// keeps them and a push can mount them from here.
+    pub fn publish_stage(
+        &self,
+        key: &Digest,
+        record: &[u8],
+        layers: &[(&LayerBlob, &PathBuf)],
+    ) -> Result<(), SharedCacheError> {
+        let compressed = zstd::encode_all(record, 3)
+            .map(bytes::Bytes::from)
+            .map_err(|source| SharedCacheError::Check {
+                digest: *key,
+                source,
+            })?;
+        let digest = Digest::of(&compressed);
+        let size = compressed.len() as u64;
+        let mut descriptors = vec![Descriptor {
+            media_type: RECORD_TYPE.to_owned(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+        }];
+        descriptors.extend(layers.iter().map(|(l, _)| Descriptor {
+            media_type: l.media_type.clone(),
+            digest: l.digest,
+            size: l.size,
+            annotations: BTreeMap::new(),
+        }));
+        self.session("pull,push", async |repo| {
+            push_empty(repo).await?;
+            for (blob, path) in layers {
+                repo.push_blob(
+                    &blob.digest,
+                    blob.size,
+                    &Payload::File((*path).clone()),
+                    None,
+                )
+                .await?;
+            }
+            repo.push_blob(&digest, size, &Payload::Bytes(compressed), None)
+                .await?;
+            let manifest = manifest_of(STAGE_TYPE, descriptors);
+            repo.put_manifest(&Self::stage_tag(key), MANIFEST_TYPE, &manifest)
+                .await
+                .map(|_| ())
         })
     }
 
@@ -343,6 +469,10 @@ async fn push_empty(repo: &strata_registry::Repository<'_>) -> Result<(), Regist
 
 /// An entry's manifest around its one blob.
 fn manifest(artifact_type: &str, layer: Descriptor) -> bytes::Bytes {
+    manifest_of(artifact_type, vec![layer])
+}
+
+fn manifest_of(artifact_type: &str, layers: Vec<Descriptor>) -> bytes::Bytes {
     let manifest = EntryManifest {
         schema_version: 2,
         media_type: MANIFEST_TYPE.to_owned(),
@@ -353,7 +483,7 @@ fn manifest(artifact_type: &str, layer: Descriptor) -> bytes::Bytes {
             size: EMPTY.len() as u64,
             annotations: BTreeMap::new(),
         },
-        layers: vec![layer],
+        layers,
     };
     // Serialising plain structs of strings and numbers cannot fail.
     bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default())
@@ -393,6 +523,22 @@ fn parse_entry(bytes: &[u8]) -> Option<LayerBlob> {
         diff_size: get(DIFF_SIZE)?.parse().ok()?,
         entries: get(ENTRIES)?.parse().ok()?,
     })
+}
+
+/// A stage record's blob, decompressed, within `MAX_RECORD`.
+fn read_record(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = strata_oci::regular::open_regular(path)?;
+    let mut bytes = Vec::new();
+    zstd::stream::read::Decoder::new(file)?
+        .take(MAX_RECORD + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RECORD {
+        return Err(io::Error::other(
+            "it is larger than any record strata writes",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The sha256 and size of a layer blob's uncompressed tar.

@@ -224,7 +224,7 @@ fn setuid(plan: &Planned, out: &mut Vec<Finding>) {
 
 /// STR016: programs whose `#!` interpreter or ELF loader is missing.
 fn missing_interpreters(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>) {
-    let items: Vec<String> = crate::assemble::interpreters::missing(plan)
+    let items: Vec<String> = crate::assemble::interpreters::missing(&plan.plans, &plan.view)
         .into_iter()
         .map(|(interpreter, files)| crate::assemble::interpreters::describe(&interpreter, &files))
         .collect();
@@ -238,10 +238,11 @@ fn missing_interpreters(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>)
 
 /// STR017: shared libraries the installed wheels need and the image lacks.
 fn missing_libraries(recipe: &Recipe, plan: &Planned, out: &mut Vec<Finding>) {
-    let items: Vec<String> = crate::assemble::libraries::missing(plan)
-        .into_iter()
-        .map(|(soname, modules)| crate::assemble::libraries::describe(&soname, &modules))
-        .collect();
+    let items: Vec<String> =
+        crate::assemble::libraries::missing(&plan.plans, &plan.view, &plan.platform)
+            .into_iter()
+            .map(|(soname, modules)| crate::assemble::libraries::describe(&soname, &modules))
+            .collect();
     out.extend(about(
         MISSING_LIBRARY,
         items,
