@@ -442,7 +442,7 @@ fn plan_platform(
     let mut venv = None;
     let mut stage_files = Vec::new();
     let recorded = match stage {
-        Stage::Recorded { output, .. } => output.take(),
+        Stage::Recorded(recorded) => recorded.output.take(),
         _ => None,
     };
     if let (Some(output), Some((_, lock, _))) = (recorded, packages) {
@@ -488,7 +488,7 @@ fn plan_platform(
     if let (Some(python), Some((fetcher, lock, fresh)), false) = (
         &recipe.python,
         packages,
-        matches!(stage, Stage::Recorded { .. }),
+        matches!(stage, Stage::Recorded(_)),
     ) {
         let mut versions: HashMap<String, String> = base_packages(base)
             .into_iter()
@@ -526,8 +526,12 @@ fn plan_platform(
         venv = installed.venv;
         step.finish("");
     }
-    if let Stage::Planned { after, .. } = stage {
-        *after = Some((lower.view.clone(), stage_files, plans.len()));
+    if let Stage::Planned(planned) = stage {
+        planned.after = Some(After {
+            view: lower.view.clone(),
+            files: stage_files,
+            layers: plans.len(),
+        });
     }
     let assembly = timings.time(Phase::Assemble, || {
         assemble::assemble(recipe, &lower, epoch)
@@ -592,26 +596,48 @@ enum Purpose {
 
 /// How a platform's package stage is had (see `crate::stage`).
 enum Stage {
-    /// Not recorded: no packages, a lock resolved afresh, or not a build.
+    /// Not recorded: no packages, or not a build.
     None,
     /// From a record: its layers are built already.
-    Recorded {
-        record: stage::Record,
-        /// What planning takes from it, until it does.
-        output: Option<stage::Output>,
-        layers: Vec<layer::Built>,
-        /// Found in the local cache only: the registry cache gets it too.
-        publish: bool,
-    },
+    Recorded(Box<RecordedStage>),
     /// Planned by this build, and recorded once its layers are built.
-    Planned {
-        inputs: stage::Inputs,
-        /// The registry cache's record, with `--verify-cache`: compared.
-        remote: Option<stage::Record>,
-        /// The view and account files after the stage, and its number of
-        /// layers: filled in by planning.
-        after: Option<(strata_oci::view::View, Vec<(String, String)>, usize)>,
-    },
+    Planned(Box<PlannedStage>),
+}
+
+struct PlannedStage {
+    inputs: stage::Inputs,
+    /// The registry cache's record, with `--verify-cache`: compared.
+    remote: Option<stage::Record>,
+    /// Filled in by planning.
+    after: Option<After>,
+}
+
+impl Stage {
+    fn planned(inputs: stage::Inputs, remote: Option<stage::Record>) -> Stage {
+        Stage::Planned(Box::new(PlannedStage {
+            inputs,
+            remote,
+            after: None,
+        }))
+    }
+}
+
+struct RecordedStage {
+    record: stage::Record,
+    /// What planning takes from it, until it does.
+    output: Option<stage::Output>,
+    layers: Vec<layer::Built>,
+    /// Found in the local cache only: the registry cache gets it too.
+    publish: bool,
+}
+
+/// The image once a planned stage is applied over the base.
+struct After {
+    view: strata_oci::view::View,
+    /// The account files the packages wrote (path, text).
+    files: Vec<(String, String)>,
+    /// How many of the platform's layers are the stage's.
+    layers: usize,
 }
 
 /// The stage `inputs` name, from the local cache's record or the registry
@@ -625,11 +651,6 @@ fn find_stage(
     shared: Option<&layer::shared::SharedCache>,
     options: &BuildOptions,
 ) -> Result<Stage, BuildError> {
-    let planned = |inputs, remote| Stage::Planned {
-        inputs,
-        remote,
-        after: None,
-    };
     let verify = shared.is_some_and(|s| s.verify);
     let key = inputs.key();
     if !verify && let Some(record) = stage::Record::cached(cache, &inputs) {
@@ -649,16 +670,16 @@ fn find_stage(
                 Some(shared) => !shared.has_stage(&key)?,
                 None => false,
             };
-            return Ok(Stage::Recorded {
+            return Ok(Stage::Recorded(Box::new(RecordedStage {
                 record,
                 output: Some(output),
                 layers,
                 publish,
-            });
+            })));
         }
     }
     let Some(shared) = shared else {
-        return Ok(planned(inputs, None));
+        return Ok(Stage::planned(inputs, None));
     };
     let ignored = |why: &str| {
         strata_progress::get().println(format!(
@@ -668,27 +689,27 @@ fn find_stage(
         ));
     };
     let record = match shared.lookup_stage(&key, cache)? {
-        layer::shared::StageEntry::Missing => return Ok(planned(inputs, None)),
+        layer::shared::StageEntry::Missing => return Ok(Stage::planned(inputs, None)),
         layer::shared::StageEntry::Foreign(why) => {
             ignored(&why);
-            return Ok(planned(inputs, None));
+            return Ok(Stage::planned(inputs, None));
         }
         layer::shared::StageEntry::Found(bytes) => match stage::Record::parse(&bytes, &inputs) {
             Ok(record) => record,
             Err(why) => {
                 ignored(&why);
-                return Ok(planned(inputs, None));
+                return Ok(Stage::planned(inputs, None));
             }
         },
     };
     if verify {
-        return Ok(planned(inputs, Some(record)));
+        return Ok(Stage::planned(inputs, Some(record)));
     }
     let output = match record.output(lock, platform) {
         Ok(output) => output,
         Err(why) => {
             ignored(&why);
-            return Ok(planned(inputs, None));
+            return Ok(Stage::planned(inputs, None));
         }
     };
     let mut layers = Vec::new();
@@ -716,7 +737,7 @@ fn find_stage(
                     }
                     Err(e) => {
                         ignored(&format!("its layer `{}`: {}", l.name, layer::causes(&e)));
-                        return Ok(planned(inputs, None));
+                        return Ok(Stage::planned(inputs, None));
                     }
                 }
             }
@@ -732,12 +753,12 @@ fn find_stage(
     if !options.lazy_layers {
         record.write(cache).map_err(LayerError::from)?;
     }
-    Ok(Stage::Recorded {
+    Ok(Stage::Recorded(Box::new(RecordedStage {
         record,
         output: Some(output),
         layers,
         publish: false,
-    })
+    })))
 }
 
 /// Records a stage this build planned, once its layers are built: in the
@@ -752,22 +773,26 @@ fn record_stage(
 ) -> Result<(), BuildError> {
     let (record, layers, remote) = match stage {
         Stage::None => return Ok(()),
-        Stage::Recorded {
-            record,
-            layers,
-            publish,
-            ..
-        } => {
-            if !publish {
+        Stage::Recorded(recorded) => {
+            if !recorded.publish {
                 return Ok(());
             }
-            (record, layers, None)
+            (recorded.record, recorded.layers, None)
         }
-        Stage::Planned {
-            inputs,
-            remote,
-            after: Some((view, files, count)),
-        } => {
+        Stage::Planned(stage) => {
+            let PlannedStage {
+                inputs,
+                remote,
+                after,
+            } = *stage;
+            let Some(After {
+                view,
+                files,
+                layers: count,
+            }) = after
+            else {
+                return Ok(());
+            };
             let layers: Vec<stage::Layer> = planned.plans[..count]
                 .iter()
                 .zip(built)
@@ -783,7 +808,6 @@ fn record_stage(
             let record = stage::Record::new(inputs, layers, &view, files, planned);
             (record, built[..count].to_vec(), remote)
         }
-        Stage::Planned { after: None, .. } => return Ok(()),
     };
     if let (Some(shared), Some(remote)) = (shared, &remote)
         && remote.layers != record.layers
@@ -864,11 +888,7 @@ fn prepare(
                     Some(inputs) if !fresh => {
                         find_stage(inputs, lock, platform, cache, shared, options)?
                     }
-                    Some(inputs) => Stage::Planned {
-                        inputs,
-                        remote: None,
-                        after: None,
-                    },
+                    Some(inputs) => Stage::planned(inputs, None),
                     None => Stage::None,
                 }
             }
@@ -877,7 +897,7 @@ fn prepare(
     }
     let unshared = match (shared, &packages) {
         (Some(shared), Some((_, (lock, _))))
-            if !found.iter().all(|s| matches!(s, Stage::Recorded { .. })) =>
+            if !found.iter().all(|s| matches!(s, Stage::Recorded(_))) =>
         {
             shared.fetch_packages(&package_files(lock), cache)?
         }
@@ -1084,7 +1104,7 @@ pub fn build(
     // whose interpreter is missing; with wheels, modules whose libraries are.
     for (_, planned, stage) in &prepared.platforms {
         let recorded = match stage {
-            Stage::Recorded { record, .. } => Some(record),
+            Stage::Recorded(recorded) => Some(&recorded.record),
             _ => None,
         };
         let mut warnings = Vec::new();
@@ -1206,6 +1226,10 @@ pub fn build(
     })
 }
 
+/// A platform's layers with their history lines, and its planned layers as
+/// built.
+type Written = (Vec<(ManifestLayer, String)>, Vec<layer::Built>);
+
 /// Compresses one platform's layers (or finds them in the cache) into
 /// `blobs`, after the layers of its recorded package stage, if any; returns
 /// each layer with its history line, and the planned layers as built.
@@ -1217,7 +1241,7 @@ fn write_layers(
     shared: Option<&layer::shared::SharedCache>,
     blobs: &mut BTreeMap<String, Blob>,
     reports: &mut Vec<LayerReport>,
-) -> Result<(Vec<(ManifestLayer, String)>, Vec<layer::Built>), BuildError> {
+) -> Result<Written, BuildError> {
     let mut layers = Vec::new();
     let mut add = |name: &str, created_by: &str, built: &layer::Built| {
         tracing::info!(
@@ -1247,8 +1271,8 @@ fn write_layers(
             lazy: built.lazy,
         });
     };
-    if let Stage::Recorded { record, layers, .. } = stage {
-        for (layer, built) in record.layers.iter().zip(layers) {
+    if let Stage::Recorded(recorded) = stage {
+        for (layer, built) in recorded.record.layers.iter().zip(&recorded.layers) {
             add(&layer.name, &layer.created_by, built);
         }
     }

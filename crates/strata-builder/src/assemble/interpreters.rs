@@ -32,7 +32,7 @@ pub fn missing(plans: &[LayerPlan], view: &View) -> BTreeMap<String, Vec<String>
             let Some(interpreter) = interpreter(content) else {
                 continue;
             };
-            if !exists(&view, &interpreter) {
+            if !exists(view, &interpreter) {
                 out.entry(interpreter)
                     .or_default()
                     .push(format!("/{}", entry.path.as_str()));
