@@ -1276,12 +1276,18 @@ fn write_layers(
             add(&layer.name, &layer.created_by, built);
         }
     }
+    // The SBOM lists the files of the layers after the package stage's.
+    let listed_from = match stage {
+        Stage::Planned(planned) => planned.after.as_ref().map_or(0, |a| a.layers),
+        _ => 0,
+    };
     let built_all = layer::build_all(
         &planned.plans,
         options.compression,
         cache,
         shared,
         options.lazy_layers,
+        listed_from,
     )?;
     for (plan, built) in planned.plans.iter().zip(&built_all) {
         add(&plan.name, &plan.created_by, built);

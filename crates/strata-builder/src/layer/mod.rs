@@ -6,6 +6,7 @@
 //! compression; a key already in the cache skips the work.
 
 pub mod compress;
+pub mod files;
 pub mod shared;
 pub mod tar;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use self::compress::{Encoder, Encoding};
+use self::files::FileHash;
 use self::shared::{SharedCache, SharedCacheError};
 use self::tar::TarWriter;
 use strata_cache::{Cache, CacheError};
@@ -85,12 +87,14 @@ fn cached(key: &Digest, cache: &Cache) -> Option<Built> {
         })
 }
 
-/// Writes the layer the local cache lacks, and records it under `key`.
+/// Writes the layer the local cache lacks, and records it under `key`;
+/// with `list`, records its files' hashes too (for the SBOM).
 fn build(
     plan: &LayerPlan,
     key: &Digest,
     compression: Encoding,
     cache: &Cache,
+    list: bool,
 ) -> Result<Built, LayerError> {
     let tmp = cache.temp_file()?;
     let err = |source| LayerError::Write {
@@ -98,9 +102,16 @@ fn build(
         source,
     };
     let file = tmp.reopen().map_err(err)?;
-    let blob = write(plan, compression, file).map_err(err)?;
+    let (blob, listed) = write_listing(plan, compression, file, list).map_err(err)?;
     let path = cache.commit_blob(tmp, &blob.digest)?;
     cache.write_record(RECORDS, key, &blob)?;
+    if let Some(listed) = listed {
+        cache.write_record(
+            files::RECORDS,
+            &key_of_files(plan, key, compression),
+            &listed,
+        )?;
+    }
     Ok(Built {
         blob,
         path,
@@ -125,6 +136,7 @@ pub fn build_all(
     cache: &Cache,
     shared: Option<&SharedCache>,
     lazy: bool,
+    listed_from: usize,
 ) -> Result<Vec<Built>, LayerError> {
     let keys: Vec<Digest> = plans.iter().map(|p| key(p, compression)).collect();
     let mut found: Vec<Option<Built>> = keys.iter().map(|k| cached(k, cache)).collect();
@@ -187,7 +199,7 @@ pub fn build_all(
         }
     }
     let missing: Vec<usize> = (0..plans.len()).filter(|&i| found[i].is_none()).collect();
-    let built = build_in_parallel(plans, &keys, &missing, compression, cache)?;
+    let built = build_in_parallel(plans, &keys, &missing, compression, cache, listed_from)?;
     for (index, built) in missing.into_iter().zip(built) {
         if let (Some(shared), Some(entry)) = (shared, &remote[index])
             && entry != &built.blob
@@ -298,6 +310,7 @@ fn build_in_parallel(
     indexes: &[usize],
     compression: Encoding,
     cache: &Cache,
+    listed_from: usize,
 ) -> Result<Vec<Built>, LayerError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<Built, LayerError>>>> = indexes
@@ -317,7 +330,8 @@ fn build_in_parallel(
                     };
                     let plan = &plans[index];
                     let step = strata_progress::get().step("compress", plan.name.clone());
-                    let built = build(plan, &keys[index], compression, cache);
+                    let list = index >= listed_from;
+                    let built = build(plan, &keys[index], compression, cache, list);
                     let failed = built.is_err();
                     if let Ok(built) = &built {
                         step.finish(&strata_progress::size(built.blob.size));
@@ -347,25 +361,41 @@ fn build_in_parallel(
 
 /// Writes the layer into `file` in one streaming pass.
 pub fn write(plan: &LayerPlan, compression: Encoding, file: File) -> io::Result<LayerBlob> {
+    write_listing(plan, compression, file, false).map(|(blob, _)| blob)
+}
+
+/// [`write`], hashing every regular file on the way when `list` is set.
+fn write_listing(
+    plan: &LayerPlan,
+    compression: Encoding,
+    file: File,
+    list: bool,
+) -> io::Result<(LayerBlob, Option<Vec<FileHash>>)> {
     let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let encoder = Encoder::new(compressed, compression)?;
-    let mut tar = TarWriter::new(HashingWriter::new(encoder));
+    let sink = HashingWriter::new(encoder);
+    let mut tar = match list {
+        true => TarWriter::listing(sink),
+        false => TarWriter::new(sink),
+    };
     for entry in &plan.entries {
         tar.append(entry)?;
     }
+    let listed = tar.listed();
     let (uncompressed, diff_size) = tar.finish()?;
     let (encoder, diff_id, _) = uncompressed.finish();
     let (mut buffered, digest, size) = encoder.finish()?.finish();
     buffered.flush()?;
     buffered.get_ref().sync_all()?;
-    Ok(LayerBlob {
+    let blob = LayerBlob {
         media_type: compression.media_type().to_owned(),
         digest,
         size,
         diff_id,
         diff_size,
         entries: plan.entries.len() as u64,
-    })
+    };
+    Ok((blob, listed))
 }
 
 /// The layer's identity: everything that decides its bytes.
@@ -401,6 +431,16 @@ pub fn key(plan: &LayerPlan, compression: Encoding) -> Digest {
         h.update("\n");
     }
     Digest::from_hasher(h)
+}
+
+/// The key a layer's file list is recorded under: its key with the default
+/// compression, whatever compression built it (the files are the same).
+pub fn key_of_files(plan: &LayerPlan, key: &Digest, compression: Encoding) -> Digest {
+    if compression == Encoding::default() {
+        *key
+    } else {
+        self::key(plan, Encoding::default())
+    }
 }
 
 impl From<&LayerBlob> for ManifestLayer {

@@ -12,12 +12,16 @@ use std::io::{self, Read, Seek, Write};
 
 use strata_oci::entry::{Entry, Kind, Source};
 
+use super::files::{FileHash, Hasher};
+
 const BLOCK: usize = 512;
 
 pub struct TarWriter<W> {
     out: W,
     /// Bytes written so far: the uncompressed size of the layer.
     written: u64,
+    /// The regular files written, with their hashes, when they are listed.
+    listed: Option<Vec<FileHash>>,
 }
 
 #[derive(Clone, Copy)]
@@ -43,7 +47,25 @@ pub struct Header<'a> {
 
 impl<W: Write> TarWriter<W> {
     pub fn new(out: W) -> Self {
-        TarWriter { out, written: 0 }
+        TarWriter {
+            out,
+            written: 0,
+            listed: None,
+        }
+    }
+
+    /// A writer that also hashes every regular file it writes
+    /// ([`TarWriter::listed`]).
+    pub fn listing(out: W) -> Self {
+        TarWriter {
+            listed: Some(Vec::new()),
+            ..TarWriter::new(out)
+        }
+    }
+
+    /// The regular files written so far with their hashes, when listing.
+    pub fn listed(&mut self) -> Option<Vec<FileHash>> {
+        self.listed.take()
     }
 
     /// Writes one entry: header(s), then its content streamed from its source.
@@ -69,12 +91,17 @@ impl<W: Write> TarWriter<W> {
             flag,
         })?;
         if let Kind::File(content) = &entry.kind {
+            let mut hasher = self.listed.is_some().then(Hasher::default);
+            let mut sink = Content {
+                tar: &mut *self,
+                hasher: hasher.as_mut(),
+            };
             match &content.source {
-                Source::Inline(bytes) => self.write_all(bytes)?,
+                Source::Inline(bytes) => sink.write_all(bytes)?,
                 Source::Slice { path, offset } => {
                     let mut file = File::open(path)?;
                     file.seek(io::SeekFrom::Start(*offset))?;
-                    let copied = io::copy(&mut file.take(content.size), &mut *self)?;
+                    let copied = io::copy(&mut file.take(content.size), &mut sink)?;
                     if copied != content.size {
                         return Err(io::Error::other(format!(
                             "`{}` is truncated",
@@ -84,7 +111,7 @@ impl<W: Write> TarWriter<W> {
                 }
                 Source::Host(path) => {
                     let mut file = File::open(path)?;
-                    let copied = io::copy(&mut (&mut file).take(content.size), &mut *self)?;
+                    let copied = io::copy(&mut (&mut file).take(content.size), &mut sink)?;
                     let mut probe = [0u8; 1];
                     if copied != content.size || file.read(&mut probe)? != 0 {
                         return Err(io::Error::other(format!(
@@ -93,6 +120,9 @@ impl<W: Write> TarWriter<W> {
                         )));
                     }
                 }
+            }
+            if let (Some(listed), Some(hasher)) = (&mut self.listed, hasher) {
+                listed.push(hasher.finish(entry.path.to_string()));
             }
             self.pad(content.size)?;
         }
@@ -207,6 +237,26 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
+/// Where a file's bytes go: the tar, and the file's hashes when listed.
+struct Content<'a, W> {
+    tar: &'a mut TarWriter<W>,
+    hasher: Option<&'a mut Hasher>,
+}
+
+impl<W: Write> Write for Content<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tar.write(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tar.flush()
+    }
+}
+
 impl<W: Write> Write for TarWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
@@ -303,6 +353,38 @@ mod tests {
             gid: 7,
             mtime: 1_700_000_000,
         }
+    }
+
+    #[test]
+    fn a_listing_writer_hashes_each_file_and_writes_the_same_tar() {
+        let entries = [
+            entry("/etc", Kind::Dir),
+            entry("/etc/a", Kind::File(Content::inline(b"hello".to_vec()))),
+            entry("/etc/b", Kind::Symlink("a".into())),
+            entry("/etc/c", Kind::File(Content::inline(Vec::new()))),
+        ];
+        let mut plain = TarWriter::new(Vec::new());
+        let mut listing = TarWriter::listing(Vec::new());
+        for e in &entries {
+            plain.append(e).unwrap();
+            listing.append(e).unwrap();
+        }
+        assert_eq!(plain.listed(), None);
+        let listed = listing.listed().unwrap();
+        assert_eq!(plain.finish().unwrap().0, listing.finish().unwrap().0);
+        let expected = vec![
+            crate::layer::files::hash("/etc/a".into(), &b"hello"[..]).unwrap(),
+            crate::layer::files::hash("/etc/c".into(), &b""[..]).unwrap(),
+        ];
+        assert_eq!(listed, expected);
+        assert_eq!(
+            expected[0].sha1, "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+            "SHA1 of `hello`"
+        );
+        assert_eq!(
+            expected[0].sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
     }
 
     #[test]

@@ -15,14 +15,13 @@ mod spdx;
 
 use std::io;
 
-use sha1::Digest as _;
-
 use crate::assemble::Planned;
 use crate::layer::compress::Encoding;
+use crate::layer::files;
 use crate::recipe::Recipe;
 use strata_cache::Cache;
 pub use strata_debian::BasePackage;
-use strata_oci::digest::{Digest, HashingWriter};
+use strata_oci::digest::Digest;
 use strata_oci::entry::{Kind, LayerPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,18 +118,8 @@ fn purl_escape(text: &str) -> String {
     out
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct File {
-    /// Absolute, in the image.
-    pub path: String,
-    /// Lowercase hex.
-    pub sha256: String,
-    pub sha1: String,
-}
-
-/// Cache records of a recipe layer's file hashes, by the layer's key: a
-/// rebuild with nothing changed reads none of the copied files, SBOM included.
-const FILE_RECORDS: &str = "sbom-files";
+/// A file of the recipe's layers, as the layer writer hashed it.
+pub use crate::layer::files::FileHash as File;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SbomError {
@@ -144,33 +133,28 @@ pub enum SbomError {
     Cache(#[from] strata_cache::CacheError),
 }
 
-/// The regular files of a recipe layer with their hashes, from the cache
-/// when the layer is unchanged.
+/// The regular files of a recipe layer with their hashes: recorded when the
+/// layer was written, or read and hashed now (a layer found in a cache).
 fn layer_files(plan: &LayerPlan, cache: &Cache) -> Result<Vec<File>, SbomError> {
     let key = crate::layer::key(plan, Encoding::default());
-    if let Some(files) = cache.read_record::<Vec<File>>(FILE_RECORDS, &key) {
+    if let Some(files) = cache.read_record::<Vec<File>>(files::RECORDS, &key) {
         return Ok(files);
     }
-    let mut files = Vec::new();
+    let mut listed = Vec::new();
     for entry in &plan.entries {
         if let Kind::File(content) = &entry.kind {
-            let (sha256, sha1) =
-                content
-                    .open()
-                    .and_then(hash)
-                    .map_err(|source| SbomError::Read {
-                        layer: plan.name.clone(),
-                        source,
-                    })?;
-            files.push(File {
-                path: entry.path.to_string(),
-                sha256: sha256.hex(),
-                sha1,
-            });
+            let file = content
+                .open()
+                .and_then(|reader| files::hash(entry.path.to_string(), reader))
+                .map_err(|source| SbomError::Read {
+                    layer: plan.name.clone(),
+                    source,
+                })?;
+            listed.push(file);
         }
     }
-    cache.write_record(FILE_RECORDS, &key, &files)?;
-    Ok(files)
+    cache.write_record(files::RECORDS, &key, &listed)?;
+    Ok(listed)
 }
 
 impl Inventory {
@@ -255,23 +239,4 @@ impl Inventory {
         };
         strata_oci::json::to_canonical_vec(&value).expect("an SBOM always serialises")
     }
-}
-
-/// sha256 and sha1 in one pass (SPDX 2.3 requires a file's SHA1).
-fn hash(mut reader: impl io::Read) -> io::Result<(Digest, String)> {
-    struct Both(HashingWriter<io::Sink>, sha1::Sha1);
-    impl io::Write for Both {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.1.update(buf);
-            self.0.write_all(buf)?;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut both = Both(HashingWriter::new(io::sink()), sha1::Sha1::new());
-    io::copy(&mut reader, &mut both)?;
-    let (_, sha256, _) = both.0.finish();
-    Ok((sha256, hex::encode(both.1.finalize())))
 }
