@@ -22,6 +22,7 @@ const SPEC: &str = r##"[
  {"name": "beta", "version": "3.0", "yanked": "broken", "files": {"beta/__init__.py": ""}},
  {"name": "beta", "version": "4.0rc1", "files": {"beta/__init__.py": ""}},
  {"name": "gamma", "version": "1.0", "metadata_file": false, "files": {"gamma.py": ""}},
+ {"name": "nosize", "version": "1.0", "no_size": true, "files": {"nosize.py": ""}},
  {"name": "native", "version": "1.0", "tag": "cp311-cp311-manylinux_2_17_x86_64", "files": {"native/_ext.so": "ELF"}},
  {"name": "native", "version": "1.0", "tag": "cp311-cp311-manylinux_2_17_aarch64", "files": {"native/_ext.so": "ELF arm"}},
  {"name": "native", "version": "2.0", "tag": "cp312-cp312-manylinux_2_17_x86_64", "files": {"native/_ext.so": "ELF"}},
@@ -524,5 +525,46 @@ fn libraries_a_wheel_needs_from_the_image_are_checked() {
     assert!(
         json.contains("\"STR017\"") && json.contains("libc.so.6"),
         "{json}"
+    );
+}
+
+#[test]
+fn a_wheel_whose_size_the_index_does_not_give_is_shared_through_the_registry_cache() {
+    let t = TestDir::new();
+    let registry = crate::util::registry::Registry::start();
+    let cache = format!("{}/team/strata-cache", registry.addr);
+    let base = python_base(&t);
+    let runner = |name: &str, path: &Path, args: &[&str]| {
+        let output = t
+            .strata()
+            .env("STRATA_CACHE", t.join(&format!("cache-{name}")))
+            .arg("build")
+            .arg(path)
+            .arg("-o")
+            .arg(t.join(&format!("out-{name}")))
+            .args(["--cache", &cache])
+            .args(args)
+            .output()
+            .unwrap();
+        util::assert_success(&output, "strata build");
+    };
+    let path = {
+        let index = Index::start(&t);
+        let path = indexed(&t, "nosize", &base, &index, "    install \"nosize\"");
+        runner("a", &path, &[]);
+        path
+    };
+    let lock = fs::read_to_string(path.with_extension("lock")).unwrap();
+    let line = lock
+        .lines()
+        .find(|l| l.contains("wheel \"nosize\""))
+        .unwrap();
+    assert!(!line.contains("size="), "{line}");
+    // The index is gone; `--verify-cache` installs the wheels again rather
+    // than take the recorded layers, so the wheel comes from the registry.
+    runner("b", &path, &["--locked", "--verify-cache"]);
+    assert_eq!(
+        tagged_digest(&t.join("out-a"), "1"),
+        tagged_digest(&t.join("out-b"), "1")
     );
 }

@@ -448,6 +448,52 @@ fn a_poisoned_package_stage_is_not_used() {
 }
 
 #[test]
+fn a_cache_behind_token_authentication_takes_the_push_credentials() {
+    let t = TestDir::new();
+    let registry = Registry::start_token("fleet", "s3cret");
+    let (_repo, recipe) = recipe(&t);
+    let cache = format!("{}/team/strata-cache", registry.addr);
+    let with_creds = |name: &str| {
+        let mut cmd = t.strata();
+        cmd.env("STRATA_CACHE", t.join(&format!("cache-{name}")))
+            .env("STRATA_CREDS", "fleet:s3cret")
+            .arg("build")
+            .arg(&recipe)
+            .arg("-o")
+            .arg(t.join(&format!("out-{name}")))
+            .args(["--json", "--cache", &cache]);
+        json(&cmd.output().unwrap())
+    };
+    with_creds("a");
+    let b = with_creds("b");
+    assert!(layers(&b).iter().all(|l| l["fetched"] == true), "{b:#}");
+    assert_eq!(
+        tagged_digest(&t.join("out-a"), "1"),
+        tagged_digest(&t.join("out-b"), "1")
+    );
+    // Without credentials the token service grants nothing: an error that
+    // names the repository, and no output.
+    let output = t
+        .strata()
+        .env("STRATA_CACHE", t.join("cache-c"))
+        .env("REGISTRY_AUTH_FILE", t.join("none.json"))
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(t.join("out-c"))
+        .args(["--cache", &cache])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("team/strata-cache") && stderr.contains("needs credentials"),
+        "{stderr}"
+    );
+    assert!(!t.join("out-c").exists());
+}
+
+#[test]
 fn a_damaged_blob_in_the_registry_is_rebuilt() {
     let t = TestDir::new();
     let registry = Registry::start();

@@ -123,8 +123,10 @@ def build(spec_path, root):
             "filename": filename,
             "url": f"../../files/{filename}",
             "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-            "size": len(data),
         }
+        # PEP 700 made `size` optional: some indexes leave it out.
+        if not spec.get("no_size"):
+            entry["size"] = len(data)
         if spec.get("requires_python"):
             entry["requires-python"] = spec["requires_python"]
         if spec.get("yanked"):

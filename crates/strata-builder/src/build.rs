@@ -992,18 +992,17 @@ fn package_files(lock: &Lock) -> Vec<layer::shared::PackageFile> {
         );
     }
     for wheel in lock.wheels.values().flatten() {
-        if let Some(size) = wheel.size {
-            files.insert(
-                wheel.sha256,
-                layer::shared::PackageFile {
-                    sha256: wheel.sha256,
-                    size,
-                    media_type: "application/zip".to_owned(),
-                },
-            );
-        }
+        files.insert(wheel.sha256, wheel_file(wheel));
     }
     files.into_values().collect()
+}
+
+fn wheel_file(wheel: &strata_pypi::locked::LockedWheel) -> layer::shared::PackageFile {
+    layer::shared::PackageFile {
+        sha256: wheel.sha256,
+        size: wheel.size.unwrap_or(0),
+        media_type: "application/zip".to_owned(),
+    }
 }
 
 /// Everything a build would write, per platform, without writing it: the
@@ -1195,7 +1194,12 @@ pub fn build(
         index.digest
     });
     if let Some(shared) = &shared {
-        let published = shared.publish_packages(&prepared.unshared, cache)?;
+        let mut files = prepared.unshared;
+        // A lock resolved afresh learned its wheels while planning.
+        if prepared.lock.as_ref().is_some_and(|(_, fresh)| *fresh) {
+            files.extend(planned_all.iter().flat_map(|p| &p.wheels).map(wheel_file));
+        }
+        let published = shared.publish_packages(&files, cache)?;
         tracing::info!(published, repository = %shared.name(), "package files shared");
     }
     // A fresh lock is written only once the whole build has succeeded; so

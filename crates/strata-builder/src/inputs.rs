@@ -234,7 +234,7 @@ fn export_layout(files: &[PackageFile], cache: &Cache, dir: &Path) -> Result<usi
                 )))
             }
         })?;
-        let manifest = file.manifest();
+        let manifest = file.sized(&source).manifest();
         let digest = Digest::of(&manifest);
         put_blob(dir, &digest, |p| fs::write(p, &manifest))?;
         listed.insert(

@@ -115,6 +115,7 @@ pub enum SharedCacheError {
 #[derive(Debug, Clone)]
 pub struct PackageFile {
     pub sha256: Digest,
+    /// 0 when not known beforehand (a wheel whose index gave no size).
     pub size: u64,
     /// `application/vnd.debian.binary-package`, `application/zip`, or a
     /// base's manifest, config and layer types.
@@ -122,6 +123,16 @@ pub struct PackageFile {
 }
 
 impl PackageFile {
+    /// The file with its size read from its copy at `path` when the lock
+    /// did not give it.
+    pub fn sized(&self, path: &std::path::Path) -> PackageFile {
+        let mut file = self.clone();
+        if file.size == 0 {
+            file.size = std::fs::metadata(path).map_or(0, |m| m.len());
+        }
+        file
+    }
+
     /// The tag of the manifest that keeps the file in a registry or layout.
     pub fn tag(&self) -> String {
         format!("{PACKAGE_PREFIX}{}", self.sha256.hex())
@@ -399,11 +410,15 @@ impl<'c> SharedCache<'c> {
         self.session("pull", async |repo| {
             let lacking: Vec<Option<PackageFile>> = futures_util::stream::iter(files)
                 .map(|file| async move {
-                    if !repo.has_blob(&file.sha256).await? {
+                    let size = match file.size {
+                        0 => repo.blob_size(&file.sha256).await?,
+                        size => repo.has_blob(&file.sha256).await?.then_some(size),
+                    };
+                    let Some(size) = size else {
                         return Ok::<_, RegistryError>(Some(file.clone()));
-                    }
+                    };
                     if cache.verified_blob(&file.sha256).is_none() {
-                        repo.fetch_blob(cache, &file.sha256, file.size).await?;
+                        repo.fetch_blob(cache, &file.sha256, size).await?;
                     }
                     Ok(None)
                 })
@@ -435,9 +450,13 @@ impl<'c> SharedCache<'c> {
         files: &[PackageFile],
         cache: &Cache,
     ) -> Result<usize, SharedCacheError> {
-        let files: Vec<(&PackageFile, PathBuf)> = files
+        let files: Vec<(PackageFile, PathBuf)> = files
             .iter()
-            .filter_map(|f| cache.verified_blob(&f.sha256).map(|path| (f, path)))
+            .filter_map(|f| {
+                cache
+                    .verified_blob(&f.sha256)
+                    .map(|path| (f.sized(&path), path))
+            })
             .collect();
         if files.is_empty() {
             return Ok(0);
