@@ -7,7 +7,9 @@
 #     another repository with `--format none` (layers mounted, not
 #     downloaded);
 #   - runner C: the same as B without the registry cache (what a fresh
-#     runner costs today);
+#     runner costs without it);
+#   - runner D: empty local cache, `--cache`, and a local output: the
+#     layers are downloaded from the registry and checked;
 # and the bytes each moved. Run from the repository root:
 # `bash benches/fleet.sh`. Needs docker-registry, jq and curl.
 set -euo pipefail
@@ -53,6 +55,7 @@ runner() { # NAME ARGS... → seconds
 a=$(runner a -o "$work/out-a" --cache "$cache" --push "127.0.0.1:$port/fleet/science:a")
 b=$(runner b --format none --cache "$cache" --push "127.0.0.1:$port/fleet/science-b:b")
 c=$(runner c -o "$work/out-c" --push "127.0.0.1:$port/fleet/science-c:c")
+d=$(runner d -o "$work/out-d" --cache "$cache")
 
 count() { jq "[.layers[] | select(.$2 == true)] | length" "$work/$1.json"; }
 printf 'packages                                 %s\n' "$(grep -c '^    package ' "$work/recipe/image.lock")"
@@ -61,5 +64,11 @@ printf 'runner B (empty cache, --cache)          %.2f s, %s layers compressed, %
     "$b" "$(jq '[.layers[] | select(.cached == false)] | length' "$work/b.json")" "$(count b lazy)" \
     "$(jq -r '.pushed[0].mounted' "$work/b.json") mounts" "$(jq -r '.pushed[0].uploadedBytes' "$work/b.json")"
 printf 'runner C (empty cache, no --cache)       %.2f s\n' "$c"
-printf 'same image                               %s\n' "$([[ $(jq -r .digest "$work/a.json") == $(jq -r .digest "$work/b.json") ]] && echo yes || echo NO)"
+printf 'runner D (empty cache, --cache, -o DIR)  %.2f s, %s layers compressed, %s downloaded (%s bytes), packages fetched: %s\n' \
+    "$d" "$(jq '[.layers[] | select(.cached == false)] | length' "$work/d.json")" "$(count d fetched)" \
+    "$(jq '[.layers[] | select(.fetched == true) | .size] | add // 0' "$work/d.json")" \
+    "$(find "$work/cache-d/blobs/sha256" -type f -size +0 | while read -r f; do grep -q "$(basename "$f")" "$work/recipe/image.lock" && echo x; done | wc -l)"
+same=yes
+for r in b c d; do [[ $(jq -r .digest "$work/a.json") == $(jq -r .digest "$work/$r.json") ]] || same=NO; done
+printf 'same image (A, B, C, D)                  %s\n' "$same"
 printf 'B against C                              %.1fx faster (target: B under 2 s)\n' "$(echo "$c / $b" | bc -l)"

@@ -76,6 +76,13 @@ done
 # The cache last held the `layers 1` build: one build puts the default
 # layers back before the no-op rebuilds are timed.
 build "$work/current" "$work/cold-cache"
+# Right after a build, the files it wrote are hashed again: the cache keeps
+# a file's stamp only once its ctime is 2 s old (spec/cache.md). Timed once
+# that way, then settled.
+t0=$(now)
+build "$work/current" "$work/cold-cache"
+right_after=$(echo "$(now) - $t0" | bc)
+sleep 3
 warm=()
 for i in 1 2 3; do
     t0=$(now)
@@ -140,7 +147,7 @@ printf 'baseline mmdebstrap+umoci     %.2f s  (runs: %s)\n' "$b" "${baseline[*]}
 printf 'strata cold, default layers   %.2f s  (runs: %s)\n' "$s" "${strata_cold[*]}"
 printf 'strata cold, layers 1         %.2f s  (runs: %s)\n' "$o" "${strata_one[*]}"
 printf 'speed-up against the baseline %.1fx  (target >= 4)\n' "$(echo "$b / $s" | bc -l)"
-printf 'warm no-op rebuild            %.3f s  (runs: %s; target < 0.3 s)\n' "$w" "${warm[*]}"
+printf 'warm no-op rebuild            %.3f s  (runs: %s; target < 0.3 s; right after a build: %.3f s)\n' "$w" "${warm[*]}" "$right_after"
 printf 'sources upgraded since the release: %s\n' "$(echo $changed_sources)"
 [[ -n $pick ]] && report_upgrade "$pick"
 [[ -n $heavy_pick ]] && report_upgrade "$heavy_pick"
