@@ -286,9 +286,11 @@ fn compile(
     {
         needed.insert(interpreter.clone(), content);
     }
-    for (path, content) in &needed {
-        write(path, content)?;
-    }
+    // Thousands of small files: written (and read back below) on every
+    // core, as the filesystem's bookkeeping, not the bytes, is the cost.
+    needed
+        .par_iter()
+        .try_for_each(|(path, content)| write(path, content))?;
 
     // Two compilers, one per core this machine is expected to have; the
     // list is split by position so that the result does not depend on it.
@@ -300,31 +302,35 @@ fn compile(
         .collect::<Result<Vec<()>, _>>()?;
 
     let tag = format!("cpython-{}", version.replace('.', ""));
-    let mut files = Vec::new();
-    for source in list {
-        let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
-        let stem = name.trim_end_matches(".py");
-        let pyc = format!("{dir}/__pycache__/{stem}.{tag}.pyc");
-        let on_disk = root.join(&pyc);
-        // A module that does not compile (Python 2 syntax in an example)
-        // has no byte-code, as with py3compile.
-        let Ok(bytes) = std::fs::read(&on_disk) else {
-            continue;
-        };
-        let digest = Digest::of(&bytes);
-        let tmp = cache.temp_file()?;
-        std::fs::write(tmp.path(), &bytes).map_err(|source| BytecodeError::Io {
-            path: tmp.path().to_owned(),
-            source,
-        })?;
-        cache.commit_blob(tmp, &digest)?;
-        files.push(RecordFile {
-            path: pyc,
-            digest,
-            size: bytes.len() as u64,
-        });
-    }
-    Ok(Record { files })
+    let files = list
+        .par_iter()
+        .map(|source| {
+            let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
+            let stem = name.trim_end_matches(".py");
+            let pyc = format!("{dir}/__pycache__/{stem}.{tag}.pyc");
+            let on_disk = root.join(&pyc);
+            // A module that does not compile (Python 2 syntax in an example)
+            // has no byte-code, as with py3compile.
+            let Ok(bytes) = std::fs::read(&on_disk) else {
+                return Ok(None);
+            };
+            let digest = Digest::of(&bytes);
+            let tmp = cache.temp_file()?;
+            std::fs::write(tmp.path(), &bytes).map_err(|source| BytecodeError::Io {
+                path: tmp.path().to_owned(),
+                source,
+            })?;
+            cache.commit_blob(tmp, &digest)?;
+            Ok(Some(RecordFile {
+                path: pyc,
+                digest,
+                size: bytes.len() as u64,
+            }))
+        })
+        .collect::<Result<Vec<_>, BytecodeError>>()?;
+    Ok(Record {
+        files: files.into_iter().flatten().collect(),
+    })
 }
 
 /// The content at a path of the layer, symlinks followed.
