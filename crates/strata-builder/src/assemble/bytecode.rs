@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use strata_cache::{Cache, CacheError};
-use strata_oci::digest::Digest;
+use strata_oci::digest::{Digest, HashingWriter};
 use strata_oci::entry::{Content, Entry, Fingerprint, Kind, Source};
 use strata_oci::path::{ImagePath, below};
 use strata_oci::view::View;
@@ -71,17 +71,21 @@ fn host_loader(architecture: &str) -> Option<Loader> {
     }
 }
 
-/// What a finished compilation left: `.pyc` path → blob.
+/// What a finished compilation left: one bundle blob of every `.pyc`, and
+/// where each is in it.
 #[derive(Serialize, Deserialize)]
 struct Record {
+    bundle: Digest,
     files: Vec<RecordFile>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct RecordFile {
     path: String,
+    /// The `.pyc`'s own sha256: what identifies it in a layer's key.
     digest: Digest,
     size: u64,
+    offset: u64,
 }
 
 /// The `.pyc` entries for every Python module of the package layer, each
@@ -106,13 +110,14 @@ pub(super) fn bytecode(
             return Ok(Vec::new());
         };
         let key = key(&interpreter, &sources);
-        let record = match cached(cache, &key) {
-            Some(record) => record,
+        let (record, bundle) = match cached(cache, &key) {
+            Some(found) => found,
             None => {
                 let record = compile(layer, view, cache, &loader, &version, &sources)?;
                 cache.dir("bytecode")?;
                 cache.write_record("bytecode", &key, &record)?;
-                record
+                let bundle = cache.blob_path(&record.bundle);
+                (record, bundle)
             }
         };
         for file in record.files {
@@ -126,7 +131,10 @@ pub(super) fn bytecode(
                 Entry {
                     path,
                     kind: Kind::File(Content {
-                        source: Source::Host(cache.blob_path(&file.digest)),
+                        source: Source::Slice {
+                            path: bundle.clone(),
+                            offset: file.offset,
+                        },
                         size: file.size,
                         fingerprint: Fingerprint::Digest(file.digest),
                     }),
@@ -203,7 +211,7 @@ fn sources<'a>(layer: &'a Layer, view: &View, version: &str) -> Vec<(&'a ImagePa
 
 fn key(interpreter: &Content, sources: &[(&ImagePath, &Content)]) -> Digest {
     let mut h = Sha256::new();
-    h.update(b"strata-bytecode-v1\0");
+    h.update(b"strata-bytecode-v2\0");
     let fingerprint = |f: &Fingerprint| match f {
         Fingerprint::Digest(d) => d.to_string(),
         Fingerprint::Stat {
@@ -224,13 +232,11 @@ fn key(interpreter: &Content, sources: &[(&ImagePath, &Content)]) -> Digest {
     Digest::from_hasher(h)
 }
 
-fn cached(cache: &Cache, key: &Digest) -> Option<Record> {
+/// The record of `key` and its bundle's path, when the bundle is intact.
+fn cached(cache: &Cache, key: &Digest) -> Option<(Record, PathBuf)> {
     let record: Record = cache.read_record("bytecode", key)?;
-    record
-        .files
-        .iter()
-        .all(|f| cache.verified_blob(&f.digest).is_some())
-        .then_some(record)
+    let bundle = cache.verified_blob(&record.bundle)?;
+    Some((record, bundle))
 }
 
 /// Lays the interpreter, its libraries and the sources out in a temporary
@@ -292,44 +298,61 @@ fn compile(
         .par_iter()
         .try_for_each(|(path, content)| write(path, content))?;
 
-    // Two compilers, one per core this machine is expected to have; the
-    // list is split by position so that the result does not depend on it.
+    // One compiler per core, each given every n-th module: neighbours in
+    // the list are alike (a package's tests, a big library), so a split
+    // into halves leaves one core idle for seconds while the other ends.
+    // Each module compiles alone, so the split does not change the result.
     let list: Vec<&str> = sources.iter().map(|(p, _)| p.as_str()).collect();
-    let halves: Vec<&[&str]> = list.chunks(list.len().div_ceil(2).max(1)).collect();
-    halves
+    let parts = rayon::current_num_threads().clamp(1, list.len().max(1));
+    let shares: Vec<Vec<&str>> = (0..parts)
+        .map(|i| list.iter().skip(i).step_by(parts).copied().collect())
+        .collect();
+    shares
         .par_iter()
-        .map(|half| run_compiler(root, loader, &interpreter, half))
+        .map(|share| run_compiler(root, loader, &interpreter, share))
         .collect::<Result<Vec<()>, _>>()?;
 
+    // The `.pyc` files go into one bundle blob, each at its offset: one
+    // file to create, sync and check instead of thousands.
     let tag = format!("cpython-{}", version.replace('.', ""));
-    let files = list
-        .par_iter()
-        .map(|source| {
-            let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
-            let stem = name.trim_end_matches(".py");
-            let pyc = format!("{dir}/__pycache__/{stem}.{tag}.pyc");
-            let on_disk = root.join(&pyc);
-            // A module that does not compile (Python 2 syntax in an example)
-            // has no byte-code, as with py3compile.
-            let Ok(bytes) = std::fs::read(&on_disk) else {
-                return Ok(None);
-            };
-            let digest = Digest::of(&bytes);
-            let tmp = cache.temp_file()?;
-            std::fs::write(tmp.path(), &bytes).map_err(|source| BytecodeError::Io {
-                path: tmp.path().to_owned(),
-                source,
-            })?;
-            cache.commit_blob(tmp, &digest)?;
-            Ok(Some(RecordFile {
-                path: pyc,
-                digest,
-                size: bytes.len() as u64,
-            }))
-        })
-        .collect::<Result<Vec<_>, BytecodeError>>()?;
+    let tmp = cache.temp_file()?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BytecodeError::Io { path, source }
+    };
+    let mut bundle = HashingWriter::new(std::io::BufWriter::new(
+        tmp.reopen().map_err(io(tmp.path()))?,
+    ));
+    let mut files = Vec::new();
+    let mut offset = 0;
+    for source in list {
+        let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
+        let stem = name.trim_end_matches(".py");
+        let pyc = format!("{dir}/__pycache__/{stem}.{tag}.pyc");
+        // A module that does not compile (Python 2 syntax in an example)
+        // has no byte-code, as with py3compile.
+        let Ok(bytes) = std::fs::read(root.join(&pyc)) else {
+            continue;
+        };
+        bundle.write_all(&bytes).map_err(io(tmp.path()))?;
+        files.push(RecordFile {
+            path: pyc,
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+            offset,
+        });
+        offset += bytes.len() as u64;
+    }
+    let (buffered, digest, _) = bundle.finish();
+    buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|file| file.sync_all())
+        .map_err(io(tmp.path()))?;
+    cache.commit_blob(tmp, &digest)?;
     Ok(Record {
-        files: files.into_iter().flatten().collect(),
+        bundle: digest,
+        files,
     })
 }
 
