@@ -123,31 +123,24 @@ fn locked_packages(lock: &Path) -> Vec<String> {
 fn poison(registry: &Registry, repository: &str, from: &str, to: &str) {
     let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
     let base = format!("http://{}/v2/{repository}/manifests", registry.addr);
-    let got = Command::new("curl")
-        .args(["-fsS", "-H", accept, &format!("{base}/{from}")])
-        .output()
-        .unwrap();
-    assert_success(&got, "curl GET");
-    let put = Command::new("curl")
-        .args([
-            "-fsS",
+    let manifest = curl(&["-H", accept, &format!("{base}/{from}")], None);
+    put_manifest(&format!("{base}/{to}"), &manifest);
+}
+
+/// PUTs an OCI image manifest at `url`.
+fn put_manifest(url: &str, manifest: &[u8]) {
+    curl(
+        &[
             "-X",
             "PUT",
             "-H",
             "Content-Type: application/vnd.oci.image.manifest.v1+json",
             "--data-binary",
             "@-",
-            &format!("{base}/{to}"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(&got.stdout)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert_success(&put, "curl PUT");
+            url,
+        ],
+        Some(manifest),
+    );
 }
 
 fn tags(registry: &Registry, repository: &str) -> Vec<String> {
@@ -216,17 +209,48 @@ fn a_push_only_build_mounts_the_cached_layers_without_downloading_them() {
     assert!(text(&output.stderr).contains("there is nothing to push"));
 }
 
+/// A registry whose cache repository (`CACHE_REPOSITORY`) runner A filled
+/// from the recipe; the mirror stays up while this lives.
+struct Filled {
+    registry: Registry,
+    _repo: crate::util::apt::AptRepo,
+    recipe: std::path::PathBuf,
+    /// `REGISTRY/REPO`, for `--cache`.
+    cache: String,
+    /// The image runner A built.
+    expected: String,
+}
+
+const CACHE_REPOSITORY: &str = "team/strata-cache";
+
+impl Filled {
+    /// The registry, the recipe, `--cache`'s value and the image.
+    fn parts(&self) -> (&Registry, &Path, &str, &str) {
+        (&self.registry, &self.recipe, &self.cache, &self.expected)
+    }
+}
+
+fn filled(t: &TestDir) -> Filled {
+    let registry = Registry::start();
+    let (repo, recipe) = recipe(t);
+    let cache = format!("{}/{CACHE_REPOSITORY}", registry.addr);
+    json(&runner(t, "a", &recipe, &["--cache", &cache]));
+    Filled {
+        expected: tagged_digest(&t.join("out-a"), "1"),
+        registry,
+        _repo: repo,
+        recipe,
+        cache,
+    }
+}
+
 #[test]
 fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
     let t = TestDir::new();
-    let registry = Registry::start();
-    let (_repo, recipe) = recipe(&t);
-    let repository = "team/strata-cache";
-    let cache = format!("{}/{repository}", registry.addr);
-    json(&runner(&t, "a", &recipe, &["--cache", &cache]));
-    let expected = tagged_digest(&t.join("out-a"), "1");
+    let filled = filled(&t);
+    let (registry, recipe, cache, expected) = filled.parts();
 
-    let all = tags(&registry, repository);
+    let all = tags(registry, CACHE_REPOSITORY);
     assert!(
         all.iter().any(|e| e.starts_with("strata-package-")),
         "the packages are shared too: {all:?}"
@@ -237,14 +261,14 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
         .collect();
     entries.sort();
     assert!(entries.len() >= 2, "{entries:?}");
-    poison(&registry, repository, &entries[0], &entries[1]);
+    poison(registry, CACHE_REPOSITORY, &entries[0], &entries[1]);
     // The package stage's record would give the package layers without
     // looking their entries up: make it unreadable, so that every entry is.
-    let stage = stage_tag(&registry, repository);
-    poison(&registry, repository, &entries[0], &stage);
+    let stage = stage_tag(registry, CACHE_REPOSITORY);
+    poison(registry, CACHE_REPOSITORY, &entries[0], &stage);
 
     // A runner with an empty cache: the entry is ignored, the layer built.
-    let output = runner(&t, "b", &recipe, &["--cache", &cache]);
+    let output = runner(&t, "b", recipe, &["--cache", cache]);
     let b = json(&output);
     let stderr = text(&output.stderr);
     assert!(
@@ -263,12 +287,12 @@ fn a_poisoned_entry_is_detected_and_the_image_does_not_change() {
         "the poisoned layer alone is built: {b:#}"
     );
     // …and its entry is written again, right: the next runner fetches it.
-    let c = json(&runner(&t, "c", &recipe, &["--cache", &cache]));
+    let c = json(&runner(&t, "c", recipe, &["--cache", cache]));
     assert!(layers(&c).iter().all(|l| l["fetched"] == true), "{c:#}");
 
     // `--verify-cache` rebuilds what the registry gives and compares.
-    poison(&registry, repository, &entries[0], &entries[1]);
-    let output = runner(&t, "d", &recipe, &["--cache", &cache, "--verify-cache"]);
+    poison(registry, CACHE_REPOSITORY, &entries[0], &entries[1]);
+    let output = runner(&t, "d", recipe, &["--cache", cache, "--verify-cache"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(
@@ -373,46 +397,31 @@ fn swap_stage_layers(registry: &Registry, repository: &str, tag: &str) {
     );
     manifest["layers"][0]["digest"] = Value::from(digest);
     manifest["layers"][0]["size"] = Value::from(poisoned.len());
-    curl(
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/vnd.oci.image.manifest.v1+json",
-            "--data-binary",
-            "@-",
-            &manifest_url,
-        ],
-        Some(&serde_json::to_vec(&manifest).unwrap()),
-    );
+    put_manifest(&manifest_url, &serde_json::to_vec(&manifest).unwrap());
 }
 
 #[test]
 fn a_poisoned_package_stage_is_not_used() {
     let t = TestDir::new();
-    let registry = Registry::start();
-    let (_repo, recipe) = recipe(&t);
-    let repository = "team/strata-cache";
-    let cache = format!("{}/{repository}", registry.addr);
-    json(&runner(&t, "a", &recipe, &["--cache", &cache]));
-    let expected = tagged_digest(&t.join("out-a"), "1");
-    let gzip = stage_tag(&registry, repository);
+    let filled = filled(&t);
+    let (registry, recipe, cache, expected) = filled.parts();
+    let gzip = stage_tag(registry, CACHE_REPOSITORY);
     // The same packages compressed otherwise: another stage, another key.
     json(&runner(
         &t,
         "z",
-        &recipe,
-        &["--locked", "--cache", &cache, "--compression", "zstd"],
+        recipe,
+        &["--locked", "--cache", cache, "--compression", "zstd"],
     ));
-    let zstd = tags(&registry, repository)
+    let zstd = tags(registry, CACHE_REPOSITORY)
         .into_iter()
         .find(|e| e.starts_with("strata-stage-") && *e != gzip)
         .unwrap();
 
     // A record copied under another key names the inputs it was built
     // from: it is not used, and written again, right.
-    poison(&registry, repository, &zstd, &gzip);
-    let output = runner(&t, "b", &recipe, &["--locked", "--cache", &cache]);
+    poison(registry, CACHE_REPOSITORY, &zstd, &gzip);
+    let output = runner(&t, "b", recipe, &["--locked", "--cache", cache]);
     json(&output);
     let stderr = text(&output.stderr);
     assert!(
@@ -421,21 +430,21 @@ fn a_poisoned_package_stage_is_not_used() {
         "{stderr}"
     );
     assert_eq!(tagged_digest(&t.join("out-b"), "1"), expected);
-    let output = runner(&t, "c", &recipe, &["--locked", "--cache", &cache]);
+    let output = runner(&t, "c", recipe, &["--locked", "--cache", cache]);
     let c = json(&output);
     assert!(!text(&output.stderr).contains("is ignored"));
     assert!(layers(&c).iter().all(|l| l["fetched"] == true), "{c:#}");
     assert_eq!(tagged_digest(&t.join("out-c"), "1"), expected);
 
     // A record of the right inputs that names the wrong (valid) blobs is
-    // trusted as the named repository's word; `--verify-cache` builds the
+    // trusted as the named CACHE_REPOSITORY's word; `--verify-cache` builds the
     // packages and finds it out.
-    swap_stage_layers(&registry, repository, &gzip);
+    swap_stage_layers(registry, CACHE_REPOSITORY, &gzip);
     let output = runner(
         &t,
         "d",
-        &recipe,
-        &["--locked", "--cache", &cache, "--verify-cache"],
+        recipe,
+        &["--locked", "--cache", cache, "--verify-cache"],
     );
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);

@@ -177,20 +177,16 @@ impl Inputs {
 /// `name uid gid` of each account, sorted: the lock and planning may list
 /// them in different orders.
 fn accounts<'a>(all: impl IntoIterator<Item = &'a LockedAccount>) -> Vec<String> {
-    let mut out: Vec<String> = all
-        .into_iter()
-        .map(|a| format!("{} {:?} {}", a.name, a.uid, a.gid))
-        .collect();
-    out.sort();
-    out
+    sorted(all, |a| format!("{} {:?} {}", a.name, a.uid, a.gid))
 }
 
 /// `name version sha256` of each wheel, sorted.
 fn wheels<'a>(all: impl IntoIterator<Item = &'a LockedWheel>) -> Vec<String> {
-    let mut out: Vec<String> = all
-        .into_iter()
-        .map(|w| format!("{} {} {}", w.name, w.version, w.sha256))
-        .collect();
+    sorted(all, |w| format!("{} {} {}", w.name, w.version, w.sha256))
+}
+
+fn sorted<T>(all: impl IntoIterator<Item = T>, line: impl Fn(T) -> String) -> Vec<String> {
+    let mut out: Vec<String> = all.into_iter().map(line).collect();
     out.sort();
     out
 }

@@ -332,13 +332,7 @@ impl<'c> SharedCache<'c> {
         self.session("pull,push", async |repo| {
             push_empty(repo).await?;
             for (blob, path) in layers {
-                repo.push_blob(
-                    &blob.digest,
-                    blob.size,
-                    &Payload::File((*path).clone()),
-                    None,
-                )
-                .await?;
+                push_layer(repo, blob, path).await?;
             }
             repo.push_blob(&digest, size, &Payload::Bytes(compressed), None)
                 .await?;
@@ -382,13 +376,7 @@ impl<'c> SharedCache<'c> {
         self.session("pull,push", async |repo| {
             push_empty(repo).await?;
             for (key, blob, path) in entries {
-                repo.push_blob(
-                    &blob.digest,
-                    blob.size,
-                    &Payload::File((*path).clone()),
-                    None,
-                )
-                .await?;
+                push_layer(repo, blob, path).await?;
                 let manifest = entry_manifest(blob);
                 repo.put_manifest(&Self::tag(key), MANIFEST_TYPE, &manifest)
                     .await?;
@@ -472,6 +460,22 @@ impl<'c> SharedCache<'c> {
             Ok(files.len())
         })
     }
+}
+
+/// A layer's blob from its file, unless the repository has it.
+async fn push_layer(
+    repo: &strata_registry::Repository<'_>,
+    blob: &LayerBlob,
+    path: &std::path::Path,
+) -> Result<(), RegistryError> {
+    repo.push_blob(
+        &blob.digest,
+        blob.size,
+        &Payload::File(path.to_owned()),
+        None,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The empty config every entry shares.
