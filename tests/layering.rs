@@ -202,3 +202,34 @@ fn a_layer_count_out_of_range_is_refused_where_it_is_written() {
         "{err}"
     );
 }
+
+#[test]
+fn a_new_commit_leaves_the_package_layers_alone() {
+    let t = TestDir::new();
+    let (_repo, url) = repo(&t);
+    let recipe = recipe(&t, &url, "1.0", Some(4));
+    let dir = recipe.parent().unwrap();
+    // Without SOURCE_DATE_EPOCH the epoch is the checkout's last commit;
+    // both commits are later than the repository's release (2024-01-01).
+    let build = |out: &str| {
+        let output = t
+            .build_cmd(&recipe, &t.join(out))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        crate::util::assert_success(&output, "strata build");
+        layer_digests(&t.join(out))
+    };
+    crate::util::git(dir, "2024-06-01T00:00:00Z", &["init", "-q"]);
+    crate::util::git(dir, "2024-06-01T00:00:00Z", &["add", "."]);
+    crate::util::git(dir, "2024-06-01T00:00:00Z", &["commit", "-qm", "first"]);
+    let first = build("first");
+    fs::write(dir.join("README"), "notes\n").unwrap();
+    crate::util::git(dir, "2025-03-01T00:00:00Z", &["add", "."]);
+    crate::util::git(dir, "2025-03-01T00:00:00Z", &["commit", "-qm", "second"]);
+    let second = build("second");
+
+    let created = |out: &str| crate::util::config(&t.join(out), "1")["created"].clone();
+    assert_ne!(created("first"), created("second"), "the epoch moved");
+    assert_eq!(first, second, "the package layers did not");
+}

@@ -198,18 +198,7 @@ fn created_and_revision_come_from_git_without_source_date_epoch() {
     let t = TestDir::new();
     let recipe = t.example("hello");
     let dir = recipe.parent().unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_COMMITTER_DATE", "2020-01-01T00:00:00Z")
-            .env("GIT_AUTHOR_DATE", "2020-01-01T00:00:00Z")
-            .output()
-            .unwrap();
-        assert_success(&out, "git");
-        crate::util::text(&out.stdout).trim().to_owned()
-    };
+    let git = |args: &[&str]| crate::util::git(dir, "2020-01-01T00:00:00Z", args);
     git(&["init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-qm", "x"]);

@@ -187,6 +187,20 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The digest `index.json` tags as `tag`.
+/// `git ARGS` in `dir`, committing as a test user at `date`; its stdout.
+pub fn git(dir: &Path, date: &str, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_COMMITTER_DATE", date)
+        .env("GIT_AUTHOR_DATE", date)
+        .output()
+        .unwrap();
+    assert_success(&out, "git");
+    text(&out.stdout).trim().to_owned()
+}
+
 pub fn tagged_digest(layout: &Path, tag: &str) -> String {
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();

@@ -465,8 +465,9 @@ fn plan_platform(
             .finish("recorded");
     } else if let Some((fetcher, lock, _)) = packages {
         let step = strata_progress::get().step("install", format!("packages for {platform}"));
+        let time = stage::time(lock, epoch);
         let installed = timings.time(Phase::Packages, || {
-            assemble::debian::layer(recipe, lock, platform, &lower, fetcher, epoch)
+            assemble::debian::layer(recipe, lock, platform, &lower, fetcher, time)
         })?;
         if let Some(installed) = installed {
             for plan in &installed.plans {
@@ -518,7 +519,7 @@ fn plan_platform(
                 chosen,
                 &mut lower.view,
                 fetcher,
-                epoch,
+                stage::time(lock, epoch),
             )
         })?;
         plans.extend(installed.layers);
@@ -882,7 +883,7 @@ fn prepare(
                     lock,
                     platform,
                     base.digest.as_ref(),
-                    epoch,
+                    stage::time(lock, epoch),
                     options.compression,
                 ) {
                     Some(inputs) if !fresh => {

@@ -3,8 +3,8 @@
 //! Installing the locked packages is most of a build: download, unpack,
 //! lay out as dpkg would, compile byte-code, split into layers and compress
 //! them. What comes out depends only on the lock's packages and wheels, the
-//! base, the recipe's `debian` and `python` settings, the build time and the
-//! compression: [`Inputs`] names all of them, and their hash is the stage's
+//! base, the recipe's `debian` and `python` settings, the lock's release
+//! time ([`time`]) and the compression: [`Inputs`] names all of them, and their hash is the stage's
 //! key. A build whose lock is current looks the key up (in the local cache,
 //! then in the registry cache) before it fetches a single package; a record
 //! gives the stage's layers as built blobs, and what the rest of the build
@@ -43,6 +43,19 @@ const FORMAT: u32 = 1;
 /// The cache's records of stages, by key.
 const RECORDS: &str = "stages";
 
+/// The time of a stage's entries that the packages do not date themselves
+/// (their dpkg records, byte-code, folders): the newest release the lock
+/// was resolved against, or the build's epoch when that is earlier. A new
+/// commit of the recipe's checkout moves the epoch, not the lock: the
+/// package layers stay the same bytes until the lock changes.
+pub fn time(lock: &Lock, epoch: u64) -> u64 {
+    lock.repositories
+        .iter()
+        .filter_map(|r| r.released())
+        .max()
+        .map_or(epoch, |released| released.min(epoch))
+}
+
 /// Everything a package stage's output depends on: the key's preimage, and
 /// part of the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +78,8 @@ pub struct Inputs {
     wheels: Vec<String>,
     debian: Option<DebianInputs>,
     venv: Option<String>,
-    epoch: u64,
+    /// [`time`]: the entries' time.
+    time: u64,
     compression: String,
 }
 
@@ -91,7 +105,7 @@ impl Inputs {
         lock: &Lock,
         platform: &Platform,
         base: Option<&Digest>,
-        epoch: u64,
+        time: u64,
         compression: Encoding,
     ) -> Option<Inputs> {
         if recipe.debian.is_none() && recipe.python.is_none() {
@@ -153,7 +167,7 @@ impl Inputs {
                 .as_ref()
                 .and_then(|p| p.venv.as_ref())
                 .map(ImagePath::to_string),
-            epoch,
+            time,
             compression: compression.to_string(),
         })
     }

@@ -13,6 +13,16 @@ pub struct LockedRepository {
     pub version: Option<String>,
 }
 
+impl LockedRepository {
+    /// The release's `Date`, in seconds since 1970.
+    pub fn released(&self) -> Option<u64> {
+        crate::repo::parse_release_date(&self.date)?
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedPackage {
     pub name: String,

@@ -292,7 +292,7 @@ impl Read for ThreadedReader {
 }
 
 /// Release dates are RFC 2822 (`Sat, 11 Jul 2026 10:16:37 UTC`).
-fn parse_release_date(text: &str) -> Option<SystemTime> {
+pub(crate) fn parse_release_date(text: &str) -> Option<SystemTime> {
     let format = time::format_description::well_known::Rfc2822;
     let normalised = text.trim().replace(" UTC", " +0000");
     let when = time::OffsetDateTime::parse(&normalised, &format).ok()?;
