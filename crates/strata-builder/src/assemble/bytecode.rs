@@ -109,42 +109,62 @@ pub(super) fn bytecode(
             ));
             return Ok(Vec::new());
         };
-        let key = key(&interpreter, &sources);
-        let (record, bundle) = match cached(cache, &key) {
-            Some(found) => found,
-            None => {
-                let record = compile(layer, view, cache, &loader, &version, &sources)?;
-                cache.dir("bytecode")?;
-                cache.write_record("bytecode", &key, &record)?;
-                let bundle = cache.blob_path(&record.bundle);
-                (record, bundle)
+        // Each package's modules are compiled and kept apart, so that an
+        // upgrade compiles again only the packages that changed.
+        let stdlib_dir = format!("usr/lib/python{version}/");
+        let stdlib: Vec<(&ImagePath, &Content)> = sources
+            .iter()
+            .filter(|(p, _)| p.as_str().starts_with(&stdlib_dir))
+            .copied()
+            .collect();
+        let groups = by_package(layer, &sources);
+        let mut records = Vec::new();
+        let mut missing = Vec::new();
+        for group in groups {
+            let key = key(&interpreter, &group);
+            match cached(cache, &key) {
+                Some(found) => records.push(found),
+                None => missing.push((key, group)),
             }
-        };
-        for file in record.files {
-            let Ok(path) = ImagePath::from_relative(&file.path) else {
-                continue;
-            };
-            let Some(module) = module_of(&path) else {
-                continue;
-            };
-            out.push((
-                Entry {
-                    path,
-                    kind: Kind::File(Content {
-                        source: Source::Slice {
-                            path: bundle.clone(),
-                            offset: file.offset,
-                        },
-                        size: file.size,
-                        fingerprint: Fingerprint::Digest(file.digest),
-                    }),
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                    mtime,
-                },
-                module,
-            ));
+        }
+        if !missing.is_empty() {
+            let groups: Vec<&[(&ImagePath, &Content)]> =
+                missing.iter().map(|(_, g)| g.as_slice()).collect();
+            let compiled = compile(layer, view, cache, &loader, &version, &stdlib, &groups)?;
+            cache.dir("bytecode")?;
+            for ((key, _), record) in missing.iter().zip(compiled) {
+                cache.write_record("bytecode", key, &record)?;
+                let bundle = cache.blob_path(&record.bundle);
+                records.push((record, bundle));
+            }
+        }
+        for (record, bundle) in records {
+            for file in record.files {
+                let Ok(path) = ImagePath::from_relative(&file.path) else {
+                    continue;
+                };
+                let Some(module) = module_of(&path) else {
+                    continue;
+                };
+                out.push((
+                    Entry {
+                        path,
+                        kind: Kind::File(Content {
+                            source: Source::Slice {
+                                path: bundle.clone(),
+                                offset: file.offset,
+                            },
+                            size: file.size,
+                            fingerprint: Fingerprint::Digest(file.digest),
+                        }),
+                        mode: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        mtime,
+                    },
+                    module,
+                ));
+            }
         }
     }
     Ok(out)
@@ -162,6 +182,19 @@ fn module_of(pyc: &ImagePath) -> Option<ImagePath> {
         format!("{dir}/{stem}.py")
     };
     ImagePath::from_relative(&module).ok()
+}
+
+/// The sources, by the package that ships them (in path order within each).
+fn by_package<'a>(
+    layer: &Layer,
+    sources: &[(&'a ImagePath, &'a Content)],
+) -> Vec<Vec<(&'a ImagePath, &'a Content)>> {
+    let mut groups: BTreeMap<Option<usize>, Vec<(&ImagePath, &Content)>> = BTreeMap::new();
+    for &(path, content) in sources {
+        let owner = layer.get(path).and_then(|(_, owner)| *owner);
+        groups.entry(owner).or_default().push((path, content));
+    }
+    groups.into_values().collect()
 }
 
 /// `usr/bin/python3.X` interpreters the layer ships, by version.
@@ -211,7 +244,7 @@ fn sources<'a>(layer: &'a Layer, view: &View, version: &str) -> Vec<(&'a ImagePa
 
 fn key(interpreter: &Content, sources: &[(&ImagePath, &Content)]) -> Digest {
     let mut h = Sha256::new();
-    h.update(b"strata-bytecode-v2\0");
+    h.update(b"strata-bytecode-v3\0");
     let fingerprint = |f: &Fingerprint| match f {
         Fingerprint::Digest(d) => d.to_string(),
         Fingerprint::Stat {
@@ -239,16 +272,18 @@ fn cached(cache: &Cache, key: &Digest) -> Option<(Record, PathBuf)> {
     Some((record, bundle))
 }
 
-/// Lays the interpreter, its libraries and the sources out in a temporary
-/// folder, runs the compiler there, and moves the results into the cache.
+/// Lays the interpreter, its libraries, its standard library and the
+/// groups' sources out in a temporary folder, runs the compiler there, and
+/// moves each group's results into the cache as a bundle of its own.
 fn compile(
     layer: &Layer,
     view: &View,
     cache: &Cache,
     loader: &Loader,
     version: &str,
-    sources: &[(&ImagePath, &Content)],
-) -> Result<Record, BytecodeError> {
+    stdlib: &[(&ImagePath, &Content)],
+    groups: &[&[(&ImagePath, &Content)]],
+) -> Result<Vec<Record>, BytecodeError> {
     let dir = cache.temp_dir()?;
     let root = dir.path();
     let write = |path: &str, content: &Content| -> Result<(), BytecodeError> {
@@ -283,7 +318,7 @@ fn compile(
             needed.insert(path.as_str().to_owned(), content);
         }
     }
-    for (path, content) in sources {
+    for (path, content) in stdlib.iter().chain(groups.iter().flat_map(|g| g.iter())) {
         needed.insert(path.as_str().to_owned(), content);
     }
     if let Some(content) = ImagePath::from_relative(&interpreter)
@@ -302,7 +337,10 @@ fn compile(
     // the list are alike (a package's tests, a big library), so a split
     // into halves leaves one core idle for seconds while the other ends.
     // Each module compiles alone, so the split does not change the result.
-    let list: Vec<&str> = sources.iter().map(|(p, _)| p.as_str()).collect();
+    let list: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g.iter().map(|(p, _)| p.as_str()))
+        .collect();
     let parts = rayon::current_num_threads().clamp(1, list.len().max(1));
     let shares: Vec<Vec<&str>> = (0..parts)
         .map(|i| list.iter().skip(i).step_by(parts).copied().collect())
@@ -312,9 +350,21 @@ fn compile(
         .map(|share| run_compiler(root, loader, &interpreter, share))
         .collect::<Result<Vec<()>, _>>()?;
 
-    // The `.pyc` files go into one bundle blob, each at its offset: one
-    // file to create, sync and check instead of thousands.
     let tag = format!("cpython-{}", version.replace('.', ""));
+    groups
+        .iter()
+        .map(|group| bundle(root, cache, &tag, group))
+        .collect()
+}
+
+/// A group's `.pyc` files as one bundle blob in the cache, each at its
+/// offset: one file to create, sync and check instead of hundreds.
+fn bundle(
+    root: &Path,
+    cache: &Cache,
+    tag: &str,
+    group: &[(&ImagePath, &Content)],
+) -> Result<Record, BytecodeError> {
     let tmp = cache.temp_file()?;
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -325,7 +375,8 @@ fn compile(
     ));
     let mut files = Vec::new();
     let mut offset = 0;
-    for source in list {
+    for (source, _) in group {
+        let source = source.as_str();
         let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
         let stem = name.trim_end_matches(".py");
         let pyc = format!("{dir}/__pycache__/{stem}.{tag}.pyc");
