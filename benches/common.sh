@@ -29,3 +29,21 @@ baseline_debian() {
     echo "$(now) - $t0" | bc
     rm -rf "$work/rootfs" "$work/oci"
 }
+
+# Writes DIR/image.kdl: the `packages` array from bookworm on a scratch base,
+# named NAME, with PROPERTIES on the `debian` node and LINE in its block.
+# `debian_recipe DIR NAME [PROPERTIES] [LINE]`.
+debian_recipe() {
+    mkdir -p "$1"
+    cat > "$1/image.kdl" <<KDL
+name "$2"
+version "1"
+base "scratch"
+platform "linux/amd64"
+tre #false
+debian "bookworm" ${3:+$3 }{
+    ${4:-}
+    install $(printf '"%s" ' "${packages[@]}")
+}
+KDL
+}

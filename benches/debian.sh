@@ -9,16 +9,7 @@ set -euo pipefail
 source benches/common.sh
 
 packages=(python3-minimal ca-certificates)
-cat > "$work/image.kdl" <<KDL
-name "bench"
-version "1"
-base "scratch"
-platform "linux/amd64"
-tre #false
-debian "bookworm" {
-    install $(printf '"%s" ' "${packages[@]}")
-}
-KDL
+debian_recipe "$work" bench
 
 
 strata_cold=()

@@ -31,17 +31,7 @@ trap 'kill "$registry_pid" 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
 
 packages=(python3-pandas python3-scipy python3-matplotlib python3-sklearn)
-mkdir -p "$work/recipe"
-cat > "$work/recipe/image.kdl" <<KDL
-name "science"
-version "1"
-base "scratch"
-platform "linux/amd64"
-tre #false
-debian "bookworm" {
-    install $(printf '"%s" ' "${packages[@]}")
-}
-KDL
+debian_recipe "$work/recipe" science
 STRATA_CACHE="$work/lock-cache" "$strata" lock "$work/recipe/image.kdl" >/dev/null 2>&1
 cache="127.0.0.1:$port/fleet/strata-cache"
 

@@ -19,20 +19,6 @@ source benches/common.sh
 runs=${1:-1}
 
 packages=(python3-pandas python3-scipy python3-matplotlib python3-sklearn)
-write_recipe() { # DIR LAYERS-LINE REPOSITORY-PROPERTIES
-    mkdir -p "$1"
-    cat > "$1/image.kdl" <<KDL
-name "science"
-version "1"
-base "scratch"
-platform "linux/amd64"
-tre #false
-debian "bookworm" $3 {
-    $2
-    install $(printf '"%s" ' "${packages[@]}")
-}
-KDL
-}
 build() { # DIR CACHE [BUILD-ARGS...]
     STRATA_CACHE="$2" SOURCE_DATE_EPOCH=1 "$strata" build "$1/image.kdl" -o "$1/out" "${@:3}" >/dev/null 2>&1
 }
@@ -48,8 +34,8 @@ changed_bytes() { # OLD-OUT NEW-OUT
 total_bytes() { layer_sizes "$1" | awk '{s+=$2} END {print s}'; }
 
 # Locks: the current one, and the release's.
-write_recipe "$work/current" "" ""
-write_recipe "$work/release" "" "updates=#false security=#false"
+debian_recipe "$work/current" science "" ""
+debian_recipe "$work/release" science "updates=#false security=#false" ""
 STRATA_CACHE="$work/cache" "$strata" lock "$work/current/image.kdl" >/dev/null 2>&1
 STRATA_CACHE="$work/cache" "$strata" lock "$work/release/image.kdl" >/dev/null 2>&1
 count=$(grep -c '^    package ' "$work/current/image.lock")
@@ -65,7 +51,7 @@ for i in $(seq "$runs"); do
     build "$work/current" "$work/cold-cache"
     strata_cold+=("$(echo "$(now) - $t0" | bc)")
 
-    write_recipe "$work/one" "layers 1" ""
+    debian_recipe "$work/one" science "" "layers 1"
     cp "$work/current/image.lock" "$work/one/image.lock"
     rm -rf "$work/cold-cache" "$work/one/out"
     t0=$(now)
@@ -74,7 +60,7 @@ for i in $(seq "$runs"); do
 
     # What the CPU spends beyond the baseline's work: byte-code (which
     # `--variant=extract` does not compile) and gzip. Without both:
-    write_recipe "$work/lean" "bytecode #false" ""
+    debian_recipe "$work/lean" science "" "bytecode #false"
     cp "$work/current/image.lock" "$work/lean/image.lock"
     rm -rf "$work/cold-cache" "$work/lean/out"
     t0=$(now)
@@ -126,8 +112,8 @@ done
 upgrade() { # SOURCE LAYERS-LINE → "changed total"
     local dir=$work/upgrade
     rm -rf "$dir"
-    write_recipe "$dir/before" "$2" ""
-    write_recipe "$dir/after" "$2" ""
+    debian_recipe "$dir/before" science "" "$2"
+    debian_recipe "$dir/after" science "" "$2"
     # Before: the release's packages of SOURCE; after: the current ones.
     awk -v src="/$1/" -v rel="$work/release/image.lock" '
         BEGIN { while ((getline l < rel) > 0) if (l ~ /^    package / && index(l, src)) {

@@ -658,13 +658,7 @@ fn find_stage(
         let layers = record
             .layers
             .iter()
-            .map(|l| layer::Built {
-                blob: l.blob.clone(),
-                path: cache.blob_path(&l.blob.digest),
-                cached: true,
-                fetched: false,
-                lazy: false,
-            })
+            .map(|l| layer::Built::found(l.blob.clone(), cache.blob_path(&l.blob.digest), false))
             .collect();
         if let Ok(output) = record.output(lock, platform) {
             let publish = match shared {
@@ -716,13 +710,7 @@ fn find_stage(
     let mut layers = Vec::new();
     for l in &record.layers {
         if options.lazy_layers {
-            layers.push(layer::Built {
-                blob: l.blob.clone(),
-                path: std::path::PathBuf::new(),
-                cached: true,
-                fetched: false,
-                lazy: true,
-            });
+            layers.push(layer::Built::lazy(l.blob.clone()));
             continue;
         }
         let local = cache.verified_blob(&l.blob.digest);
@@ -743,13 +731,7 @@ fn find_stage(
                 }
             }
         };
-        layers.push(layer::Built {
-            blob: l.blob.clone(),
-            path,
-            cached: true,
-            fetched,
-            lazy: false,
-        });
+        layers.push(layer::Built::found(l.blob.clone(), path, fetched));
     }
     if !options.lazy_layers {
         record.write(cache).map_err(LayerError::from)?;

@@ -126,7 +126,12 @@ pub fn import_base(digest: &Digest, cache: &Cache, store: &Store) -> Result<usiz
                 import_blob(&path, &file.sha256, cache)?;
             }
             Store::Registry(shared) => {
-                if !shared.fetch_blob_any_size(&file.sha256, cache)? {
+                // A file of unknown size (0: the pinned manifest) is
+                // looked up by its digest alone.
+                if !shared
+                    .fetch_packages(std::slice::from_ref(file), cache)?
+                    .is_empty()
+                {
                     return Ok(None);
                 }
             }

@@ -4,8 +4,7 @@
 use std::io;
 
 use serde::{Deserialize, Serialize};
-use sha1::Digest as _;
-use strata_oci::digest::HashingWriter;
+use sha2::Digest as _;
 
 /// Cache records of a layer's file hashes, by the layer's key (with the
 /// default compression): a rebuild with nothing changed reads none of the
@@ -23,45 +22,41 @@ pub struct FileHash {
 
 /// sha256 and sha1 of the same bytes, in one pass (SPDX 2.3 requires a
 /// file's SHA1).
+#[derive(Default)]
 pub struct Hasher {
-    sha256: HashingWriter<io::Sink>,
+    sha256: sha2::Sha256,
     sha1: sha1::Sha1,
-}
-
-impl Default for Hasher {
-    fn default() -> Self {
-        Hasher {
-            sha256: HashingWriter::new(io::sink()),
-            sha1: sha1::Sha1::new(),
-        }
-    }
 }
 
 impl Hasher {
     pub fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
         self.sha1.update(bytes);
-        // Writing to a sink cannot fail.
-        let _ = io::Write::write_all(&mut self.sha256, bytes);
     }
 
     pub fn finish(self, path: String) -> FileHash {
-        let (_, sha256, _) = self.sha256.finish();
         FileHash {
             path,
-            sha256: sha256.hex(),
+            sha256: hex::encode(self.sha256.finalize()),
             sha1: hex::encode(self.sha1.finalize()),
         }
+    }
+}
+
+impl io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 /// The hashes of what `reader` gives.
 pub fn hash(path: String, mut reader: impl io::Read) -> io::Result<FileHash> {
     let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match reader.read(&mut buf)? {
-            0 => return Ok(hasher.finish(path)),
-            n => hasher.update(&buf[..n]),
-        }
-    }
+    io::copy(&mut reader, &mut hasher)?;
+    Ok(hasher.finish(path))
 }

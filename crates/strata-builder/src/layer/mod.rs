@@ -68,6 +68,31 @@ pub struct Built {
     pub lazy: bool,
 }
 
+impl Built {
+    /// A layer found built: in the local cache, or downloaded from the
+    /// registry cache (`fetched`) into it.
+    pub fn found(blob: LayerBlob, path: PathBuf, fetched: bool) -> Built {
+        Built {
+            blob,
+            path,
+            cached: true,
+            fetched,
+            lazy: false,
+        }
+    }
+
+    /// A layer left in the registry cache, for the push to mount.
+    pub fn lazy(blob: LayerBlob) -> Built {
+        Built {
+            blob,
+            path: PathBuf::new(),
+            cached: true,
+            fetched: false,
+            lazy: true,
+        }
+    }
+}
+
 const RECORDS: &str = "layers";
 
 /// The layer `key` names, from the local cache. The record's own digest
@@ -78,13 +103,7 @@ fn cached(key: &Digest, cache: &Cache) -> Option<Built> {
     let path = cache.verified_blob(&blob.digest)?;
     std::fs::metadata(&path)
         .is_ok_and(|m| m.len() == blob.size)
-        .then_some(Built {
-            blob,
-            path,
-            cached: true,
-            fetched: false,
-            lazy: false,
-        })
+        .then(|| Built::found(blob, path, false))
 }
 
 /// Writes the layer the local cache lacks, and records it under `key`;
@@ -162,13 +181,7 @@ pub fn build_all(
             if lazy {
                 match same_tar(blob, &plans[index]) {
                     Ok(()) => {
-                        found[index] = Some(Built {
-                            blob: blob.clone(),
-                            path: PathBuf::new(),
-                            cached: true,
-                            fetched: false,
-                            lazy: true,
-                        });
+                        found[index] = Some(Built::lazy(blob.clone()));
                         continue;
                     }
                     Err(e) => {
@@ -183,13 +196,7 @@ pub fn build_all(
                 Ok(path) => {
                     cache.write_record(RECORDS, &keys[index], blob)?;
                     step.finish(&strata_progress::size(blob.size));
-                    found[index] = Some(Built {
-                        blob: blob.clone(),
-                        path,
-                        cached: true,
-                        fetched: true,
-                        lazy: false,
-                    });
+                    found[index] = Some(Built::found(blob.clone(), path, true));
                 }
                 Err(e) => {
                     ignored(shared, &plans[index], &keys[index], &e);
@@ -435,7 +442,7 @@ pub fn key(plan: &LayerPlan, compression: Encoding) -> Digest {
 
 /// The key a layer's file list is recorded under: its key with the default
 /// compression, whatever compression built it (the files are the same).
-pub fn key_of_files(plan: &LayerPlan, key: &Digest, compression: Encoding) -> Digest {
+fn key_of_files(plan: &LayerPlan, key: &Digest, compression: Encoding) -> Digest {
     if compression == Encoding::default() {
         *key
     } else {

@@ -417,20 +417,6 @@ impl<'c> SharedCache<'c> {
         })
     }
 
-    /// Downloads one blob whose size is not known beforehand (a base's pinned
-    /// manifest) into the local cache, checked against its digest. Returns
-    /// whether the repository had it.
-    pub fn fetch_blob_any_size(
-        &self,
-        digest: &Digest,
-        cache: &Cache,
-    ) -> Result<bool, SharedCacheError> {
-        self.session("pull", async |repo| match repo.blob_size(digest).await? {
-            Some(size) => repo.fetch_blob(cache, digest, size).await.map(|_| true),
-            None => Ok(false),
-        })
-    }
-
     /// Publishes package files from the local cache: the blob, and a
     /// manifest holding it under its tag. Returns how many.
     pub fn publish_packages(
